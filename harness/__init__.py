@@ -1,0 +1,3 @@
+"""fastvideo-harness: agents port model components into FastVideo and prove it with parity tests."""
+
+__version__ = "0.1.0"
