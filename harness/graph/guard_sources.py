@@ -1,0 +1,121 @@
+"""Production-code guards: the third-party model-class import boundary and provenance comments.
+
+Both read only files under `fastvideo/` and report only what the port added (a line or
+import already present at the base commit is not the agent's doing).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+
+BOUNDARY_LIBRARIES = ("transformers", "diffusers")
+
+# Names a production module may import from transformers/diffusers: tokenizers, processors
+# and pure data utilities. Everything else (model classes, pipelines, configs of models)
+# puts third-party numerics into FastVideo's runtime.
+_ALLOWED_NAME = re.compile(
+    r"^(Auto)?\w*Tokenizer(Fast|Base)?$|^PreTrainedTokenizer\w*$|^\w*(Image|Video|Audio)?Processor$"
+    r"|^\w*FeatureExtractor$|^BatchEncoding$|^BatchFeature$|^logging$|^utils$|^set_seed$|^is_\w+_available$"
+)
+
+
+def _allowed(module: str, name: str) -> bool:
+    parts = module.split(".")
+    if "utils" in parts[1:] or "tokenization_utils_base" in parts or any(p.startswith("tokenization_") for p in parts):
+        return True
+    return bool(_ALLOWED_NAME.match(name))
+
+
+def _type_checking_lines(tree: ast.AST) -> set[int]:
+    """Lines under `if TYPE_CHECKING:`; those imports never run."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for stmt in node.body:
+                lines.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    return lines
+
+
+def boundary_imports(source: str) -> set[str]:
+    """Runtime model-class imports from transformers/diffusers, as `module:name` strings."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    skip = _type_checking_lines(tree)
+    found: set[str] = set()
+    plain_aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            root = node.module.split(".")[0]
+            if root in BOUNDARY_LIBRARIES:
+                for alias in node.names:
+                    if not _allowed(node.module, alias.name):
+                        found.add(f"{node.module}:{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                root = alias.name.split(".")[0]
+                if root in BOUNDARY_LIBRARIES:
+                    plain_aliases[(alias.asname or alias.name).split(".")[0]] = alias.name
+    if plain_aliases:  # `import transformers` then `transformers.T5EncoderModel`
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in plain_aliases
+                and node.lineno not in skip
+                and node.attr[:1].isupper()
+                and not _allowed(plain_aliases[node.value.id], node.attr)
+            ):
+                found.add(f"{plain_aliases[node.value.id]}:{node.attr}")
+    return found
+
+
+PROVENANCE = re.compile(
+    r"vendored from|copied from|matches upstream|ported from|adapted from|taken from|borrowed from"
+    r"|\bREVIEW\b|TODO\(session\)|\bsession[- ]history\b",
+    re.IGNORECASE,
+)
+_CASE_SENSITIVE = {"review"}  # "review" in prose is fine; the marker is the uppercase word
+
+
+def _comments(source: str, is_python: bool) -> list[tuple[int, str]]:
+    if not is_python:
+        return [(i, line) for i, line in enumerate(source.splitlines(), 1) if line.lstrip().startswith("#")]
+    out: list[tuple[int, str]] = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                out.append((tok.start[0], tok.string))
+            elif tok.type == tokenize.STRING and tok.string.lstrip("rbuRBU").startswith(('"""', "'''")):
+                out.append((tok.start[0], tok.string))  # docstrings carry provenance too
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return [(i, line) for i, line in enumerate(source.splitlines(), 1) if "#" in line]
+    return out
+
+
+def _provenance_hits(text: str) -> list[str]:
+    hits = []
+    for m in PROVENANCE.finditer(text):
+        word = m.group(0)
+        if word.lower() in _CASE_SENSITIVE and word != "REVIEW":
+            continue
+        hits.append(word)
+    return hits
+
+
+def new_provenance_comments(base: str | None, now: str, is_python: bool = True) -> list[str]:
+    """Provenance phrases in comments of `now` that were not already in `base`."""
+    before = {text.strip() for _, text in _comments(base or "", is_python)}
+    found = []
+    for line, text in _comments(now, is_python):
+        if text.strip() in before:
+            continue
+        for word in _provenance_hits(text):
+            found.append(f"line {line}: {word!r} in {text.strip()[:80]!r}")
+    return found

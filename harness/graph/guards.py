@@ -1,0 +1,163 @@
+"""Guards on the port's diff: the checks that keep an agent from faking verification.
+
+`check_guards` compares the worktree with the run's base commit and returns findings.
+A blocking finding forbids a `non_skip_pass` handoff; findings are fed back to the agent
+with `format_findings` so it can undo the change (or ask a person, where that is allowed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Iterable
+
+from harness.graph.guard_files import (
+    allowed_key_dumps,
+    is_conversion_path,
+    tamper_change,
+    walk_tamper_candidates,
+)
+from harness.graph.guard_parity_test import Weakening, check_new_parity_test, compare_parity_tests
+from harness.graph.guard_sources import boundary_imports, new_provenance_comments
+
+PARITY_TEST_WEAKENED = "parity_test_weakened"
+PYTEST_TAMPERING = "pytest_tampering"
+CONVERSION_EDIT = "conversion_edit"
+PRODUCTION_IMPORT_BOUNDARY = "production_import_boundary"
+PROVENANCE_COMMENT = "provenance_comment"
+CLAIM_WITHOUT_RUN = "claim_without_run"
+
+
+@dataclass(frozen=True)
+class GuardFinding:
+    name: str
+    path: str
+    detail: str
+    blocking: bool = True
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
+
+
+def _hatch_covers_tolerance(hatches: Iterable[Any]) -> bool:
+    """Loosening a tolerance is a person's decision: an accepted `blocker`/`scope` hatch
+    whose question is about the tolerance covers it."""
+    for hatch in hatches:
+        if _field(hatch, "decision_type") in ("blocker", "scope") and "toleran" in str(_field(hatch, "question", "")).lower():
+            return True
+    return False
+
+
+def _read_now(workspace: Any, rel: str) -> str | None:
+    path = workspace.path / rel
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+
+
+def _parity_test_findings(workspace: Any, parity_test: str, tolerance_ok: bool) -> list[GuardFinding]:
+    base, now = workspace.file_at_base(parity_test), _read_now(workspace, parity_test)
+    if now is None:
+        if base is None:
+            return []  # not scaffolded yet: nothing to weaken
+        return [GuardFinding(PARITY_TEST_WEAKENED, parity_test, "the parity test was deleted")]
+    if base is None:
+        problems: list[Weakening] = check_new_parity_test(now)
+        prefix = "new parity test: "
+    elif base == now:
+        return []
+    else:
+        problems = compare_parity_tests(base, now)
+        prefix = ""
+    findings = []
+    for w in problems:
+        covered = w.kind == "tolerance_loosened" and tolerance_ok
+        note = " (accepted by an escape hatch)" if covered else ""
+        findings.append(GuardFinding(PARITY_TEST_WEAKENED, parity_test, f"{prefix}{w.kind}: {w.detail}{note}", not covered))
+    return findings
+
+
+def _tampering_findings(workspace: Any, changed: list[str]) -> list[GuardFinding]:
+    candidates = set(walk_tamper_candidates(workspace.path))
+    candidates.update(rel for rel in changed if PurePosixPath(rel).name == "conftest.py")  # deletions
+    findings = []
+    for rel in sorted(candidates):
+        why = tamper_change(rel, workspace.file_at_base(rel), workspace.path / rel)
+        if why:
+            findings.append(GuardFinding(PYTEST_TAMPERING, rel, f"{why}: this file can change how pytest runs or reports"))
+    return findings
+
+
+def _conversion_findings(changed: list[str], packet: Any) -> list[GuardFinding]:
+    allowed = allowed_key_dumps(packet)
+    return [
+        GuardFinding(CONVERSION_EDIT, rel, "component work must not edit conversion scripts or converted weights; "
+                     "return a conversion_retry_request instead")
+        for rel in changed
+        if is_conversion_path(rel) and rel not in allowed
+    ]
+
+
+def _production_findings(workspace: Any, changed: list[str]) -> list[GuardFinding]:
+    findings = []
+    for rel in changed:
+        if not rel.startswith("fastvideo/"):
+            continue
+        now = _read_now(workspace, rel)
+        if now is None:
+            continue
+        base = workspace.file_at_base(rel)
+        if rel.endswith(".py"):
+            for imp in sorted(boundary_imports(now) - boundary_imports(base or "")):
+                module, name = imp.split(":")
+                findings.append(GuardFinding(PRODUCTION_IMPORT_BOUNDARY, rel,
+                                             f"runtime import of model class {name} from {module}; port it natively "
+                                             "(tokenizers and pure data utilities are allowed)"))
+        if rel.endswith((".py", ".pyi", ".sh")):
+            for hit in new_provenance_comments(base, now, rel.endswith((".py", ".pyi"))):
+                findings.append(GuardFinding(PROVENANCE_COMMENT, rel,
+                                             f"{hit}: production comments explain why, not where code came from"))
+    return findings
+
+
+def check_guards(
+    workspace: Any,
+    packet: Any,
+    *,
+    mode: str,
+    accepted_hatches: Iterable[Any] = (),
+    parity_claimed: bool = False,
+    parity_ran: bool = False,
+) -> list[GuardFinding]:
+    """All guard findings for the worktree against the base commit. `mode` is the skill
+    mode; every guard applies in both modes (a prototype may not weaken a test either)."""
+    changed = sorted(set(workspace.files_changed()))
+    findings: list[GuardFinding] = []
+    parity_test = _field(packet, "parity_test")
+    if isinstance(parity_test, str) and parity_test not in ("", "unknown"):
+        findings += _parity_test_findings(workspace, parity_test, _hatch_covers_tolerance(accepted_hatches))
+    findings += _tampering_findings(workspace, changed)
+    findings += _conversion_findings(changed, packet)
+    findings += _production_findings(workspace, changed)
+    if parity_claimed and not parity_ran:
+        findings.append(GuardFinding(CLAIM_WITHOUT_RUN, str(parity_test),
+                                     f"parity claimed in {mode} mode but the harness did not run the test "
+                                     "after the last edit"))
+    return findings
+
+
+def blocking(findings: Iterable[GuardFinding]) -> list[GuardFinding]:
+    return [f for f in findings if f.blocking]
+
+
+def format_findings(findings: Iterable[GuardFinding]) -> str:
+    """The findings as text for the agent: what tripped, where, and that it must be undone."""
+    items = list(findings)
+    if not items:
+        return "Guards: no findings."
+    lines = [f"Guards found {len(items)} problem(s) in your changes:"]
+    for i, f in enumerate(items, 1):
+        tag = "BLOCKING" if f.blocking else "recorded"
+        lines.append(f"{i}. [{tag}] {f.name} in {f.path}: {f.detail}")
+    if any(f.blocking for f in items):
+        lines.append("Undo these changes; a blocking finding means the port cannot be handed off as passing.")
+    return "\n".join(lines)

@@ -1,0 +1,324 @@
+"""Guards on a real git worktree: each guard has a case it must catch and one it must let pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import git
+import pytest
+
+from harness.graph.guards import (
+    CLAIM_WITHOUT_RUN,
+    CONVERSION_EDIT,
+    PARITY_TEST_WEAKENED,
+    PRODUCTION_IMPORT_BOUNDARY,
+    PROVENANCE_COMMENT,
+    PYTEST_TAMPERING,
+    check_guards,
+    format_findings,
+)
+from harness.sandbox.workspace import Workspace
+
+PARITY = "tests/local_tests/vaes/test_demo_vae_parity.py"
+MODEL = "fastvideo/models/vaes/demo.py"
+
+PARITY_SRC = '''"""Parity test. Coverage scope: production_loader."""
+import os
+import pytest
+import torch
+
+ATOL = 1e-5
+RTOL = 1e-5
+
+
+def test_demo_vae_parity():
+    weights = os.environ.get("DEMO_WEIGHTS")
+    if not weights:
+        pytest.skip("DEMO_WEIGHTS not set")
+    official = torch.ones(2, 3)
+    ours = torch.ones(2, 3)
+    assert ours.shape == official.shape
+    torch.testing.assert_close(ours, official, atol=ATOL, rtol=RTOL)
+    diff = (ours - official).abs().max().item()
+    assert diff < 1e-4
+'''
+
+MODEL_SRC = '''import torch
+from torch import nn
+
+from transformers import AutoTokenizer
+
+
+class DemoVAE(nn.Module):
+    pass
+
+
+EntryClass = DemoVAE
+'''
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    repo_dir = tmp_path / "checkout"
+    repo = git.Repo.init(repo_dir)
+    _write(repo_dir, PARITY, PARITY_SRC)
+    _write(repo_dir, MODEL, MODEL_SRC)
+    _write(repo_dir, "scripts/checkpoint_conversion/convert_demo.py", "MAPPING = {}\n")
+    _write(repo_dir, "pyproject.toml", '[project]\nname = "x"\n\n[tool.pytest.ini_options]\naddopts = "-q"\n')
+    _write(repo_dir, "setup.cfg", "[metadata]\nname = x\n")
+    repo.git.add(A=True)
+    repo.git.commit(m="base", author="t <t@example.com>", env={"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    return Workspace.create(repo_dir, "guards", root=tmp_path / "home")
+
+
+@pytest.fixture
+def packet() -> SimpleNamespace:
+    return SimpleNamespace(
+        model_family="demo",
+        parity_test=PARITY,
+        prototype_key_dumps=SimpleNamespace(
+            official="converted_weights/demo/_mapping/official_keys.json",
+            fastvideo="converted_weights/demo/_mapping/fastvideo_keys.json",
+        ),
+    )
+
+
+def _edit(ws: Workspace, rel: str, old: str, new: str) -> None:
+    path = ws.path / rel
+    text = path.read_text()
+    assert old in text, f"test setup: {old!r} not in {rel}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _names(findings) -> list[tuple[str, bool]]:
+    return [(f.name, f.blocking) for f in findings]
+
+
+def _run(ws, packet, **kw):
+    return check_guards(ws, packet, mode="parity-debug", **kw)
+
+
+def test_clean_worktree_has_no_findings(ws, packet) -> None:
+    assert _run(ws, packet) == []
+
+
+# ---- parity_test_weakened ------------------------------------------------------------
+
+def test_tolerance_loosened_is_caught(ws, packet) -> None:
+    _edit(ws, PARITY, "ATOL = 1e-5", "ATOL = 1e-2")
+    findings = _run(ws, packet)
+    assert _names(findings) == [(PARITY_TEST_WEAKENED, True)]
+    assert "atol 1e-05 -> 0.01" in findings[0].detail
+
+
+def test_tolerance_tightened_is_not_caught(ws, packet) -> None:
+    _edit(ws, PARITY, "RTOL = 1e-5", "RTOL = 1e-6")
+    assert _run(ws, packet) == []
+
+
+def test_inline_kwarg_and_bound_loosening_caught(ws, packet) -> None:
+    _edit(ws, PARITY, "atol=ATOL", "atol=0.5")
+    _edit(ws, PARITY, "diff < 1e-4", "diff < 1.0")
+    details = " ".join(f.detail for f in _run(ws, packet))
+    assert "atol" in details and "assert_bound 0.0001 -> 1" in details
+
+
+def test_tolerance_loosening_covered_by_accepted_hatch_is_recorded_not_blocking(ws, packet) -> None:
+    _edit(ws, PARITY, "ATOL = 1e-5", "ATOL = 1e-3")
+    hatch = SimpleNamespace(decision_type="blocker", question="Accept loosening the decode tolerance to atol=1e-3?")
+    findings = _run(ws, packet, accepted_hatches=[hatch])
+    assert _names(findings) == [(PARITY_TEST_WEAKENED, False)]
+    unrelated = SimpleNamespace(decision_type="dependency", question="Install the private tolerance package?")
+    assert _names(_run(ws, packet, accepted_hatches=[unrelated])) == [(PARITY_TEST_WEAKENED, True)]
+
+
+def test_unconditional_skip_at_top_is_caught(ws, packet) -> None:
+    _edit(ws, PARITY, '    weights = os.environ', '    pytest.skip("later")\n    weights = os.environ')
+    findings = _run(ws, packet)
+    assert (PARITY_TEST_WEAKENED, True) in _names(findings)
+    assert any("skip_added" in f.detail for f in findings)
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("def test_demo_vae_parity", "@pytest.mark.skip(reason='flaky')\ndef test_demo_vae_parity"),
+        ("def test_demo_vae_parity", "@pytest.mark.skipif(True, reason='x')\ndef test_demo_vae_parity"),
+        ("ATOL = 1e-5", "ATOL = 1e-5\npytestmark = pytest.mark.skip('x')"),
+        ("ATOL = 1e-5", "ATOL = 1e-5\npytest.skip('x', allow_module_level=True)"),
+        ("def test_demo_vae_parity", "@pytest.mark.xfail\ndef test_demo_vae_parity"),
+    ],
+)
+def test_skip_markers_are_caught(ws, packet, old, new) -> None:
+    _edit(ws, PARITY, old, new)
+    assert any(f.name == PARITY_TEST_WEAKENED and "skip_added" in f.detail for f in _run(ws, packet))
+
+
+def test_conditional_skip_is_not_caught(ws, packet) -> None:
+    _edit(ws, PARITY, '    official = torch.ones', '    if not os.path.exists("ref.pt"):\n        pytest.skip("no reference dump")\n    official = torch.ones')
+    assert _run(ws, packet) == []
+
+
+def test_shape_only_replacement_is_caught(ws, packet) -> None:
+    _edit(ws, PARITY, "torch.testing.assert_close(ours, official, atol=ATOL, rtol=RTOL)", "assert ours.shape == official.shape")
+    findings = _run(ws, packet)
+    assert any("shape_only" in f.detail for f in findings)
+    assert all(f.blocking for f in findings)
+
+
+def test_assertion_removed_is_caught(ws, packet) -> None:
+    _edit(ws, PARITY, "    assert diff < 1e-4\n", "    print(diff)\n")
+    assert any("assertions_removed" in f.detail for f in _run(ws, packet))
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("    torch.testing.assert_close", "    if False:\n        torch.testing.assert_close"),
+        ("    official = torch.ones", "    return\n    official = torch.ones"),
+    ],
+)
+def test_dead_code_is_caught(ws, packet, old, new) -> None:
+    _edit(ws, PARITY, old, new)
+    assert any("dead_code" in f.detail for f in _run(ws, packet))
+
+
+def test_adding_a_check_is_fine(ws, packet) -> None:
+    _edit(ws, PARITY, "    assert diff < 1e-4\n", "    assert diff < 1e-4\n    assert torch.isfinite(ours).all()\n")
+    assert _run(ws, packet) == []
+
+
+def test_deleted_parity_test_is_caught(ws, packet) -> None:
+    (ws.path / PARITY).unlink()
+    assert _names(_run(ws, packet)) == [(PARITY_TEST_WEAKENED, True)]
+
+
+def test_new_parity_test_must_compare_tensors(ws, packet) -> None:
+    packet.parity_test = "tests/local_tests/vaes/test_demo_new_parity.py"
+    _write(ws.path, packet.parity_test, "import torch\n\ndef test_x():\n    a = torch.ones(1)\n    assert a.shape == (1,)\n")
+    details = " ".join(f.detail for f in _run(ws, packet))
+    assert "new parity test: shape_only" in details and "no_coverage_scope" in details
+    _write(ws.path, packet.parity_test, '"""Coverage scope: both."""\nimport torch\n\ndef test_x():\n'
+           "    a = torch.ones(1)\n    torch.testing.assert_close(a, torch.ones(1))\n")
+    assert _run(ws, packet) == []
+
+
+# ---- pytest_tampering ----------------------------------------------------------------
+
+def test_conftest_added_is_caught(ws, packet) -> None:
+    _write(ws.path, "tests/local_tests/conftest.py", "def pytest_runtest_makereport(item, call):\n    pass\n")
+    assert _names(_run(ws, packet)) == [(PYTEST_TAMPERING, True)]
+
+
+@pytest.mark.parametrize(
+    "rel,text",
+    [
+        ("pytest.ini", "[pytest]\naddopts = -p no:skip\n"),
+        ("tests/sitecustomize.py", "import builtins\n"),
+        ("tests/local_tests/fake.pth", "import os; os.environ['X'] = '1'\n"),
+    ],
+)
+def test_pytest_config_files_are_caught(ws, packet, rel, text) -> None:
+    _write(ws.path, rel, text)
+    assert _names(_run(ws, packet)) == [(PYTEST_TAMPERING, True)]
+
+
+def test_gitignored_conftest_is_still_caught(ws, packet) -> None:
+    _write(ws.path, ".gitignore", "hidden/\n")
+    _write(ws.path, "hidden/conftest.py", "x = 1\n")
+    assert (PYTEST_TAMPERING, True) in _names(_run(ws, packet))
+
+
+def test_pyproject_and_setup_cfg_only_their_pytest_sections(ws, packet) -> None:
+    _edit(ws, "pyproject.toml", 'name = "x"', 'name = "y"')
+    _edit(ws, "setup.cfg", "name = x", "name = y")
+    assert _run(ws, packet) == []
+    _edit(ws, "pyproject.toml", 'addopts = "-q"', 'addopts = "-q -p no:cacheprovider --deselect x"')
+    _edit(ws, "setup.cfg", "name = y", "name = y\n\n[tool:pytest]\naddopts = -x\n")
+    assert sorted(f.path for f in _run(ws, packet)) == ["pyproject.toml", "setup.cfg"]
+
+
+def test_binary_pth_checkpoint_is_not_tampering(ws, packet) -> None:
+    path = ws.path / "tests/local_tests/weights.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    assert _run(ws, packet) == []
+
+
+# ---- conversion_edit -----------------------------------------------------------------
+
+def test_conversion_script_edit_is_caught(ws, packet) -> None:
+    _edit(ws, "scripts/checkpoint_conversion/convert_demo.py", "MAPPING = {}", "MAPPING = {'a': 'b'}")
+    _write(ws.path, "converted_weights/demo/vae/config.json", "{}")
+    findings = _run(ws, packet)
+    assert sorted(_names(findings)) == [(CONVERSION_EDIT, True), (CONVERSION_EDIT, True)]
+
+
+def test_mapping_key_dumps_are_allowed(ws, packet) -> None:
+    _write(ws.path, "converted_weights/demo/_mapping/official_keys.json", '{"a.weight": [1]}')
+    _write(ws.path, "converted_weights/demo/_mapping/fastvideo_keys.json", '{"a.weight": [1]}')
+    assert _run(ws, packet) == []
+    _write(ws.path, "converted_weights/demo/_mapping/other.json", "{}")  # not a packet path
+    assert _names(_run(ws, packet)) == [(CONVERSION_EDIT, True)]
+
+
+# ---- production_import_boundary ------------------------------------------------------
+
+def test_transformers_model_class_import_is_caught(ws, packet) -> None:
+    _edit(ws, MODEL, "from transformers import AutoTokenizer", "from transformers import AutoTokenizer, T5EncoderModel")
+    findings = _run(ws, packet)
+    assert _names(findings) == [(PRODUCTION_IMPORT_BOUNDARY, True)]
+    assert "T5EncoderModel" in findings[0].detail
+
+
+def test_tokenizer_import_is_allowed(ws, packet) -> None:
+    _write(ws.path, "fastvideo/models/encoders/demo_t5.py",
+           "from transformers import AutoTokenizer, T5TokenizerFast, PreTrainedTokenizerBase\n"
+           "from transformers.utils import logging\n")
+    assert _run(ws, packet) == []
+
+
+def test_plain_module_import_and_diffusers_caught(ws, packet) -> None:
+    _write(ws.path, "fastvideo/models/vaes/other.py",
+           "import diffusers\n\nclass V:\n    inner = diffusers.AutoencoderKL\n")
+    assert _names(_run(ws, packet)) == [(PRODUCTION_IMPORT_BOUNDARY, True)]
+
+
+def test_model_import_in_tests_is_allowed(ws, packet) -> None:
+    _edit(ws, PARITY, "import torch\n", "import torch\nfrom diffusers import AutoencoderKL\n")
+    assert _run(ws, packet) == []
+
+
+# ---- provenance_comment --------------------------------------------------------------
+
+def test_provenance_comment_is_caught(ws, packet) -> None:
+    _edit(ws, MODEL, "class DemoVAE(nn.Module):", "# Vendored from the official repo, matches upstream\nclass DemoVAE(nn.Module):")
+    findings = _run(ws, packet)
+    assert _names(findings) == [(PROVENANCE_COMMENT, True), (PROVENANCE_COMMENT, True)]
+
+
+def test_why_comment_is_allowed(ws, packet) -> None:
+    _edit(ws, MODEL, "class DemoVAE(nn.Module):", "# Keep fp32 here: the decoder's GroupNorm overflows in bf16.\nclass DemoVAE(nn.Module):")
+    assert _run(ws, packet) == []
+
+
+# ---- claim_without_run ---------------------------------------------------------------
+
+def test_claim_without_run(ws, packet) -> None:
+    assert _names(_run(ws, packet, parity_claimed=True, parity_ran=False)) == [(CLAIM_WITHOUT_RUN, True)]
+    assert _run(ws, packet, parity_claimed=True, parity_ran=True) == []
+
+
+def test_format_findings_names_each_problem(ws, packet) -> None:
+    _edit(ws, PARITY, "ATOL = 1e-5", "ATOL = 1e-2")
+    _write(ws.path, "conftest.py", "")
+    text = format_findings(_run(ws, packet))
+    assert "2 problem(s)" in text and "parity_test_weakened" in text and "pytest_tampering in conftest.py" in text
+    assert format_findings([]) == "Guards: no findings."
