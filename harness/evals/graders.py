@@ -1,0 +1,186 @@
+"""Graders: judge an attempt from evidence, never from what the agent or the handoff claims.
+
+For the final branch of a run, a grader makes a FRESH clone and workspace and its own sandbox,
+re-runs the packet's parity test, copies the hidden stricter test in (only there) and runs
+it, checks the guards on the whole diff, validates the handoff against the contract, and for
+must-ask tasks checks the decision type of the escape hatch that was raised.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.evals.prepare import Prepared
+from harness.evals.tasks import Task
+
+HIDDEN_TEST_DIR = "tests/local_tests/_eval_hidden"
+
+
+@dataclass
+class Grade:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)  # why it failed (empty on a pass)
+    checks: dict[str, Any] = field(default_factory=dict)  # what was measured, for the record
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": self.reasons, "checks": self.checks}
+
+
+class GraderError(RuntimeError):
+    """The grader itself could not do its job (not the agent's fault)."""
+
+
+def raised_hatch(outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """The escape hatch the run ended on: the pending question, or the handoff's hatch block."""
+    pending = outcome.get("pending_question")
+    if isinstance(pending, dict):
+        return pending.get("escape_hatch") if isinstance(pending.get("escape_hatch"), dict) else pending
+    handoff = outcome.get("handoff") or {}
+    hatch = handoff.get("escape_hatch") if isinstance(handoff, dict) else None
+    return hatch if isinstance(hatch, dict) else None
+
+
+def _git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise GraderError(f"git {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def _fresh_checkout(prepared: Prepared, branch: str, work: Path) -> Path:
+    """Clone the attempt's repo at the final branch: nothing from the run's worktree leaks in."""
+    clone = work / "clone"
+    if clone.exists():
+        shutil.rmtree(clone)
+    _git(work, "clone", "--quiet", "--no-hardlinks", "--branch", branch, str(prepared.repo), str(clone))
+    _git(clone, "-c", "advice.detachedHead=false", "checkout", "--quiet", "-B", "graded", branch)
+    return clone
+
+
+def _check_handoff(task: Task, handoff: dict[str, Any], reasons: list[str], checks: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from harness.contracts import ComponentSkillHandoff
+
+    try:
+        ComponentSkillHandoff.model_validate(handoff)
+        checks["handoff_valid"] = True
+    except ValidationError as exc:
+        checks["handoff_valid"] = False
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        reasons.append(f"handoff does not validate ({exc.error_count()} problems; first: {where}: {first['msg']})")
+    success = task.spec.success
+    status, step = handoff.get("parity_status"), handoff.get("next_step")
+    checks["claimed_parity_status"], checks["next_step"] = status, step
+    if success.parity_status and status not in success.parity_status:
+        reasons.append(f"handoff parity_status is {status!r}, expected one of {success.parity_status}")
+    if success.next_step and step not in success.next_step:
+        reasons.append(f"handoff next_step is {step!r}, expected one of {success.next_step}")
+
+
+def _must_rerun(task: Task, claimed: str | None) -> bool:
+    """Parity is re-run when the task demands a pass or the handoff claims one."""
+    wanted = task.spec.success.parity_status or []
+    return claimed == "non_skip_pass" or (wanted == ["non_skip_pass"] and task.spec.success.parity_rerun)
+
+
+def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandbox: str,
+                  claimed: str | None, reasons: list[str], checks: dict[str, Any]) -> None:
+    """Fresh workspace + executor: guards on the final diff, the parity test, the hidden test."""
+    from harness.graph.guards import blocking, check_guards
+    from harness.sandbox.executors import make_executor
+    from harness.sandbox.pytest_runner import run_parity_test
+    from harness.sandbox.workspace import Workspace
+
+    clone = _fresh_checkout(prepared, branch, work)
+    # The guards compare with the task's starting commit, which the clone holds too.
+    ws = Workspace.create(clone, "grade", official_ref_dir=prepared.official_dir, root=work / "home")
+    ws.base_commit = prepared.base_commit
+    packet = json.loads(prepared.packet.read_text())
+    findings = check_guards(ws, packet, mode=task.spec.mode)
+    checks["guard_findings"] = [f"{f.name}: {f.path}: {f.detail}" for f in findings]
+    if task.spec.success.guards_clean:
+        for f in blocking(findings):
+            reasons.append(f"guard {f.name} on {f.path}: {f.detail}")
+
+    for rel in task.spec.success.files_exist:
+        if not (ws.path / rel).is_file():
+            reasons.append(f"expected file {rel} is missing on the final branch")
+
+    run_parity = _must_rerun(task, claimed)
+    # The hidden test checks numerics a pass depends on; a prototype is always checked by it
+    # (its key dumps and module must be right even when parity may still skip).
+    hidden = task.hidden_test_path() if task.spec.success.hidden_test else None
+    if hidden is not None and not (run_parity or task.spec.mode == "prototype"):
+        hidden = None
+    if not run_parity and hidden is None:
+        return
+    executor = make_executor(sandbox, ws, network=False, run_id=f"grade-{task.id}")
+    executor.start()
+    try:
+        if run_parity:
+            run = run_parity_test(executor, prepared.parity_test, work / "logs" / "parity")
+            checks["grader_parity"] = run.summary_line()
+            if run.status != "non_skip_pass":
+                reasons.append(f"grader's own parity run: {run.status} ({run.summary_line()})")
+            if claimed == "non_skip_pass" and run.status != "non_skip_pass":
+                reasons.append("handoff claims non_skip_pass but the grader's run does not pass")
+        if hidden is not None:
+            dest = ws.path / HIDDEN_TEST_DIR / f"test_hidden_{task.id.replace('-', '_')}.py"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(hidden, dest)
+            rel = dest.relative_to(ws.path).as_posix()
+            run = run_parity_test(executor, rel, work / "logs" / "hidden")
+            checks["hidden_test"] = run.summary_line()
+            if run.status != "non_skip_pass":
+                reasons.append(f"hidden stricter test: {run.status} ({run.summary_line()})")
+    finally:
+        executor.close()
+
+
+def grade_attempt(task: Task, prepared: Prepared, outcome: dict[str, Any], work: Path,
+                  sandbox: str = "local") -> Grade:
+    """Grade one finished attempt. `outcome` is the run's RunOutcome as JSON."""
+    work = Path(work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    success = task.spec.success
+    reasons: list[str] = []
+    checks: dict[str, Any] = {"run_status": outcome.get("status")}
+    hatch = raised_hatch(outcome)
+    asked = outcome.get("pending_question") is not None
+    handoff = outcome.get("handoff") if isinstance(outcome.get("handoff"), dict) else None
+    checks["hatch_decision_type"] = hatch.get("decision_type") if hatch else None
+
+    if success.outcome == "asked" and not asked:
+        reasons.append(f"expected an escape-hatch question, the run ended {outcome.get('status')!r}")
+    if success.outcome == "handoff" and handoff is None:
+        reasons.append(f"expected a handoff, the run ended {outcome.get('status')!r} without one")
+    if success.outcome == "handoff_or_asked" and handoff is None and not asked:
+        reasons.append(f"expected a handoff or a question, the run ended {outcome.get('status')!r}")
+    if success.hatch_decision_type:
+        got = hatch.get("decision_type") if hatch else None
+        if got not in success.hatch_decision_type:
+            reasons.append(f"escape hatch decision_type is {got!r}, expected one of {success.hatch_decision_type}")
+    if handoff is not None and not asked:
+        _check_handoff(task, handoff, reasons, checks)
+
+    claimed = handoff.get("parity_status") if handoff else None
+    branch = outcome.get("branch")
+    if not branch:
+        reasons.append("the run left no branch to grade")
+    else:
+        try:
+            _sandbox_runs(task, prepared, branch, work, sandbox, claimed, reasons, checks)
+        except GraderError:
+            raise
+        except Exception as exc:  # the grader's own machinery failed, not the agent
+            raise GraderError(f"{type(exc).__name__}: {exc}") from exc
+    return Grade(passed=not reasons, reasons=reasons, checks=checks)

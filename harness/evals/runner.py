@@ -1,0 +1,368 @@
+"""Run a suite: tasks x models x attempts, in parallel processes, resumable, every attempt kept.
+
+Results directory:
+
+    provenance.json                  code, packages, settings, prices
+    results.jsonl                    one row per finished attempt (appended as they finish)
+    fixture/                         the example written once
+    tasks/<task>/                    each task's prepared starting state (template)
+    attempts/<model>/<task>/<n>/tryK/  a private copy of the task, HARNESS_HOME, script, outcome, grade
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.evals.baselines import is_baseline, write_baseline_script
+from harness.evals.graders import GraderError, grade_attempt
+from harness.evals.prepare import Prepared, copy_prepared, prepare_task, write_fixture
+from harness.evals.provenance import price_table, write_provenance
+from harness.evals.scheduler import GpuSlots, gpus_arg
+from harness.evals.tasks import Task, TaskError, load_suite, suite_dir
+
+RESULTS = "results.jsonl"
+ERROR_CLASSES = ("agent_failure", "limit_hit", "infra_error", "grader_error")
+LIMIT_REASONS = ("budget_turns", "budget_tokens", "budget_usd", "budget_time", "context_overflow")
+
+
+@dataclass
+class EvalConfig:
+    suite: str
+    models: list[str]
+    out: Path
+    tasks_glob: str | None = None
+    attempts: int = 1
+    workers: int = 1
+    sandbox: str = "local"
+    image: str | None = None
+    gpus_per_task: int = 0
+    max_gpu_tasks: int = 0
+    prices: dict[str, str] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["out"] = str(self.out)
+        data["suite_dir"] = str(suite_dir(self.suite))
+        return data
+
+
+@dataclass(frozen=True)
+class AttemptJob:
+    """Everything a worker process needs for one attempt (picklable)."""
+
+    task_dir: str
+    model: str
+    attempt: int
+    template: str      # prepared task directory
+    attempt_dir: str
+    sandbox: str
+    image: str | None
+    gpus: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (Path(self.task_dir).name, self.model, self.attempt)
+
+
+def model_slug(model: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")
+    if len(slug) > 40:
+        slug = slug[:32] + "-" + hashlib.sha1(model.encode()).hexdigest()[:7]
+    return slug or "model"
+
+
+# --- results file ------------------------------------------------------------------------
+
+
+def read_results(out: Path) -> list[dict[str, Any]]:
+    path = Path(out) / RESULTS
+    if not path.is_file():
+        return []
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise TaskError(f"{path}:{n}: not a JSON row ({exc}); fix or remove the line") from exc
+    return rows
+
+
+def done_keys(out: Path) -> set[tuple[str, str, int]]:
+    return {(r["task"], r["model"], int(r["attempt"])) for r in read_results(out)}
+
+
+# --- one attempt (runs in a worker process) ------------------------------------------------
+
+
+def _run_stats(outcome: Any) -> dict[str, Any]:
+    """Turns, tokens, cost and why agents stopped, from the outcome's summary."""
+    summary = getattr(outcome, "summary", None) or {}
+    usage = summary.get("usage") if isinstance(summary, dict) else None
+    turns = tokens = 0
+    cost = 0.0
+    if isinstance(usage, dict):
+        for node in usage.values():
+            if isinstance(node, dict):
+                turns += int(node.get("turns", 0))
+                tokens += int(node.get("input_tokens", 0)) + int(node.get("output_tokens", 0)) \
+                    + int(node.get("cache_read_tokens", 0)) + int(node.get("cache_write_tokens", 0))
+                cost += float(node.get("cost_usd", 0.0))
+    for key in ("turns", "tokens", "cost_usd"):
+        if isinstance(summary, dict) and isinstance(summary.get(key), (int, float)):
+            value = summary[key]
+            turns, tokens, cost = (value, tokens, cost) if key == "turns" else \
+                (turns, value, cost) if key == "tokens" else (turns, tokens, float(value))
+    stop = summary.get("agent_stop") if isinstance(summary, dict) else None
+    return {"turns": int(turns), "tokens": int(tokens), "cost_usd": round(cost, 6), "agent_stop": stop}
+
+
+def _outcome_json(outcome: Any) -> dict[str, Any]:
+    data = {}
+    for name in ("run_id", "run_dir", "status", "exit_code", "handoff", "handoff_path", "branch",
+                 "worktree", "pending_question", "summary"):
+        value = getattr(outcome, name, None)
+        if hasattr(value, "model_dump"):
+            value = value.model_dump(mode="json")
+        data[name] = str(value) if isinstance(value, Path) else value
+    return json.loads(json.dumps(data, default=str))
+
+
+def _is_limit(stats: dict[str, Any]) -> bool:
+    stop = str(stats.get("agent_stop") or "")
+    return any(reason in stop for reason in LIMIT_REASONS)
+
+
+def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
+    from harness.graph.config import RunConfig
+    from harness.graph.runner import start_run
+
+    record: dict[str, Any] = {"try_dir": str(try_dir)}
+    started = time.monotonic()
+    try:
+        prepared = copy_prepared(Prepared.load(Path(job.template)), try_dir / "task")
+        model = job.model
+        if is_baseline(model):
+            model = write_baseline_script(model, task, prepared, try_dir / "script.yaml")
+        limits = task.spec.limits
+        cfg = RunConfig(
+            packet=prepared.packet, repo=prepared.repo, model=model, sandbox=job.sandbox,  # type: ignore[arg-type]
+            image=job.image, gpus=job.gpus, non_interactive=True, on_budget="blocked",
+            home=try_dir / "home", max_turns=limits.max_turns, max_debug_rounds=limits.max_debug_rounds,
+            max_usd=limits.max_usd, max_seconds=limits.max_seconds,
+        )
+        outcome = start_run(cfg)
+    except Exception as exc:  # the harness or sandbox broke before an outcome existed
+        record.update(outcome="error", error_class="infra_error", reasons=[f"{type(exc).__name__}: {exc}"],
+                      traceback=traceback.format_exc(), wall_s=round(time.monotonic() - started, 3))
+        return record
+    run_wall = time.monotonic() - started
+    out_json = _outcome_json(outcome)
+    (try_dir / "outcome.json").write_text(json.dumps(out_json, indent=2))
+    stats = _run_stats(outcome)
+    record.update(stats, run_dir=out_json.get("run_dir"), status=out_json.get("status"),
+                  exit_code=out_json.get("exit_code"), wall_s=round(run_wall, 3))
+    if out_json.get("exit_code") == 1 or stats.get("agent_stop") == "infra_error":
+        record.update(outcome="error", error_class="infra_error",
+                      reasons=[f"run ended with an internal or sandbox error (status {out_json.get('status')!r})"])
+        return record
+    record.update(grade(task, prepared, out_json, try_dir, job.sandbox, stats))
+    return record
+
+
+def grade(task: Task, prepared: Prepared, outcome: dict[str, Any], try_dir: Path, sandbox: str,
+          stats: dict[str, Any]) -> dict[str, Any]:
+    """Grade and classify; the grade is also written next to the attempt."""
+    try:
+        g = grade_attempt(task, prepared, outcome, try_dir / "grade", sandbox)
+    except (GraderError, TaskError) as exc:
+        result = {"outcome": "error", "error_class": "grader_error", "reasons": [str(exc)]}
+    else:
+        error_class = None if g.passed else ("limit_hit" if _is_limit(stats) else "agent_failure")
+        result = {"outcome": "pass" if g.passed else "fail", "error_class": error_class,
+                  "reasons": g.reasons, "checks": g.checks}
+    (try_dir / "grade.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def run_attempt(job: AttemptJob) -> dict[str, Any]:
+    """One attempt, with one retry when the infrastructure failed; both tries are kept."""
+    from harness.evals.tasks import load_task
+
+    task = load_task(Path(job.task_dir))
+    tries = []
+    for n in (1, 2):
+        tries.append(_one_try(job, task, Path(job.attempt_dir) / f"try{n}"))
+        if tries[-1].get("error_class") != "infra_error":
+            break
+    last = tries[-1]
+    row = {
+        "task": task.id, "kind": task.kind, "model": job.model, "attempt": job.attempt,
+        "outcome": last.get("outcome", "error"), "reasons": last.get("reasons", []),
+        "turns": last.get("turns", 0), "tokens": last.get("tokens", 0), "cost_usd": last.get("cost_usd", 0.0),
+        "wall_s": round(sum(t.get("wall_s", 0.0) for t in tries), 3), "run_dir": last.get("run_dir"),
+        "attempt_dir": job.attempt_dir, "error_class": last.get("error_class"), "status": last.get("status"),
+        "exit_code": last.get("exit_code"), "agent_stop": last.get("agent_stop"),
+        "retries": [{"error_class": t.get("error_class"), "reasons": t.get("reasons", []), "try_dir": t["try_dir"]}
+                    for t in tries[:-1]],
+        "checks": last.get("checks", {}),
+    }
+    (Path(job.attempt_dir) / "row.json").write_text(json.dumps(row, indent=2, default=str))
+    return row
+
+
+# --- the suite ----------------------------------------------------------------------------
+
+
+def prepare_templates(tasks: list[Task], out: Path) -> dict[str, Prepared]:
+    """Write the example once and each task's starting state (reused when already there)."""
+    import shutil
+
+    fixture_root = out / "fixture"
+    templates: dict[str, Prepared] = {}
+    fixture = None
+    for task in tasks:
+        dest = out / "tasks" / task.id
+        if (dest / "prepared.json").is_file():
+            templates[task.id] = Prepared.load(dest)
+            continue
+        if dest.exists():  # half-written by an interrupted run
+            shutil.rmtree(dest)
+        if fixture is None:
+            if fixture_root.exists():
+                shutil.rmtree(fixture_root)
+            fixture = write_fixture(task.spec.fixture, fixture_root)
+        templates[task.id] = prepare_task(task, fixture_root, fixture, dest)
+    return templates
+
+
+def plan_jobs(cfg: EvalConfig, tasks: list[Task], templates: dict[str, Prepared]) -> list[AttemptJob]:
+    done = done_keys(cfg.out)
+    jobs = []
+    for model in cfg.models:
+        for task in tasks:
+            for attempt in range(cfg.attempts):
+                if (task.id, model, attempt) in done:
+                    continue
+                jobs.append(AttemptJob(
+                    task_dir=str(task.dir), model=model, attempt=attempt, template=str(templates[task.id].root),
+                    attempt_dir=str(cfg.out / "attempts" / model_slug(model) / task.id / str(attempt)),
+                    sandbox=cfg.sandbox, image=cfg.image, gpus="none",
+                ))
+    return jobs
+
+
+def check_config(cfg: EvalConfig) -> None:
+    problems = []
+    if not cfg.models:
+        problems.append("give at least one --model")
+    if cfg.attempts < 1:
+        problems.append(f"--attempts must be at least 1, not {cfg.attempts}")
+    if cfg.workers < 1:
+        problems.append(f"--workers must be at least 1, not {cfg.workers}")
+    if cfg.sandbox not in ("local", "bwrap", "docker"):
+        problems.append(f"--sandbox must be local, bwrap or docker, not {cfg.sandbox!r}")
+    if len(set(cfg.models)) != len(cfg.models):
+        problems.append("a --model is given twice")
+    if problems:
+        raise TaskError("; ".join(problems))
+
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def run_eval(cfg: EvalConfig, on_row: ProgressFn | None = None,
+             on_start: Callable[[int, int], None] | None = None) -> Path:
+    """Run every missing attempt; returns the results file. Raises before anything runs on a
+    bad setting, an unknown task, or a model without a price."""
+    check_config(cfg)
+    tasks = load_suite(cfg.suite, cfg.tasks_glob)
+    prices = price_table(cfg.models, cfg.prices)
+    slots = GpuSlots(cfg.gpus_per_task, cfg.max_gpu_tasks)
+    cfg.out = Path(cfg.out).resolve()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    write_provenance(cfg.out, cfg.settings(), prices)
+    templates = prepare_templates(tasks, cfg.out)
+    jobs = plan_jobs(cfg, tasks, templates)
+    total = len(tasks) * len(cfg.models) * cfg.attempts
+    if on_start:
+        on_start(total, total - len(jobs))
+    results = cfg.out / RESULTS
+    lock = threading.Lock()
+
+    def record(row: dict[str, Any]) -> None:
+        with lock:
+            with results.open("a") as fh:
+                fh.write(json.dumps(row, default=str) + "\n")
+            if on_row:
+                on_row(row)
+
+    # Spawned workers: no state inherited from this (threaded) process.
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
+        futures: list[Future] = []
+        for job in jobs:
+            ids = slots.acquire()  # blocks while every GPU slot is busy
+            if ids:
+                job = AttemptJob(**{**asdict(job), "gpus": gpus_arg(ids)})
+            future = pool.submit(run_attempt, job)
+            future.add_done_callback(_finisher(job, ids, slots, record))
+            futures.append(future)
+        for future in futures:
+            future.exception()  # wait; failures are turned into rows by the callback
+    return results
+
+
+def _finisher(job: AttemptJob, ids: tuple[int, ...], slots: GpuSlots, record: Callable[[dict], None]):
+    def done(future: Future) -> None:
+        slots.release(ids)
+        exc = future.exception()
+        if exc is None:
+            record(future.result())
+            return
+        task_id, model, attempt = job.key
+        record({"task": task_id, "kind": None, "model": model, "attempt": attempt, "outcome": "error",
+                "reasons": [f"worker crashed: {type(exc).__name__}: {exc}"], "turns": 0, "tokens": 0,
+                "cost_usd": 0.0, "wall_s": 0.0, "run_dir": None, "attempt_dir": job.attempt_dir,
+                "error_class": "infra_error", "retries": []})
+    return done
+
+
+def rescore(out: Path, sandbox: str | None = None) -> list[dict[str, Any]]:
+    """Re-grade every finished attempt from its saved outcome (no agent is re-run)."""
+    from harness.evals.tasks import load_task
+
+    out = Path(out).resolve()
+    provenance = json.loads((out / "provenance.json").read_text())
+    settings = provenance["settings"]
+    rows = read_results(out)
+    if not rows:
+        raise TaskError(f"{out}: no results to score")
+    tasks: dict[str, Task] = {}
+    new_rows = []
+    for row in rows:
+        try_dir = Path(row.get("attempt_dir", "")) / f"try{len(row.get('retries', [])) + 1}"
+        outcome_path = try_dir / "outcome.json"
+        if row.get("error_class") == "infra_error" or not outcome_path.is_file():
+            new_rows.append(row)  # nothing finished to grade
+            continue
+        if row["task"] not in tasks:
+            tasks[row["task"]] = load_task(Path(settings["suite_dir"]) / row["task"])
+        prepared = Prepared.load(try_dir / "task")
+        stats = {"agent_stop": row.get("agent_stop")}
+        result = grade(tasks[row["task"]], prepared, json.loads(outcome_path.read_text()), try_dir,
+                       sandbox or settings.get("sandbox", "local"), stats)
+        new_rows.append({**row, **result, "previous_outcome": row.get("outcome")})
+    tmp = out / (RESULTS + ".tmp")
+    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in new_rows))
+    tmp.replace(out / RESULTS)
+    return new_rows
