@@ -1,0 +1,198 @@
+"""Summaries of an eval results directory: per-model scores, per-kind rates, paired comparisons,
+and the terminal table. The HTML report (report_html.py) renders the same summary."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from harness.evals.stats import PairedCount, binomial_two_sided_p, pass_at_k, pass_hat_k, paired_count, wilson_interval
+
+KINDS = ("port", "seeded_bug", "must_ask", "trap")
+
+
+@dataclass
+class ModelSummary:
+    model: str
+    n: int
+    passes: int
+    ci: tuple[float, float]
+    pass_at: dict[int, float]      # k -> mean unbiased pass@k over tasks with >= k attempts
+    pass_hat: dict[int, float]     # k -> mean pass^k
+    by_kind: dict[str, tuple[int, int]]  # kind -> (passes, n)
+    mean_turns: float
+    mean_tokens: float
+    mean_cost: float
+    total_cost: float
+    mean_wall: float
+    errors: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.passes / self.n if self.n else 0.0
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    per_task: dict[str, float]  # task -> rate(a) - rate(b)
+    task_wins: tuple[int, int, int]  # a better, b better, ties
+    task_p: float
+    attempts: PairedCount
+
+
+@dataclass
+class Summary:
+    rows: list[dict[str, Any]]
+    models: list[str]
+    tasks: list[str]
+    kinds: dict[str, str]
+    models_summary: dict[str, ModelSummary]
+    cells: dict[tuple[str, str], tuple[int, int]]  # (task, model) -> (passes, n)
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    def hardest(self, limit: int = 10) -> list[tuple[str, float, int]]:
+        """Tasks by pass rate over all models, lowest first: (task, rate, attempts)."""
+        out = []
+        for task in self.tasks:
+            p = sum(self.cells.get((task, m), (0, 0))[0] for m in self.models)
+            n = sum(self.cells.get((task, m), (0, 0))[1] for m in self.models)
+            out.append((task, p / n if n else 0.0, n))
+        return sorted(out, key=lambda t: (t[1], t[0]))[:limit]
+
+
+def _passed(row: dict[str, Any]) -> bool:
+    return row.get("outcome") == "pass"
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _model_summary(model: str, rows: list[dict[str, Any]]) -> ModelSummary:
+    passes = sum(_passed(r) for r in rows)
+    per_task: dict[str, list[bool]] = defaultdict(list)
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        per_task[r["task"]].append(_passed(r))
+        by_kind[r.get("kind") or "unknown"].append(_passed(r))
+    max_k = max((len(v) for v in per_task.values()), default=0)
+    pass_at, pass_hat = {}, {}
+    for k in sorted({1, max_k} - {0}):
+        eligible = [v for v in per_task.values() if len(v) >= k]
+        pass_at[k] = _mean([pass_at_k(len(v), sum(v), k) for v in eligible])
+        pass_hat[k] = _mean([pass_hat_k(len(v), sum(v), k) for v in eligible])
+    costs = [float(r.get("cost_usd") or 0.0) for r in rows]
+    return ModelSummary(
+        model=model, n=len(rows), passes=passes, ci=wilson_interval(passes, len(rows)),
+        pass_at=pass_at, pass_hat=pass_hat,
+        by_kind={k: (sum(v), len(v)) for k, v in sorted(by_kind.items())},
+        mean_turns=_mean([float(r.get("turns") or 0) for r in rows]),
+        mean_tokens=_mean([float(r.get("tokens") or 0) for r in rows]),
+        mean_cost=_mean(costs), total_cost=sum(costs),
+        mean_wall=_mean([float(r.get("wall_s") or 0.0) for r in rows]),
+        errors=dict(Counter(r["error_class"] for r in rows if r.get("error_class"))),
+    )
+
+
+def _compare(a: str, b: str, rows: list[dict[str, Any]]) -> Comparison | None:
+    res: dict[str, dict[tuple[str, int], bool]] = {a: {}, b: {}}
+    for r in rows:
+        if r["model"] in res:
+            res[r["model"]][(r["task"], int(r["attempt"]))] = _passed(r)
+    shared = sorted({t for t, _ in res[a]} & {t for t, _ in res[b]})
+    if not shared:
+        return None
+    per_task = {}
+    for task in shared:
+        ra = [v for (t, _), v in res[a].items() if t == task]
+        rb = [v for (t, _), v in res[b].items() if t == task]
+        per_task[task] = sum(ra) / len(ra) - sum(rb) / len(rb)
+    wins = sum(d > 0 for d in per_task.values())
+    losses = sum(d < 0 for d in per_task.values())
+    return Comparison(a=a, b=b, per_task=per_task, task_wins=(wins, losses, len(per_task) - wins - losses),
+                      task_p=binomial_two_sided_p(wins, losses), attempts=paired_count(res[a], res[b]))
+
+
+def summarize(rows: list[dict[str, Any]]) -> Summary:
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    tasks = sorted({r["task"] for r in rows})
+    kinds = {r["task"]: r.get("kind") or "unknown" for r in rows}
+    cells: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in rows:
+        p, n = cells.get((r["task"], r["model"]), (0, 0))
+        cells[(r["task"], r["model"])] = (p + _passed(r), n + 1)
+    summary = Summary(rows=rows, models=models, tasks=tasks, kinds=kinds,
+                      models_summary={m: _model_summary(m, [r for r in rows if r["model"] == m]) for m in models},
+                      cells=cells)
+    for a, b in combinations(models, 2):
+        comp = _compare(a, b, rows)
+        if comp is not None:
+            summary.comparisons.append(comp)
+    return summary
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def render_terminal(summary: Summary, console: Any = None) -> None:
+    """Print the score tables with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="Eval results per model")
+    for col in ("model", "attempts", "success", "95% CI", "pass@k", "pass^k", "turns", "tokens", "cost $", "time s", "errors"):
+        table.add_column(col, justify="left" if col in ("model", "errors") else "right")
+    for m in summary.models:
+        s = summary.models_summary[m]
+        table.add_row(
+            m, str(s.n), f"{_pct(s.rate)} ({s.passes}/{s.n})", f"{_pct(s.ci[0])}-{_pct(s.ci[1])}",
+            " ".join(f"@{k}={v:.2f}" for k, v in s.pass_at.items()),
+            " ".join(f"^{k}={v:.2f}" for k, v in s.pass_hat.items()),
+            f"{s.mean_turns:.1f}", f"{s.mean_tokens:.0f}", f"{s.mean_cost:.4f}", f"{s.mean_wall:.1f}",
+            ", ".join(f"{k}={v}" for k, v in sorted(s.errors.items())) or "-",
+        )
+    console.print(table)
+
+    kinds = Table(title="Success by task kind")
+    kinds.add_column("model")
+    present = [k for k in KINDS if any(k in s.by_kind for s in summary.models_summary.values())]
+    for k in present:
+        kinds.add_column(k, justify="right")
+    for m in summary.models:
+        by = summary.models_summary[m].by_kind
+        kinds.add_row(m, *[f"{_pct(by[k][0] / by[k][1])} ({by[k][0]}/{by[k][1]})" if k in by else "-" for k in present])
+    console.print(kinds)
+
+    for c in summary.comparisons:
+        comp = Table(title=f"Paired: {c.a} vs {c.b}")
+        comp.add_column("task")
+        comp.add_column("rate difference", justify="right")
+        for task, diff in sorted(c.per_task.items()):
+            comp.add_row(task, f"{diff:+.2f}")
+        console.print(comp)
+        w, l, t = c.task_wins
+        console.print(
+            f"tasks: {c.a} better on {w}, {c.b} better on {l}, tied {t} (sign test p={c.task_p:.3f}); "
+            f"attempt pairs: only {c.a} passed {c.attempts.a_only}, only {c.b} passed {c.attempts.b_only}, "
+            f"both {c.attempts.both}, neither {c.attempts.neither} (McNemar exact p={c.attempts.p_value:.3f})"
+        )
+    hard = summary.hardest(5)
+    if hard:
+        console.print("Hardest tasks: " + ", ".join(f"{t} ({_pct(r)} of {n})" for t, r, n in hard))
+
+
+def load_summary(run_dir: Path) -> Summary:
+    from harness.evals.runner import read_results
+    from harness.evals.tasks import TaskError
+
+    rows = read_results(Path(run_dir))
+    if not rows:
+        raise TaskError(f"{run_dir}: no results.jsonl rows to report")
+    return summarize(rows)

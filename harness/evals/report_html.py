@@ -1,0 +1,235 @@
+"""A self-contained HTML report: inline CSS, inline SVG plots, a little inline JS; no network.
+
+Plots: task x model heatmap, success vs mean cost per model, success by task kind. Also the
+hardest tasks, the paired comparisons, and a per-attempt table linking (relatively) to each
+attempt's trajectory.
+"""
+
+from __future__ import annotations
+
+import os
+from html import escape
+from pathlib import Path
+
+from harness.evals.report import KINDS, Summary
+
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{font-size:22px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;font-size:13px} th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4;cursor:pointer} td.l,th.l{text-align:left}
+.pass{color:#1a7f37;font-weight:600} .fail{color:#c62828;font-weight:600} .error{color:#8a6d00;font-weight:600}
+.plots{display:flex;flex-wrap:wrap;gap:24px} figure{margin:0} figcaption{font-size:13px;color:#555}
+input{margin:6px 0;padding:3px 6px;width:260px} small{color:#666}
+"""
+
+JS = """
+(function(){
+  function sortBy(table, col, num){
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    var dir = table.dataset.sortCol == col && table.dataset.sortDir == 'asc' ? 'desc' : 'asc';
+    rows.sort(function(a, b){
+      var x = a.cells[col].dataset.v || a.cells[col].textContent, y = b.cells[col].dataset.v || b.cells[col].textContent;
+      var c = num ? (parseFloat(x) || 0) - (parseFloat(y) || 0) : x.localeCompare(y);
+      return dir == 'asc' ? c : -c;
+    });
+    rows.forEach(function(r){ body.appendChild(r); });
+    table.dataset.sortCol = col; table.dataset.sortDir = dir;
+  }
+  document.querySelectorAll('table.sortable').forEach(function(table){
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, i){
+      th.addEventListener('click', function(){ sortBy(table, i, th.dataset.num == '1'); });
+    });
+  });
+  var filter = document.getElementById('filter');
+  if (filter) filter.addEventListener('input', function(){
+    var q = filter.value.toLowerCase();
+    document.querySelectorAll('#attempts tbody tr').forEach(function(r){
+      r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? '' : 'none';
+    });
+  });
+  document.body.setAttribute('data-report-ready', 'yes');
+})();
+"""
+
+
+def _color(rate: float) -> str:
+    """Red (0) through yellow to green (1)."""
+    r = int(220 - 170 * max(0.0, rate - 0.5) * 2) if rate > 0.5 else 220
+    g = int(60 + 300 * rate) if rate <= 0.5 else 190
+    return f"rgb({r},{min(g, 190)},70)"
+
+
+def heatmap_svg(s: Summary) -> str:
+    cell, left, top = 34, 230, 120
+    w, h = left + cell * len(s.models) + 10, top + cell * len(s.tasks) + 10
+    parts = [f'<svg width="{w}" height="{h}" role="img" aria-label="task by model heatmap">']
+    for j, m in enumerate(s.models):
+        x = left + j * cell + cell / 2
+        parts.append(f'<text x="{x}" y="{top - 6}" font-size="11" transform="rotate(-45 {x} {top - 6})">{escape(m[:28])}</text>')
+    for i, t in enumerate(s.tasks):
+        y = top + i * cell
+        parts.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4}" font-size="11" text-anchor="end">{escape(t)}</text>')
+        for j, m in enumerate(s.models):
+            p, n = s.cells.get((t, m), (0, 0))
+            x = left + j * cell
+            if n == 0:
+                parts.append(f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="#eee"/>')
+                continue
+            parts.append(f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{_color(p / n)}">'
+                         f'<title>{escape(t)} / {escape(m)}: {p}/{n}</title></rect>')
+            parts.append(f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 4}" font-size="10" text-anchor="middle" fill="#fff">{p}/{n}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def scatter_svg(s: Summary) -> str:
+    w, h, pad = 420, 300, 48
+    costs = [s.models_summary[m].mean_cost for m in s.models]
+    max_cost = max(costs + [1e-9]) * 1.15
+    parts = [f'<svg width="{w}" height="{h}" role="img" aria-label="success vs cost">',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>',
+             f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
+             f'<text x="{(w + pad) / 2}" y="{h - 10}" font-size="12" text-anchor="middle">mean cost per attempt (USD, max {max_cost:.4f})</text>',
+             f'<text x="14" y="{(h - pad) / 2}" font-size="12" transform="rotate(-90 14 {(h - pad) / 2})" text-anchor="middle">success rate</text>']
+    for frac in (0, 0.5, 1):
+        y = h - pad - frac * (h - pad - 10)
+        parts.append(f'<text x="{pad - 4}" y="{y + 4}" font-size="10" text-anchor="end">{int(frac * 100)}%</text>')
+    for i, m in enumerate(s.models):
+        ms = s.models_summary[m]
+        x = pad + (ms.mean_cost / max_cost) * (w - pad - 20)
+        y = h - pad - ms.rate * (h - pad - 10)
+        lo = h - pad - ms.ci[0] * (h - pad - 10)
+        hi = h - pad - ms.ci[1] * (h - pad - 10)
+        c = PALETTE[i % len(PALETTE)]
+        parts.append(f'<line x1="{x}" y1="{lo}" x2="{x}" y2="{hi}" stroke="{c}" stroke-width="2"/>')
+        parts.append(f'<circle cx="{x}" cy="{y}" r="6" fill="{c}"><title>{escape(m)}: {ms.rate:.0%}, ${ms.mean_cost:.4f}</title></circle>')
+        parts.append(f'<text x="{x + 9}" y="{y - 8}" font-size="11">{escape(m[:24])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def kind_bars_svg(s: Summary) -> str:
+    kinds = [k for k in KINDS if any(k in ms.by_kind for ms in s.models_summary.values())]
+    group = max(1, len(s.models)) * 22 + 18
+    w, h, pad = 60 + group * max(1, len(kinds)), 280, 40
+    parts = [f'<svg width="{w}" height="{h + 20 * len(s.models)}" role="img" aria-label="success by task kind">',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w}" y2="{h - pad}" stroke="#333"/>']
+    for gi, k in enumerate(kinds):
+        gx = pad + 10 + gi * group
+        parts.append(f'<text x="{gx + group / 2 - 9}" y="{h - pad + 16}" font-size="11" text-anchor="middle">{k}</text>')
+        for i, m in enumerate(s.models):
+            p, n = s.models_summary[m].by_kind.get(k, (0, 0))
+            rate = p / n if n else 0.0
+            bh = rate * (h - pad - 20)
+            parts.append(f'<rect x="{gx + i * 22}" y="{h - pad - bh}" width="18" height="{bh}" fill="{PALETTE[i % len(PALETTE)]}">'
+                         f'<title>{escape(m)} {k}: {p}/{n}</title></rect>')
+    for i, m in enumerate(s.models):
+        y = h + 4 + 20 * i
+        parts.append(f'<rect x="{pad}" y="{y}" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>'
+                     f'<text x="{pad + 18}" y="{y + 10}" font-size="11">{escape(m)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _rel_link(target: str | None, html_dir: Path) -> str | None:
+    if not target:
+        return None
+    return Path(os.path.relpath(Path(target), html_dir)).as_posix()
+
+
+def _trajectory_of(row: dict) -> str | None:
+    run_dir = row.get("run_dir")
+    if run_dir and (Path(run_dir) / "trajectory.jsonl").is_file():
+        return str(Path(run_dir) / "trajectory.jsonl")
+    return row.get("attempt_dir")
+
+
+def _models_table(s: Summary) -> str:
+    head = "".join(f"<th{' class=l' if c == 'model' else ''} data-num='{0 if c == 'model' else 1}'>{c}</th>"
+                   for c in ("model", "attempts", "success", "95% CI low", "95% CI high", "pass@1", "pass@k", "pass^k",
+                             "mean turns", "mean tokens", "mean cost $", "total cost $", "mean time s"))
+    rows = []
+    for m in s.models:
+        ms = s.models_summary[m]
+        k = max(ms.pass_at) if ms.pass_at else 1
+        cells = [ms.n, f"{ms.rate:.0%}", f"{ms.ci[0]:.0%}", f"{ms.ci[1]:.0%}", f"{ms.pass_at.get(1, 0):.2f}",
+                 f"@{k} {ms.pass_at.get(k, 0):.2f}", f"^{k} {ms.pass_hat.get(k, 0):.2f}", f"{ms.mean_turns:.1f}",
+                 f"{ms.mean_tokens:.0f}", f"{ms.mean_cost:.4f}", f"{ms.total_cost:.4f}", f"{ms.mean_wall:.1f}"]
+        rows.append(f"<tr><td class=l>{escape(m)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _errors_table(s: Summary) -> str:
+    classes = sorted({c for ms in s.models_summary.values() for c in ms.errors})
+    if not classes:
+        return "<p>No errors.</p>"
+    head = "<th class=l>model</th>" + "".join(f"<th>{c}</th>" for c in classes)
+    body = "".join(
+        f"<tr><td class=l>{escape(m)}</td>" + "".join(f"<td>{s.models_summary[m].errors.get(c, 0)}</td>" for c in classes) + "</tr>"
+        for m in s.models)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _comparisons(s: Summary) -> str:
+    if not s.comparisons:
+        return "<p>Only one model ran; no paired comparison.</p>"
+    out = []
+    for c in s.comparisons:
+        w, l, t = c.task_wins
+        rows = "".join(f"<tr><td class=l>{escape(task)}</td><td>{d:+.2f}</td></tr>" for task, d in sorted(c.per_task.items()))
+        out.append(
+            f"<h3>{escape(c.a)} vs {escape(c.b)}</h3><p>Tasks: {escape(c.a)} better on {w}, {escape(c.b)} better on {l}, "
+            f"tied {t} (sign test p={c.task_p:.3f}). Attempt pairs: only {escape(c.a)} {c.attempts.a_only}, only "
+            f"{escape(c.b)} {c.attempts.b_only}, both {c.attempts.both}, neither {c.attempts.neither} "
+            f"(McNemar exact p={c.attempts.p_value:.3f}).</p>"
+            f"<table class=sortable><thead><tr><th class=l>task</th><th data-num=1>rate difference</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+    return "".join(out)
+
+
+def _attempts_table(s: Summary, html_dir: Path) -> str:
+    cols = ("task", "kind", "model", "attempt", "outcome", "error class", "turns", "tokens", "cost $", "time s", "reasons", "trajectory")
+    numeric = {"attempt", "turns", "tokens", "cost $", "time s"}
+    head = "".join(f"<th class=l data-num='{1 if c in numeric else 0}'>{c}</th>" for c in cols)
+    rows = []
+    for r in sorted(s.rows, key=lambda r: (r["task"], r["model"], r["attempt"])):
+        link = _rel_link(_trajectory_of(r), html_dir)
+        traj = f'<a href="{escape(link)}">trajectory</a>' if link else "-"
+        outcome = escape(str(r.get("outcome")))
+        reasons = "<br>".join(escape(x) for x in r.get("reasons") or []) or "-"
+        cells = [escape(r["task"]), escape(str(r.get("kind"))), escape(r["model"]), r["attempt"],
+                 f"<span class={outcome}>{outcome}</span>", escape(str(r.get("error_class") or "-")), r.get("turns", 0),
+                 r.get("tokens", 0), f"{float(r.get('cost_usd') or 0):.4f}", f"{float(r.get('wall_s') or 0):.1f}",
+                 f"<small>{reasons}</small>", traj]
+        rows.append("<tr>" + "".join(f"<td class=l>{c}</td>" for c in cells) + "</tr>")
+    return (f'<input id="filter" placeholder="filter attempts">'
+            f"<table id=attempts class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def render_html(s: Summary, html_path: Path, title: str = "Eval report") -> Path:
+    html_path = Path(html_path).resolve()
+    html_dir = html_path.parent
+    hardest = "".join(f"<tr><td class=l>{escape(t)}</td><td>{escape(s.kinds.get(t, ''))}</td><td>{r:.0%}</td><td>{n}</td></tr>"
+                      for t, r, n in s.hardest(10))
+    body = f"""<h1>{escape(title)}</h1>
+<p>{len(s.rows)} attempts, {len(s.tasks)} tasks, {len(s.models)} model(s). Success rates with 95% Wilson
+intervals; pass@k is the unbiased estimator, pass^k the chance that all k attempts pass.</p>
+<h2>Models</h2>{_models_table(s)}
+<h2>Plots</h2><div class=plots>
+<figure>{heatmap_svg(s)}<figcaption>Passes per task and model</figcaption></figure>
+<figure>{scatter_svg(s)}<figcaption>Success (with 95% interval) vs mean cost</figcaption></figure>
+<figure>{kind_bars_svg(s)}<figcaption>Success by task kind</figcaption></figure></div>
+<h2>Hardest tasks</h2><table><thead><tr><th class=l>task</th><th>kind</th><th>success</th><th>attempts</th></tr></thead><tbody>{hardest}</tbody></table>
+<h2>Error classes</h2>{_errors_table(s)}
+<h2>Paired comparison</h2>{_comparisons(s)}
+<h2>Attempts</h2>{_attempts_table(s, html_dir)}"""
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{body}<script>{JS}</script></body></html>")
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = html_path.with_suffix(".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(html_path)
+    return html_path
