@@ -1,7 +1,242 @@
-"""CLI commands of this part; `register(app)` adds them to the `harness` app."""
+"""`harness run / answer / resume / runs / show / graph`: start, steer and inspect runs."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
 
+class Sandbox(str, Enum):
+    docker = "docker"
+    bwrap = "bwrap"
+    local = "local"
+
+
+class OnBudget(str, Enum):
+    ask = "ask"
+    blocked = "blocked"
+
+
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the app."""
+    app.command("run")(run_command)
+    app.command("answer")(answer_command)
+    app.command("resume")(resume_command)
+    app.command("runs")(runs_command)
+    app.command("show")(show_command)
+    app.command("graph")(graph_command)
+
+
+def run_command(
+    packet: Annotated[Path, typer.Option("--packet", help="The component packet (component_context), YAML or JSON.")],
+    repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout to port into (never written).")],
+    model: Annotated[str, typer.Option(help="anthropic:<m> | openai:<m> | scripted:<file> | human | replay:<file>")] = "human",
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    sandbox: Annotated[Sandbox, typer.Option(help="Where commands and tests run.")] = Sandbox.docker,
+    image: Annotated[Optional[str], typer.Option(help="Docker image for the sandbox.")] = None,
+    gpus: Annotated[str, typer.Option(help="all | N | none")] = "none",
+    max_turns: Annotated[int, typer.Option("--max-turns", help="Turn budget per agent.")] = 30,
+    max_debug_rounds: Annotated[int, typer.Option("--max-debug-rounds", help="Parity-debug rounds.")] = 4,
+    max_usd: Annotated[Optional[float], typer.Option("--max-usd", help="Money budget for the run.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="Time budget for the run.")] = None,
+    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; exit 3 on a question.")] = False,
+    on_budget: Annotated[OnBudget, typer.Option("--on-budget", help="When the budget is spent: ask a cost question, or stop blocked.")] = OnBudget.ask,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time-family-component-random).")] = None,
+) -> None:
+    """Port one component: plan, implement, run parity, debug, and end with a handoff."""
+    from harness.graph.runner import RunConfig, start_run
+
+    cfg = RunConfig(
+        packet=packet, repo=repo, model=model, base_url=base_url, sandbox=sandbox.value, image=image,
+        gpus=gpus, max_turns=max_turns, max_debug_rounds=max_debug_rounds, max_usd=max_usd,
+        max_seconds=max_seconds, non_interactive=non_interactive or not _interactive(), on_budget=on_budget.value,
+        run_id=run_id,
+    )
+    outcome = _with_view(lambda events: start_run(cfg, events=events), live=model != "human")
+    _finish(outcome, interactive=not cfg.non_interactive, live=model != "human")
+
+
+def answer_command(
+    run: Annotated[str, typer.Argument(help="The run id.")],
+    option: Annotated[Optional[int], typer.Option("--option", help="The option number to choose.")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", help="A free-text answer.")] = None,
+    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; exit 3 on a question.")] = False,
+) -> None:
+    """Answer a paused run's escape-hatch question and continue the run."""
+    from harness.graph.runner import AnswerError, RunBusyError, RunError, answer_run
+
+    try:
+        outcome = _with_view(lambda events: answer_run(run, option=option, text=text, events=events))
+    except (AnswerError, RunError, RunBusyError) as err:
+        _fail(str(err))
+    _finish(outcome, interactive=not non_interactive and _interactive())
+
+
+def resume_command(
+    run: Annotated[str, typer.Argument(help="The run id.")],
+    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; exit 3 on a question.")] = False,
+) -> None:
+    """Continue a crashed or killed run from its last checkpoint."""
+    from harness.graph.runner import RunBusyError, RunError, resume_run
+
+    try:
+        outcome = _with_view(lambda events: resume_run(run, events=events))
+    except (RunError, RunBusyError) as err:
+        _fail(str(err))
+    _finish(outcome, interactive=not non_interactive and _interactive())
+
+
+def runs_command() -> None:
+    """List runs: id, status, packet, started, outcome."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.graph.runner import list_runs
+
+    rows = list_runs()
+    table = Table(title="Runs")
+    for col in ("id", "status", "packet", "started", "outcome"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["run_id"], r["status"], r["packet"], r["started"], r["outcome"])
+    Console().print(table if rows else "No runs yet.")
+
+
+def show_command(
+    run: Annotated[str, typer.Argument(help="The run id.")],
+    diff: Annotated[bool, typer.Option("--diff/--no-diff", help="Show the run's diff.")] = True,
+) -> None:
+    """Show a run: summary, trajectory and diff."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    from harness.agents.trajectory import render_trajectory
+    from harness.graph.live import print_summary
+    from harness.graph.runner import RunError, run_details
+
+    try:
+        details = run_details(run)
+    except RunError as err:
+        _fail(str(err))
+    console = Console()
+    print_summary(console, details["summary"])
+    trajectory = Path(details["run_dir"]) / "trajectory.jsonl"
+    if trajectory.is_file():
+        console.rule("Trajectory")
+        console.print(render_trajectory(trajectory))
+    if diff and details.get("diff"):
+        console.rule("Diff")
+        console.print(Syntax(details["diff"], "diff", word_wrap=True))
+
+
+def graph_command() -> None:
+    """Print the state machine as a Mermaid diagram."""
+    from harness.graph.build import build_graph
+
+    typer.echo(build_graph().get_graph().draw_mermaid())
+
+
+# ----- shared pieces ------------------------------------------------------------------------------
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _with_view(call: Any, live: bool = True) -> Any:
+    """Run `call(events)` under a live rich view when stdout is a terminal."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from harness.graph.live import LiveView
+
+    console = Console()
+    if not (live and console.is_terminal):
+        return call(_plain_events(console))
+    view = LiveView()
+    with Live(view, console=console, refresh_per_second=4, transient=True):
+        return call(view)
+
+
+def _plain_events(console: Any) -> Any:
+    """Without a terminal: one line per node and per parity result, for logs and CI."""
+
+    def sink(kind: str, data: dict[str, Any]) -> None:
+        if kind == "node_start":
+            console.print(f"[harness] {data.get('node')}", highlight=False)
+        elif kind == "parity":
+            console.print(f"[harness] parity {data.get('status')}: {data.get('summary')}", highlight=False)
+        elif kind == "error":
+            console.print(f"[harness] error: {data.get('error')}", highlight=False)
+
+    return sink
+
+
+def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
+    """Print the outcome; ask the question at the terminal when there is one and we may."""
+    from rich.console import Console
+
+    from harness.graph.live import print_summary
+    from harness.graph.runner import AnswerError, answer_run
+
+    console = Console()
+    while outcome.status == "paused" and interactive:
+        _show_question(console, outcome)
+        option, text = _prompt_answer(console, outcome.summary.get("question") or {})
+        try:
+            outcome = _with_view(lambda events: answer_run(outcome.run_id, option=option, text=text, events=events), live)
+        except AnswerError as err:
+            console.print(f"[red]{err}[/red]")
+    if outcome.status == "invalid":
+        console.print("[bold red]Invalid input:[/bold red]")
+        for problem in outcome.summary.get("problems", []):
+            console.print(f"  - {problem}", highlight=False, markup=False)
+        raise typer.Exit(outcome.exit_code)
+    print_summary(console, outcome.summary)
+    if outcome.status == "paused":
+        _show_question(console, outcome)
+        console.print("Answer it with:", highlight=False)
+        console.print(f"  {_exact_answer_command(outcome)}", highlight=False, markup=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _exact_answer_command(outcome: Any) -> str:
+    question = outcome.summary.get("question") or {}
+    options = question.get("options") or []
+    if options:
+        from harness.graph.answers import option_labels
+
+        labels = option_labels(question)
+        recommended = str(question.get("recommended_option", "")).lower()
+        n = next((i + 1 for i, o in enumerate(labels) if o.lower().startswith(recommended)), 1)
+        return f"harness answer {outcome.run_id} --option {n}"
+    return f'harness answer {outcome.run_id} --text "..."'
+
+
+def _show_question(console: Any, outcome: Any) -> None:
+    from rich.panel import Panel
+
+    from harness.graph.answers import option_labels
+
+    q = outcome.summary.get("question") or {}
+    lines = [f"[bold]{q.get('question', '')}[/bold]", ""]
+    lines += [f"  {i}. {o}" for i, o in enumerate(option_labels(q), start=1)]
+    lines += ["", f"recommended: {q.get('recommended_option')}", f"safe default: {q.get('safe_default')}",
+              f"decision type: {q.get('decision_type')}   asked by: {q.get('asked_by')}   id: {q.get('hatch_id')}"]
+    console.print(Panel("\n".join(lines), title="A person must decide", border_style="yellow"))
+
+
+def _prompt_answer(console: Any, question: dict[str, Any]) -> tuple[int | None, str | None]:
+    from rich.prompt import Prompt
+
+    raw = Prompt.ask("Your answer (option number, or text)", console=console).strip()
+    return (int(raw), None) if raw.isdigit() else (None, raw)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)

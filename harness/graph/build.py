@@ -1,0 +1,84 @@
+"""The skill loop as a LangGraph state machine, readable in one place.
+
+    validate_packet -> prepare_workspace -> plan -> implement -> run_parity -> finalize
+                                                                   |   ^
+                                                                   v   |
+                                                                  debug
+    Any agent's accepted escape hatch (and the harness's own `cost` question when the budget
+    is spent) goes to ask_human, which pauses with interrupt() and returns to whoever asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from harness.graph import nodes, routing
+from harness.graph.resources import RunResources
+from harness.graph.state import RunState
+
+
+def is_transient(exc: Exception) -> bool:
+    """Failures worth running a node again for: the sandbox or a network connection broke.
+    Assertion errors, bad input and model refusals are not retried."""
+    from harness.sandbox.executors import InfrastructureError
+
+    transient: list[type[BaseException]] = [InfrastructureError, ConnectionError, TimeoutError]
+    try:
+        import httpx
+
+        transient.append(httpx.TransportError)
+    except ImportError:  # pragma: no cover - httpx comes with the SDKs
+        pass
+    for sdk in ("openai", "anthropic"):
+        try:
+            module = __import__(sdk)
+            transient += [module.APIConnectionError]
+        except (ImportError, AttributeError):  # pragma: no cover
+            pass
+    return isinstance(exc, tuple(transient))
+
+
+# The sandbox may need a moment (image pull, daemon restart); a model API may drop a connection.
+SANDBOX_RETRY = RetryPolicy(max_attempts=3, initial_interval=2.0, backoff_factor=2.0, retry_on=is_transient)
+AGENT_RETRY = RetryPolicy(max_attempts=2, initial_interval=5.0, retry_on=is_transient)
+
+
+def recursion_limit(max_debug_rounds: int, extensions: int = 0) -> int:
+    """Steps one invocation may take: the fixed path, two steps per debug round, and room
+    for escape hatches (ask_human and the node that asked, a few times)."""
+    rounds = max_debug_rounds * (1 + extensions) + max_debug_rounds
+    return 12 + 3 * rounds + 12
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    g = StateGraph(RunState, context_schema=RunResources)
+
+    g.add_node("validate_packet", nodes.validate_packet)
+    g.add_node("prepare_workspace", nodes.prepare_workspace, retry_policy=SANDBOX_RETRY)
+    g.add_node("plan", nodes.plan, retry_policy=AGENT_RETRY)
+    g.add_node("implement", nodes.implement, retry_policy=AGENT_RETRY)
+    g.add_node("run_parity", nodes.run_parity, retry_policy=SANDBOX_RETRY)
+    g.add_node("debug", nodes.debug, retry_policy=AGENT_RETRY)
+    g.add_node("ask_human", nodes.ask_human)
+    g.add_node("finalize", nodes.finalize, retry_policy=SANDBOX_RETRY)
+
+    g.add_edge(START, "validate_packet")
+    g.add_conditional_edges("validate_packet", routing.after_validate, ["prepare_workspace", END])
+    g.add_edge("prepare_workspace", "plan")
+    g.add_conditional_edges("plan", routing.after_agent("implement"), ["implement", "ask_human", "finalize"])
+    g.add_conditional_edges("implement", routing.after_agent("run_parity"), ["run_parity", "ask_human", "finalize"])
+    g.add_conditional_edges("debug", routing.after_agent("run_parity"), ["run_parity", "ask_human", "finalize"])
+    g.add_conditional_edges("run_parity", routing.after_parity, ["finalize", "debug", "ask_human"])
+    g.add_conditional_edges(
+        "ask_human", routing.after_ask_human, ["plan", "implement", "debug", "ask_human", "finalize"]
+    )
+    g.add_edge("finalize", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def make_graph() -> Any:
+    """Factory for LangGraph's own tools (see langgraph.json); they bring their checkpointer."""
+    return build_graph()

@@ -1,0 +1,98 @@
+"""Run configuration and the on-disk layout of runs (`$HARNESS_HOME/runs/<run_id>/`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+SandboxKind = Literal["docker", "bwrap", "local"]
+OnBudget = Literal["ask", "blocked"]
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+@dataclass
+class RunConfig:
+    packet: Path
+    repo: Path
+    model: str = "human"
+    base_url: str | None = None
+    sandbox: SandboxKind = "docker"
+    image: str | None = None
+    gpus: str = "none"
+    max_turns: int = 30  # per agent
+    max_debug_rounds: int = 4
+    max_usd: float | None = None
+    max_seconds: float | None = None
+    non_interactive: bool = False
+    on_budget: OnBudget = "ask"
+    home: Path | None = None
+    run_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("packet", "repo", "home"):
+            if data[key] is not None:
+                data[key] = str(data[key])
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("packet", "repo", "home"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        return cls(**values)
+
+
+def config_problems(cfg: RunConfig) -> list[str]:
+    """Problems with the run options themselves (the packet is checked by validate_packet)."""
+    problems: list[str] = []
+    if cfg.sandbox not in ("docker", "bwrap", "local"):
+        problems.append(f"sandbox: must be docker, bwrap or local, not {cfg.sandbox!r}")
+    if cfg.on_budget not in ("ask", "blocked"):
+        problems.append(f"on_budget: must be ask or blocked, not {cfg.on_budget!r}")
+    if cfg.max_turns < 1:
+        problems.append(f"max_turns: must be at least 1, not {cfg.max_turns}")
+    if cfg.max_debug_rounds < 0:
+        problems.append(f"max_debug_rounds: must be 0 or more, not {cfg.max_debug_rounds}")
+    if cfg.max_usd is not None and cfg.max_usd <= 0:
+        problems.append(f"max_usd: must be positive, not {cfg.max_usd}")
+    if cfg.max_seconds is not None and cfg.max_seconds <= 0:
+        problems.append(f"max_seconds: must be positive, not {cfg.max_seconds}")
+    if cfg.gpus != "none" and cfg.gpus != "all" and not str(cfg.gpus).isdigit():
+        problems.append(f"gpus: must be all, none or a number, not {cfg.gpus!r}")
+    if cfg.run_id is not None and not RUN_ID_RE.match(cfg.run_id):
+        problems.append(f"run_id: {cfg.run_id!r} may hold only letters, digits, '.', '_' and '-'")
+    return problems
+
+
+def harness_home(home: Path | None = None) -> Path:
+    """`home`, else $HARNESS_HOME, else ./.harness in the current directory."""
+    if home is not None:
+        return Path(home).resolve()
+    env = os.environ.get("HARNESS_HOME")
+    return Path(env).resolve() if env else (Path.cwd() / ".harness").resolve()
+
+
+def runs_dir(home: Path | None = None) -> Path:
+    return harness_home(home) / "runs"
+
+
+def run_dir(run_id: str, home: Path | None = None) -> Path:
+    if not RUN_ID_RE.match(run_id):
+        raise ValueError(f"not a run id: {run_id!r}")
+    return runs_dir(home) / run_id
+
+
+def new_run_id(packet_family: str, component: str) -> str:
+    """Readable and unique: <utc time>-<family>-<component>-<random>."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{packet_family}-{component}").strip("-")[:40]
+    return f"{stamp}-{slug}-{secrets.token_hex(2)}"

@@ -1,0 +1,567 @@
+"""The graph's nodes. Each takes the state (and the run's resources as runtime context) and
+returns the update it makes. Side effects that run before an `interrupt()` are idempotent,
+because LangGraph runs the node again from the top when the run resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from harness.graph import routing, tasks
+from harness.graph.answers import AnswerError, answer_for_agent, coerce_answer
+from harness.graph.config import RunConfig
+from harness.graph.resources import RunResources, resources_for
+from harness.graph.state import RunState
+from harness.graph.validation import validate_run_input
+
+Update = dict[str, Any]
+
+
+# ----- helpers ------------------------------------------------------------------------------
+
+
+def _res(state: RunState, runtime: Runtime | None) -> RunResources:
+    ctx = getattr(runtime, "context", None) if runtime is not None else None
+    if isinstance(ctx, RunResources):
+        return ctx
+    # Loaded by LangGraph's own tools (no context given): rebuild from the state.
+    return resources_for(RunConfig.from_json(state["config"]), state["run_id"], state.get("run_dir"))
+
+
+def _packet(state: RunState) -> Any:
+    from harness.contracts import ComponentContext
+
+    return ComponentContext.model_validate(state["packet"])
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON of a pydantic model, dataclass or plain value (for the checkpointed state)."""
+    if obj is None:
+        return None
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
+    return json.loads(json.dumps(obj, default=str))
+
+
+def parity_dict(run: Any, source: str, commit: str | None) -> dict[str, Any]:
+    """A ParityRun as JSON, plus where it came from and the commit it tested."""
+    data = _jsonable(run)
+    data["summary_line"] = run.summary_line()
+    data["source"] = source
+    data["commit"] = commit
+    return data
+
+
+def parity_from_dict(data: dict[str, Any] | None) -> Any:
+    """Rebuild the ParityRun a dict was made from (the extra keys are dropped)."""
+    if not data:
+        return None
+    from harness.sandbox.pytest_runner import ParityRun
+
+    if hasattr(ParityRun, "model_validate"):
+        names = set(ParityRun.model_fields)
+        return ParityRun.model_validate({k: v for k, v in data.items() if k in names})
+    names = {f.name for f in dataclasses.fields(ParityRun)}
+    values = {k: v for k, v in data.items() if k in names}
+    if values.get("log_path") is not None:
+        values["log_path"] = Path(values["log_path"])
+    return ParityRun(**values)
+
+
+def timed(name: str) -> Callable:
+    """Wrap a node: emit start/end events and add its wall, model and test seconds."""
+
+    def wrap(fn: Callable[[RunState, RunResources], Update]) -> Callable:
+        def node(state: RunState, runtime: Runtime) -> Update:
+            res = _res(state, runtime)
+            res.model_s = res.test_s = 0.0
+            res.emit("node_start", node=name)
+            start = time.monotonic()
+            update = fn(state, res) or {}
+            total = time.monotonic() - start
+            update["timings"] = {name: {"total_s": total, "model_s": res.model_s, "test_s": res.test_s, "calls": 1}}
+            res.emit("node_end", node=name, seconds=round(total, 3), update=_summary_of(update))
+            return update
+
+        node.__name__ = name
+        node.__doc__ = fn.__doc__
+        return node
+
+    return wrap
+
+
+def _summary_of(update: Update) -> dict[str, Any]:
+    keep = ("outcome", "blocker", "debug_rounds", "asked_by")
+    out = {k: update[k] for k in keep if update.get(k) is not None}
+    if update.get("last_parity"):
+        out["parity"] = update["last_parity"].get("summary_line")
+    return out
+
+
+def _spent(state: RunState) -> tuple[float, float]:
+    """Dollars and seconds used so far in this run."""
+    usd = sum(float(v.get("cost_usd", 0)) for v in (state.get("usage") or {}).values())
+    secs = sum(float(v.get("total_s", 0)) for v in (state.get("timings") or {}).values())
+    return usd, secs
+
+
+def budget_spent_reason(state: RunState) -> str | None:
+    """The run-level money or time limit that is used up, or None."""
+    cfg = state.get("config") or {}
+    factor = 1 + int(state.get("budget_extensions") or 0)
+    usd, secs = _spent(state)
+    if cfg.get("max_usd") is not None and usd >= float(cfg["max_usd"]) * factor:
+        return f"max_usd ${float(cfg['max_usd']) * factor:.2f} reached (${usd:.2f} spent)"
+    if cfg.get("max_seconds") is not None and secs >= float(cfg["max_seconds"]) * factor:
+        return f"max_seconds {float(cfg['max_seconds']) * factor:.0f}s reached ({secs:.0f}s used)"
+    return None
+
+
+# ----- nodes --------------------------------------------------------------------------------
+
+
+@timed("validate_packet")
+def validate_packet(state: RunState, res: RunResources) -> Update:
+    """Load and check the packet; a bad packet ends the run with every problem listed."""
+    packet, problems = validate_run_input(res.cfg)
+    if problems:
+        return {"problems": problems, "outcome": "invalid"}
+    return {"packet": packet.model_dump(mode="json"), "problems": []}
+
+
+@timed("prepare_workspace")
+def prepare_workspace(state: RunState, res: RunResources) -> Update:
+    """Make (or reopen) the run's worktree and start the executor for the whole run."""
+    from harness.skills import skill_for
+
+    packet = _packet(state)
+    ws = res.create_workspace(_official_ref_dir(packet, res.cfg.repo))
+    for notice in getattr(ws, "notices", []):
+        res.log.warning(notice)
+    res.executor  # start it now: one sandbox, kept warm for every test of the run
+    skill = skill_for(packet.component_type, ws.path)
+    res.log.info(skill.describe_source())
+    return {
+        "workspace": {"path": str(ws.path), "branch": ws.branch, "base_commit": ws.base_commit},
+        "skill": {"name": skill.name, "bucket": str(skill.bucket), "source": skill.describe_source()},
+        "debug_rounds": 0,
+        "debug_attempts": [],
+        "concerns": list(packet.concerns_or_unknowns or []),
+    }
+
+
+def _official_ref_dir(packet: Any, repo: Path) -> Path | None:
+    raw = str(getattr(packet, "official_ref_dir", "") or "")
+    if not raw or raw in ("unknown", "none"):
+        return None
+    path = Path(raw) if Path(raw).is_absolute() else Path(repo) / raw
+    return path.resolve() if path.is_dir() else None
+
+
+@timed("plan")
+def plan(state: RunState, res: RunResources) -> Update:
+    """The planner (read-only tools): reuse vs port, target files, steps, concerns."""
+    update = _run_agent_node("plan", state, res, tasks.plan_task(state))
+    if "finish_args" in update:
+        update["plan"] = update.pop("finish_args")
+    return update
+
+
+@timed("implement")
+def implement(state: RunState, res: RunResources) -> Update:
+    """The implementer writes the component; the guards then read its diff."""
+    update = _run_agent_node("implement", state, res, tasks.implement_task(state))
+    update.pop("finish_args", None)
+    if not update.get("pending_hatch"):
+        update["guard_findings"] = _guards(state, res, update)
+    return update
+
+
+@timed("debug")
+def debug(state: RunState, res: RunResources) -> Update:
+    """One parity-debug round: the debugger gets the last result, the checklist and history."""
+    from harness.skills import skill_for
+
+    resuming = state.get("asked_by") == "debug" and bool(state.get("hatch_answer"))
+    skill = skill_for(state["packet"]["component_type"], res.workspace.path)
+    before = res.workspace.head()
+    update = _run_agent_node("debug", state, res, tasks.debug_task(state, skill.drift_checklist))
+    finish = update.pop("finish_args", None) or {}
+    rounds = int(state.get("debug_rounds") or 0) + (0 if resuming else 1)
+    update["debug_rounds"] = rounds
+    if update.get("pending_hatch"):
+        return update
+    attempts = list(state.get("debug_attempts") or [])
+    if resuming and attempts and attempts[-1].get("round") == rounds:
+        attempts.pop()  # the same round, finished after the person's answer
+    attempts.append({
+        "round": rounds,
+        "summary": str(finish.get("summary") or update.get("agent_stop") or "no summary"),
+        "files": _changed_between(res.workspace, before),
+        "reason": update.get("last_agent_reason"),
+        "parity_after": None,
+    })
+    update["debug_attempts"] = attempts
+    update["guard_findings"] = _guards(state, res, update)
+    return update
+
+
+@timed("run_parity")
+def run_parity(state: RunState, res: RunResources) -> Update:
+    """Run the parity test in the executor after the last edit, and read what it means."""
+    from harness.graph.evidence import classify_conversion_failure, prototype_evidence
+
+    packet = _packet(state)
+    ws = res.workspace
+    ws.checkpoint("run_parity: state before the test")
+    commit = ws.head()
+    run = _run_test(res, packet)
+    parity = parity_dict(run, "harness", commit)
+    update: Update = {"last_parity": parity, "parity_runs": [parity], "parity_commit": commit}
+    if packet.mode == "prototype":
+        update["prototype"] = _prototype_dict(prototype_evidence(ws, packet, res.executor))
+    retry = classify_conversion_failure(run, packet)
+    update["retry_request"] = _jsonable(retry)
+    attempts = list(state.get("debug_attempts") or [])
+    if attempts and attempts[-1].get("parity_after") is None:
+        attempts[-1] = {**attempts[-1], "parity_after": parity["summary_line"]}
+        update["debug_attempts"] = attempts
+    res.emit("parity", status=parity.get("status"), summary=parity["summary_line"])
+
+    merged: RunState = {**state, **update}  # type: ignore[typeddict-item]
+    spent = budget_spent_reason(merged)
+    if spent:
+        update["budget_spent"] = merged["budget_spent"] = spent
+    if routing.needs_budget_question(merged):
+        update["pending_hatch"] = budget_hatch(merged, ws)
+        update["asked_by"] = "budget"
+    return update
+
+
+def _prototype_dict(evidence: Any) -> dict[str, Any]:
+    data = _jsonable(evidence) or {}
+    complete = getattr(evidence, "complete", None)
+    if complete is None:
+        complete = getattr(evidence, "ok", False)
+    data["complete"] = bool(complete() if callable(complete) else complete)
+    return data
+
+
+@timed("ask_human")
+def ask_human(state: RunState, res: RunResources) -> Update:
+    """Record the question in PORT_STATUS.md (idempotent), pause, and check the answer."""
+    from harness.contracts import EscapeHatch
+    from harness.graph.evidence import record_escape_hatch, resolve_escape_hatch
+
+    hatch = state["pending_hatch"] or {}
+    packet = _packet(state)
+    ws = res.workspace
+    hatch_id = record_escape_hatch(ws, packet, EscapeHatch.model_validate(hatch))
+    ws.checkpoint(f"escape hatch {hatch_id}: recorded")
+    res.emit("question", hatch_id=hatch_id, hatch=hatch)
+    raw = interrupt({"run_id": state["run_id"], "hatch_id": hatch_id, "asked_by": state.get("asked_by"), "hatch": hatch})
+    try:
+        answer = coerce_answer(hatch, raw)
+    except AnswerError as err:
+        res.log.warning("answer to %s refused: %s; asking again", hatch_id, err)
+        return {"hatch_id": hatch_id}  # pending_hatch stays, so routing asks again
+    resolve_escape_hatch(ws, packet, hatch_id, answer["text"])
+    ws.checkpoint(f"escape hatch {hatch_id}: answered")
+    update: Update = {
+        "pending_hatch": None,
+        "hatch_id": hatch_id,
+        "hatch_answer": answer,
+        "accepted_hatches": [{**hatch, "id": hatch_id, "answer": answer}],
+    }
+    if state.get("asked_by") == "budget":
+        update.update(_budget_decision(state, answer))
+    return update
+
+
+def _budget_decision(state: RunState, answer: dict[str, Any]) -> Update:
+    """Option 1 extends the budget by one more allowance; anything else stops (the safe default)."""
+    text = str(answer.get("text", "")).lower()
+    extend = answer.get("option") == 1 or (answer.get("option") is None and text.startswith(("extend", "yes", "continue")))
+    if not extend:
+        return {"budget_decision": "stop", "hatch_answer": None, "asked_by": None}
+    cfg = state.get("config") or {}
+    return {
+        "budget_decision": "extend",
+        "budget_extensions": int(state.get("budget_extensions") or 0) + 1,
+        "extra_debug_rounds": int(state.get("extra_debug_rounds") or 0) + max(1, int(cfg.get("max_debug_rounds", 4))),
+        "budget_spent": None,
+        "hatch_answer": None,
+        "asked_by": "budget",
+    }
+
+
+@timed("finalize")
+def finalize(state: RunState, res: RunResources) -> Update:
+    """Build the handoff from evidence, update PORT_STATUS.md, commit, and write it out."""
+    from harness.graph.evidence import build_handoff, parity_is_current, update_port_status
+    from harness.graph.guards import check_guards
+
+    packet = _packet(state)
+    ws = res.workspace
+    ws.checkpoint("finalize: last agent changes")
+    last = parity_from_dict(state.get("last_parity"))
+    current = bool(state.get("parity_commit")) and parity_is_current(ws, state["parity_commit"])
+    findings = check_guards(
+        ws, packet, mode=packet.mode,
+        accepted_hatches=_accepted(state),
+        parity_claimed=bool(last is not None and last.status == "non_skip_pass" and current),
+        parity_ran=last is not None,
+    )
+    handoff = build_handoff(
+        packet=packet, workspace=ws, mode=packet.mode, last_parity=last, parity_current=current,
+        concerns=list(state.get("concerns") or []), findings=findings, escape_hatch=None,
+        retry_request=_retry_from(state), prototype=_prototype_from(state, res, packet),
+        budget_blocker=_budget_blocker(state),
+    )
+    update_port_status(ws, packet, handoff)
+    ws.checkpoint(f"finalize: handoff {handoff.parity_status}, next step {handoff.next_step}")
+    _write_handoff(res.run_dir, handoff)
+    outcome = "completed" if is_success(handoff, packet.mode) else "blocked"
+    return {
+        "handoff": handoff.model_dump(mode="json"),
+        "guard_findings": [_jsonable(f) for f in findings],
+        "outcome": outcome,
+        "blocker": None if handoff.blocker in (None, "none") else str(handoff.blocker),
+    }
+
+
+def is_success(handoff: Any, mode: str) -> bool:
+    if mode == "prototype":
+        return handoff.next_step == "phase_5_conversion"
+    return handoff.parity_status == "non_skip_pass" and handoff.next_step in ("phase_6_continue", "phase_5_conversion")
+
+
+def _write_handoff(run_dir: Path, handoff: Any) -> None:
+    """Write both forms atomically: a reader never sees half a handoff."""
+    for name, text in (
+        ("handoff.json", handoff.model_dump_json(indent=2)),
+        ("handoff.md", handoff.to_text() + "\n"),
+    ):
+        tmp = run_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(run_dir / name)
+
+
+def _accepted(state: RunState) -> list[Any]:
+    from harness.contracts import EscapeHatch
+
+    names = set(EscapeHatch.model_fields)
+    return [EscapeHatch.model_validate({k: v for k, v in h.items() if k in names}) for h in state.get("accepted_hatches") or []]
+
+
+def _retry_from(state: RunState) -> Any:
+    from harness.contracts import ConversionRetryRequest
+
+    data = state.get("retry_request")
+    return ConversionRetryRequest.model_validate(data) if data else None
+
+
+def _prototype_from(state: RunState, res: RunResources, packet: Any) -> Any:
+    if packet.mode != "prototype":
+        return None
+    from harness.graph.evidence import prototype_evidence
+
+    return prototype_evidence(res.workspace, packet, res.executor)  # fresh: files may have changed
+
+
+def _budget_blocker(state: RunState) -> str | None:
+    """The precise reason the run stops short, when the budget (or an agent failure) is why."""
+    if state.get("agent_stop"):
+        return str(state["agent_stop"])
+    parity = state.get("last_parity") or {}
+    if parity.get("status") == "non_skip_pass" and not routing.blocking_findings(state):
+        return None
+    if state.get("budget_decision") == "stop" or state.get("budget_spent") or (
+        int(state.get("debug_rounds") or 0) >= routing.rounds_allowed(state)
+    ):
+        spent = state.get("budget_spent") or f"{int(state.get('debug_rounds') or 0)} of {routing.rounds_allowed(state)} debug rounds used"
+        return f"debug budget spent ({spent}); last parity: {parity.get('summary_line') or 'not run'}"
+    return None
+
+
+def budget_hatch(state: RunState, ws: Any) -> dict[str, Any]:
+    """The harness's own `cost` question when the debug budget is spent and parity is not green."""
+    cfg = state.get("config") or {}
+    parity = state.get("last_parity") or {}
+    rounds = int(state.get("debug_rounds") or 0)
+    why = state.get("budget_spent") or f"all {rounds} debug rounds are used"
+    more = max(1, int(cfg.get("max_debug_rounds", 4)))
+    return {
+        "needs_user_input": "yes",
+        "decision_type": "cost",
+        "question": (
+            f"The parity-debug budget is spent ({why}) and parity is still "
+            f"{parity.get('status', 'not run')}. Extend the budget by {more} more debug rounds "
+            "(and the same money/time allowance again), or stop with a blocked handoff?"
+        ),
+        "recommended_option": "Stop and return a blocked handoff with the last parity evidence",
+        "options": [
+            f"Extend the budget by {more} debug rounds: more model cost and test time",
+            "Stop: finalize a blocked handoff naming the last parity failure",
+        ],
+        "safe_default": "Stop and return a blocked handoff",
+        "blocked_until_answered": "yes",
+        "state_snapshot": {
+            "phase": f"{(state.get('packet') or {}).get('mode')} debug round {rounds}",
+            "files_changed": list(ws.files_changed()),
+            "command_or_test": parity.get("command") or "not_run",
+            "evidence": f"{parity.get('summary_line') or 'no parity run'}; log {parity.get('log_path')}",
+        },
+    }
+
+
+def _run_test(res: RunResources, packet: Any) -> Any:
+    from harness.sandbox.pytest_runner import run_parity_test
+
+    start = time.monotonic()
+    try:
+        return run_parity_test(res.executor, packet.parity_test, res.logs_dir)
+    finally:
+        res.test_s += time.monotonic() - start
+
+
+def _changed_between(ws: Any, before: str) -> list[str]:
+    import git
+
+    out = git.Repo(ws.path).git.diff("--name-only", before, "HEAD")
+    return [line for line in out.splitlines() if line]
+
+
+def _guards(state: RunState, res: RunResources, update: Update) -> list[dict[str, Any]]:
+    from harness.graph.guards import check_guards
+
+    packet = _packet(state)
+    findings = check_guards(res.workspace, packet, mode=packet.mode, accepted_hatches=_accepted(state))
+    if findings:
+        res.emit("guards", findings=[f"{f.name}: {f.path}" for f in findings])
+    return [_jsonable(f) for f in findings]
+
+
+# ----- running an agent inside a node ---------------------------------------------------------
+
+
+def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) -> Update:
+    from harness.agents.loop import run_agent
+    from harness.agents.tools import ToolContext
+    from harness.graph.hatch_policy import review_escape_hatch
+    from harness.skills import skill_for
+
+    role = tasks.ROLE_FOR_NODE[node]
+    packet = _packet(state)
+    ws = res.workspace
+    resuming = state.get("asked_by") == node and bool(state.get("hatch_answer"))
+    saved = (state.get("saved_messages") or {}).get(node) if resuming else None
+    agent_runs: list[Any] = []
+    last_parity = parity_from_dict(state.get("last_parity"))
+
+    def agent_parity() -> Any:
+        run = _run_test(res, packet)
+        agent_runs.append(run)
+        return run
+
+    def policy(hatch: Any) -> str | None:
+        latest = agent_runs[-1] if agent_runs else last_parity
+        return review_escape_hatch(hatch, last_parity=latest)
+
+    concerns = list(state.get("concerns") or [])
+    ctx = ToolContext(ws, res.executor, role, run_parity=agent_parity, hatch_policy=policy, concerns=concerns)
+    skill = skill_for(packet.component_type, ws.path)
+    model = res.model(state)
+    res.emit("agent_start", node=node, role=role, resuming=resuming)
+    result = run_agent(
+        role, model, ctx,
+        system=tasks.system_prompt(role, skill),
+        task=task,
+        budget=_budget(state),
+        trajectory=res.trajectory(),
+        messages=_messages_from(saved) if saved else None,
+        resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
+        on_step=lambda *_: ws.checkpoint(f"{node}: {role} step"),
+    ) if _accepts_on_step(run_agent) else run_agent(
+        role, model, ctx,
+        system=tasks.system_prompt(role, skill),
+        task=task,
+        budget=_budget(state),
+        trajectory=res.trajectory(),
+        messages=_messages_from(saved) if saved else None,
+        resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
+    )
+    ws.checkpoint(f"{node}: {role} ended ({result.reason})")
+    res.model_s += model.seconds
+    return _agent_update(node, state, res, result, ctx, agent_runs)
+
+
+def _accepts_on_step(fn: Callable) -> bool:
+    import inspect
+
+    return "on_step" in inspect.signature(fn).parameters
+
+
+def _agent_update(node: str, state: RunState, res: RunResources, result: Any, ctx: Any, agent_runs: list[Any]) -> Update:
+    usage = result.usage
+    update: Update = {
+        "agent_results": [{
+            "node": node, "role": tasks.ROLE_FOR_NODE[node], "reason": result.reason,
+            "turns": result.turns, "cost_usd": result.cost_usd, "finish_args": _jsonable(result.finish_args),
+        }],
+        "usage": {node: {
+            "input_tokens": getattr(usage, "input_tokens", 0), "output_tokens": getattr(usage, "output_tokens", 0),
+            "cost_usd": float(result.cost_usd or 0), "turns": int(result.turns or 0),
+        }},
+        "concerns": list(dict.fromkeys(list(state.get("concerns") or []) + [str(c) for c in ctx.concerns])),
+        "finish_args": _jsonable(result.finish_args) or {},
+        "last_agent_reason": result.reason,
+        "model_positions": res.model_positions(),
+    }
+    if agent_runs:
+        update["parity_runs"] = [parity_dict(r, f"agent:{node}", None) for r in agent_runs]
+    saved = dict(state.get("saved_messages") or {})
+    if result.reason == "asked" and result.escape_hatch is not None:
+        saved[node] = [_jsonable(m) for m in result.messages]
+        update.update(pending_hatch=_jsonable(result.escape_hatch), asked_by=node, saved_messages=saved)
+        return update
+    saved.pop(node, None)
+    update.update(saved_messages=saved, hatch_answer=None, asked_by=None)
+    if result.reason in ("model_error", "infra_error", "context_overflow"):
+        detail = getattr(result, "detail", "") or getattr(result, "error", "") or ""
+        update["agent_stop"] = f"{tasks.ROLE_FOR_NODE[node]} stopped: {result.reason}{': ' + str(detail) if detail else ''}"
+    elif result.reason in ("budget_usd", "budget_time", "budget_tokens"):
+        update["budget_spent"] = f"{tasks.ROLE_FOR_NODE[node]} stopped on {result.reason}"
+    return update
+
+
+def _messages_from(saved: list[Any]) -> list[Any]:
+    from pydantic import TypeAdapter
+
+    from harness.agents.models.base import Message
+
+    return TypeAdapter(list[Message]).validate_python(saved)
+
+
+def _budget(state: RunState) -> Any:
+    """Per-agent turn budget, and what is left of the run's money and time."""
+    from harness.agents.loop import Budget
+
+    cfg = state.get("config") or {}
+    factor = 1 + int(state.get("budget_extensions") or 0)
+    usd, secs = _spent(state)
+    kwargs: dict[str, Any] = {"max_turns": int(cfg.get("max_turns", 30))}
+    if cfg.get("max_usd") is not None:
+        kwargs["max_usd"] = max(0.0, float(cfg["max_usd"]) * factor - usd)
+    if cfg.get("max_seconds") is not None:
+        kwargs["max_seconds"] = max(1.0, float(cfg["max_seconds"]) * factor - secs)
+    return Budget(**kwargs)

@@ -1,0 +1,112 @@
+"""The task message each agent node hands its agent: packet, skill, and what happened so far."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness.graph.state import RunState
+
+ROLE_FOR_NODE = {"plan": "planner", "implement": "implementer", "debug": "debugger"}
+
+
+def system_prompt(role: str, skill: Any) -> str:
+    """The role's prompt from the agents part, with the skill text appended."""
+    base = _role_prompt(role)
+    return f"{base}\n\n# The skill you follow: {skill.name}\n\n{skill.text}"
+
+
+def _role_prompt(role: str) -> str:
+    try:
+        from harness.agents import prompts  # type: ignore[attr-defined]
+
+        for name in ("system_prompt", "role_prompt"):
+            fn = getattr(prompts, name, None)
+            if callable(fn):
+                return str(fn(role))
+    except ImportError:
+        pass
+    return (
+        f"You are the {role} in a FastVideo add-model component port. Work only through your "
+        "tools, inside the workspace. Never weaken the parity test (no skips, no looser "
+        "tolerances, no shape-only checks) and never edit conversion scripts or converted "
+        "weights. Ask a person (raise_escape_hatch) only for decisions the skill lists as "
+        "user decisions. End with finish and a short summary of what you did."
+    )
+
+
+def _packet_block(state: RunState) -> str:
+    return "```json\n" + json.dumps(state.get("packet") or {}, indent=2) + "\n```"
+
+
+def plan_task(state: RunState) -> str:
+    packet = state.get("packet") or {}
+    return (
+        f"Plan the {packet.get('mode')} work for component `{packet.get('component')}` "
+        f"({packet.get('component_type')}) of `{packet.get('model_family')}`.\n\n"
+        "Read the official definition and instantiation files and the FastVideo targets. "
+        "Decide reuse vs port with evidence, list the target files, the ordered steps and "
+        "your concerns. Finish with args: decision, target_files, steps, concerns.\n\n"
+        f"Packet:\n{_packet_block(state)}"
+    )
+
+
+def implement_task(state: RunState) -> str:
+    packet = state.get("packet") or {}
+    mode = packet.get("mode")
+    extra = (
+        "Prototype mode: make the component import and instantiate with the official args, "
+        "and write the official and FastVideo state-dict key/shape dumps to the paths in "
+        "prototype_key_dumps. Do not chase numerical parity."
+        if mode == "prototype"
+        else "Parity-debug mode: implement the component so the parity test passes without skips."
+    )
+    return (
+        f"Implement component `{packet.get('component')}` following the plan.\n\n{extra}\n"
+        f"If the parity test `{packet.get('parity_test')}` is missing, scaffold it from the "
+        "skill's template first.\n\n"
+        f"Plan:\n```json\n{json.dumps(state.get('plan') or {}, indent=2)}\n```\n\n"
+        f"Packet:\n{_packet_block(state)}"
+    )
+
+
+def debug_task(state: RunState, drift_checklist: tuple[str, ...] | list[str]) -> str:
+    packet = state.get("packet") or {}
+    parity = state.get("last_parity") or {}
+    lines = [
+        f"Debug round {int(state.get('debug_rounds') or 0) + 1}: the parity test "
+        f"`{packet.get('parity_test')}` is not a clean non-skip pass yet.",
+        "",
+        "Last run (by the harness):",
+        f"- status: {parity.get('status')}",
+        f"- result: {parity.get('summary_line') or parity.get('summary')}",
+        f"- command: {parity.get('command')}",
+    ]
+    if parity.get("skip_reasons"):
+        lines.append(f"- skip reasons: {'; '.join(parity['skip_reasons'])}")
+    if parity.get("first_failure"):
+        lines.append(f"- first failure:\n```\n{parity['first_failure']}\n```")
+    if parity.get("metrics"):
+        lines.append(f"- metrics: {json.dumps(parity['metrics'])}")
+    if parity.get("log_path"):
+        lines.append(f"- full log: {parity['log_path']}")
+    findings = state.get("guard_findings") or []
+    if findings:
+        lines += ["", "The harness's guards flagged your changes; fix these first (revert the change, "
+                  "or ask a person if it truly is a user decision):"]
+        lines += [f"- [{f.get('name')}] {f.get('path')}: {f.get('detail')}" for f in findings]
+    attempts = state.get("debug_attempts") or []
+    if attempts:
+        lines += ["", "Already tried (do not repeat):"]
+        lines += [
+            f"- round {a.get('round')}: {a.get('summary')} -> {a.get('parity_after') or 'not run'}"
+            for a in attempts
+        ]
+    lines += ["", "Drift checklist for this bucket (check these before changing layers):"]
+    lines += [f"- {item}" for item in drift_checklist]
+    lines += [
+        "",
+        "Edit only component code (model, config, export). Find the first divergent tensor, "
+        "fix it, run the parity test, and finish with a summary of what you changed and why.",
+    ]
+    return "\n".join(lines)

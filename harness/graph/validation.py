@@ -1,0 +1,79 @@
+"""Everything a run checks before it writes anything: options, checkout, packet, skill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.graph.config import RunConfig, config_problems
+
+
+def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
+    """(packet, []) when the run can start, else (None or packet, every problem found).
+
+    Reads only; the run directory and the worktree are made after this passes.
+    """
+    problems = list(config_problems(cfg))
+    problems += _repo_problems(Path(cfg.repo))
+    packet, packet_problems = _load_packet(Path(cfg.packet))
+    problems += packet_problems
+    if packet is not None and not _repo_problems(Path(cfg.repo)):
+        problems += _path_problems(packet, Path(cfg.repo))
+        problems += _skill_problems(packet, Path(cfg.repo))
+    return packet, problems
+
+
+def _repo_problems(repo: Path) -> list[str]:
+    import git
+
+    if not repo.is_dir():
+        return [f"repo: {repo} does not exist or is not a directory"]
+    try:
+        r = git.Repo(repo)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return [f"repo: {repo} is not a git checkout"]
+    if r.bare:
+        return [f"repo: {repo} is a bare repository; pass a checkout with a working tree"]
+    if not r.head.is_valid():
+        return [f"repo: {repo} has no commits yet"]
+    return []
+
+
+def _load_packet(path: Path) -> tuple[Any, list[str]]:
+    from harness.contracts import PacketError, load_packet
+
+    if not path.is_file():
+        return None, [f"packet: {path} does not exist"]
+    try:
+        return load_packet(path), []
+    except PacketError as err:
+        return None, [_problem_text(p) for p in _problems_of(err)]
+
+
+def _problems_of(err: Exception) -> list[Any]:
+    problems = getattr(err, "problems", None)
+    return list(problems) if problems else [str(err)]
+
+
+def _problem_text(problem: Any) -> str:
+    if isinstance(problem, str):
+        return problem
+    if isinstance(problem, tuple) and len(problem) == 2:
+        return f"{problem[0]}: {problem[1]}"
+    return str(problem)
+
+
+def _path_problems(packet: Any, repo: Path) -> list[str]:
+    from harness.contracts import check_packet_paths
+
+    return [_problem_text(p) for p in check_packet_paths(packet, repo)]
+
+
+def _skill_problems(packet: Any, repo: Path) -> list[str]:
+    from harness.skills import skill_for
+
+    try:
+        skill_for(packet.component_type, repo)
+    except Exception as err:  # the registry says why in its message
+        return [f"component_type: no skill for {packet.component_type!r}: {err}"]
+    return []
