@@ -1,0 +1,161 @@
+"""OpenAI Chat Completions with tools; works with any OpenAI-compatible server (vLLM, Ollama).
+
+The server is `base_url`, else `OPENAI_BASE_URL`, else api.openai.com. OpenAI caches prompt
+prefixes by itself; cached tokens come from `usage.prompt_tokens_details.cached_tokens` when
+the server reports them, and are subtracted from `input_tokens` (which counts uncached input).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from harness.agents.models.base import (
+    AssistantMessage,
+    AssistantTurn,
+    Message,
+    Model,
+    ModelError,
+    SystemPrompt,
+    ToolCall,
+    ToolResultMessage,
+    ToolSpec,
+    Usage,
+    UserMessage,
+    system_text,
+)
+from harness.agents.models.pricing import Price, cost_usd, price_for
+from harness.agents.models.retry import RetryPolicy, call_with_retries
+
+CONTEXT_WINDOWS = {"gpt-4.1": 1_000_000, "gpt-5": 400_000, "gpt-4o": 128_000, "o3": 200_000, "o4-mini": 200_000}
+
+
+def _context_window(model: str) -> int:
+    for key, size in CONTEXT_WINDOWS.items():
+        if model.startswith(key):
+            return size
+    return 128_000  # conservative for unknown OpenAI-compatible servers
+
+
+def to_wire_messages(system: SystemPrompt, messages: list[Message]) -> list[dict[str, Any]]:
+    wire: list[dict[str, Any]] = []
+    sys_text = system_text(system)
+    if sys_text:
+        wire.append({"role": "system", "content": sys_text})
+    for m in messages:
+        if isinstance(m, UserMessage):
+            wire.append({"role": "user", "content": m.text})
+        elif isinstance(m, ToolResultMessage):
+            wire.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
+        elif isinstance(m, AssistantMessage):
+            msg: dict[str, Any] = {"role": "assistant", "content": m.text or None}
+            if m.tool_calls:
+                msg["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {
+                            "name": c.name,
+                            "arguments": c.args if isinstance(c.args, str) else json.dumps(c.args),
+                        },
+                    }
+                    for c in m.tool_calls
+                ]
+            wire.append(msg)
+    return wire
+
+
+def to_wire_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in tools
+    ]
+
+
+def parse_arguments(raw: str | None) -> dict[str, Any] | str:
+    """JSON object arguments, or the raw string when they are not one (fed back as an error)."""
+    if raw is None or raw.strip() == "":
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    return value if isinstance(value, dict) else raw
+
+
+def from_wire_usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    details = getattr(u, "prompt_tokens_details", None)
+    cached = (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
+    prompt = getattr(u, "prompt_tokens", 0) or 0
+    return Usage(
+        input_tokens=max(0, prompt - cached),
+        output_tokens=getattr(u, "completion_tokens", 0) or 0,
+        cache_read_tokens=cached,
+    )
+
+
+class OpenAIModel(Model):
+    provider = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        price: Price | str | None = None,
+        timeout_s: float = 600.0,
+        max_output_tokens: int | None = None,
+        context_window: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__()
+        import openai
+
+        self._sdk = openai
+        self.name = model
+        self.price = price_for(model, price)
+        self.context_window = context_window or _context_window(model)
+        self.max_output_tokens = max_output_tokens
+        self.retry = retry or RetryPolicy()
+        # Retries are ours (see retry.py), so the SDK must not retry on its own.
+        self.client = openai.OpenAI(
+            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "missing-api-key",
+            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            max_retries=0,
+            timeout=timeout_s,
+        )
+
+    def _complete(
+        self, role: str, system: SystemPrompt, messages: list[Message], tools: list[ToolSpec]
+    ) -> AssistantTurn:
+        kwargs: dict[str, Any] = {"model": self.name, "messages": to_wire_messages(system, messages)}
+        if tools:
+            kwargs["tools"] = to_wire_tools(tools)
+        if self.max_output_tokens:
+            kwargs["max_completion_tokens"] = self.max_output_tokens
+        resp = call_with_retries(
+            lambda: self.client.chat.completions.create(**kwargs),
+            provider=self.provider,
+            status_error=self._sdk.APIStatusError,
+            connection_error=self._sdk.APIConnectionError,
+            policy=self.retry,
+        )
+        if not resp.choices:
+            raise ModelError(f"{self.provider}: response has no choices", provider=self.provider)
+        choice = resp.choices[0]
+        msg = choice.message
+        calls = [
+            ToolCall(id=c.id, name=c.function.name, args=parse_arguments(c.function.arguments))
+            for c in (msg.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        return AssistantTurn(
+            text=msg.content or "", tool_calls=calls, usage=from_wire_usage(resp.usage), stop_reason=choice.finish_reason or ""
+        )
+
+    def cost_usd(self, usage: Usage) -> float:
+        return cost_usd(self.name, usage, self.price)

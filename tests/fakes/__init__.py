@@ -1,0 +1,1 @@
+"""Local wire-format servers the real provider SDKs talk to in tests."""

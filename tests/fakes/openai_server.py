@@ -1,0 +1,64 @@
+"""A fake OpenAI Chat Completions API (POST /v1/chat/completions) speaking the real JSON format."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from tests.fakes.server import FakeServer, Reply
+
+_ids = itertools.count(1)
+
+
+def completion(
+    text: str | None = None,
+    tool_calls: list[tuple[str, dict[str, Any] | str]] | None = None,
+    *,
+    prompt_tokens: int = 100,
+    completion_tokens: int = 20,
+    cached_tokens: int | None = None,
+    model: str = "gpt-4.1",
+) -> Reply:
+    """A completion; a tool call's arguments may be a raw string (sent as-is, e.g. malformed JSON)."""
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{next(_ids):04d}",
+                "type": "function",
+                "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+            }
+            for name, args in tool_calls
+        ]
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens, "audio_tokens": 0}
+    return Reply(
+        200,
+        {
+            "id": f"chatcmpl-{next(_ids):04d}",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None,
+                 "finish_reason": "tool_calls" if tool_calls else "stop"}
+            ],
+            "usage": usage,
+        },
+    )
+
+
+def error(status: int, msg: str, code: str | None = None, headers: dict[str, str] | None = None,
+          delay_s: float = 0.0) -> Reply:
+    body = {"error": {"message": msg, "type": "invalid_request_error", "param": None, "code": code}}
+    return Reply(status, body, headers or {}, delay_s)
+
+
+def server() -> FakeServer:
+    return FakeServer(error(500, "fake server: no more prepared replies"))

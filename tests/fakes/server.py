@@ -1,0 +1,89 @@
+"""A small loopback HTTP server that answers POSTs from a queue of prepared replies.
+
+Each reply is (status, headers, JSON body, delay before answering). Every request is kept
+(path, headers, parsed JSON body, arrival time) so tests can assert what the client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+class FakeServer:
+    def __init__(self, no_more: Reply) -> None:
+        self.replies: list[Reply] = []
+        self.requests: list[Received] = []
+        self._no_more = no_more
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                length = int(self.headers.get("content-length", 0))
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    body = raw.decode("utf-8", "replace")
+                with server._lock:
+                    server.requests.append(Received(self.path, dict(self.headers), body, time.monotonic()))
+                    reply = server.replies.pop(0) if server.replies else server._no_more
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                data = json.dumps(reply.body).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def add(self, *replies: Reply) -> "FakeServer":
+        with self._lock:
+            self.replies.extend(replies)
+        return self
+
+    def __enter__(self) -> "FakeServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

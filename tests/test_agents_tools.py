@@ -1,0 +1,240 @@
+"""The agents' tools on a real worktree with the real local executor."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from harness.agents.models.base import ToolCall
+from harness.agents.tools import (
+    MAX_GREP_MATCHES,
+    OUTPUT_LIMIT_BYTES,
+    execute,
+    tools_for_role,
+    truncate_middle,
+)
+from harness.contracts import EscapeHatch
+from tests.fakes.workspace import make_setup
+
+
+@pytest.fixture
+def setup(tmp_path):
+    s = make_setup(tmp_path)
+    yield s
+    s.executor.close()
+
+
+def call(setup, name, args, role="implementer"):
+    return execute(setup.ctx, tools_for_role(role), ToolCall(id="c1", name=name, args=args))
+
+
+def test_role_tool_sets():
+    planner = {t.name for t in tools_for_role("planner")}
+    writer = {t.name for t in tools_for_role("debugger")}
+    assert planner == {"read_file", "list_dir", "grep", "record_concern", "raise_escape_hatch", "finish"}
+    assert writer == planner | {"edit_file", "write_file", "run", "run_parity_test"}
+    assert {t.name for t in tools_for_role("implementer")} == writer
+    with pytest.raises(ValueError, match="unknown role 'boss'"):
+        tools_for_role("boss")
+
+
+def test_tool_specs_are_json_schema_from_the_arg_models():
+    specs = {t.name: t.spec for t in tools_for_role("implementer")}
+    edit = specs["edit_file"].parameters
+    assert edit["type"] == "object" and set(edit["required"]) == {"path", "old", "new"}
+    assert edit["additionalProperties"] is False
+    assert specs["read_file"].parameters["required"] == ["path"]
+    # finish allows role-specific extra fields
+    assert specs["finish"].parameters.get("additionalProperties") is not False
+
+
+def test_read_file_numbers_lines_and_windows(setup):
+    body = "".join(f"line {i}\n" for i in range(1, 451))
+    (setup.ws.path / "big.txt").write_text(body)
+    out = call(setup, "read_file", {"path": "big.txt"})
+    assert not out.is_error
+    assert out.content.startswith("big.txt (lines 1-200 of 450)")
+    assert "     1\tline 1" in out.content and "   200\tline 200" in out.content
+    assert "line 201" not in out.content
+    assert "[250 more lines below; call read_file with start_line=201]" in out.content
+    out = call(setup, "read_file", {"path": "big.txt", "start_line": 440, "end_line": 460})
+    assert "(lines 440-450 of 450)" in out.content and "[end of file]" in out.content
+    out = call(setup, "read_file", {"path": "big.txt", "start_line": 500})
+    assert out.is_error and "450 lines" in out.content
+
+
+def test_read_file_official_reference_dir_is_readable(setup):
+    out = call(setup, "read_file", {"path": str(setup.official / "ref" / "vae.py")})
+    assert not out.is_error and "scaling_factor = 0.18215" in out.content
+
+
+def test_read_missing_binary_and_directory(setup):
+    (setup.ws.path / "blob.bin").write_bytes(b"\0\1\2" * 10)
+    assert "no such file" in call(setup, "read_file", {"path": "nope.py"}).content
+    assert "binary" in call(setup, "read_file", {"path": "blob.bin"}).content
+    assert "is a directory" in call(setup, "read_file", {"path": "fastvideo"}).content
+
+
+def test_path_escapes_are_refused(setup, tmp_path):
+    secret = tmp_path / "outside.txt"
+    secret.write_text("outside the workspace\n")
+    os.symlink(secret, setup.ws.path / "link.txt")
+    for args in ({"path": "../outside.txt"}, {"path": str(secret)}, {"path": "link.txt"}):
+        out = call(setup, "read_file", args)
+        assert out.is_error and out.content.startswith("path refused:"), out.content
+        assert "outside the workspace\n" not in out.content
+    out = call(setup, "write_file", {"path": str(setup.official / "ref" / "vae.py"), "content": "x"})
+    assert out.is_error and "read-only" in out.content
+    out = call(setup, "write_file", {"path": ".git/config", "content": "x"})
+    assert out.is_error and "path refused" in out.content
+
+
+def test_conversion_paths_are_refused_except_key_dumps(setup):
+    out = call(setup, "edit_file", {"path": "scripts/checkpoint_conversion/convert.py", "old": "convert", "new": "x"})
+    assert out.is_error and "conversion_retry_request" in out.content
+    assert (setup.ws.path / "scripts/checkpoint_conversion/convert.py").read_text() == "print('convert')\n"
+    out = call(setup, "write_file", {"path": "converted_weights/demo/vae/model.safetensors", "content": "x"})
+    assert out.is_error and "_mapping" in out.content
+    out = call(setup, "write_file", {"path": "converted_weights/demo/_mapping/official_keys.txt", "content": "a (3,)\n"})
+    assert not out.is_error, out.content
+    assert (setup.ws.path / "converted_weights/demo/_mapping/official_keys.txt").exists()
+
+
+def test_list_dir(setup):
+    out = call(setup, "list_dir", {"path": "fastvideo/models/vaes"})
+    assert "base.py  (" in out.content and "common.py" in out.content
+    root = call(setup, "list_dir", {})
+    assert "fastvideo/" in root.content and ".git" not in root.content
+    assert call(setup, "list_dir", {"path": "README.md"}).is_error
+
+
+def test_grep_regex_glob_and_cap(setup):
+    out = call(setup, "grep", {"pattern": r"scale\s*=", "path": "fastvideo"})
+    assert "fastvideo/models/vaes/base.py:2:     scale = 0.18215" in out.content
+    out = call(setup, "grep", {"pattern": "def ", "glob": "*.py"})
+    assert "fastvideo/models/vaes/common.py:4: def tile(x):" in out.content
+    assert "README" not in out.content
+    assert "invalid regular expression" in call(setup, "grep", {"pattern": "("}).content
+    (setup.ws.path / "many.txt").write_text("hit\n" * (MAX_GREP_MATCHES + 50))
+    out = call(setup, "grep", {"pattern": "hit", "path": "many.txt"})
+    assert out.content.count("many.txt:") == MAX_GREP_MATCHES
+    assert f"stopped at {MAX_GREP_MATCHES} matches" in out.content
+    assert "no matches" in call(setup, "grep", {"pattern": "zzz_not_there"}).content
+
+
+def test_edit_file_unique_match_and_errors(setup):
+    path = "fastvideo/models/vaes/base.py"
+    out = call(setup, "edit_file", {"path": path, "old": "0.18215", "new": "0.13025"})
+    assert not out.is_error and "1 replacement at line 2" in out.content
+    assert "scale = 0.13025" in (setup.ws.path / path).read_text()
+    out = call(setup, "edit_file", {"path": path, "old": "self", "new": "me"})
+    assert out.is_error and "matches 2 times" in out.content
+    out = call(setup, "edit_file", {"path": path, "old": "not in file", "new": "x"})
+    assert out.is_error and "(0 matches)" in out.content
+    assert call(setup, "edit_file", {"path": path, "old": "", "new": "x"}).is_error
+
+
+def test_edit_reports_only_the_problems_it_introduced(setup):
+    path = "fastvideo/models/vaes/common.py"
+    (setup.ws.path / path).write_text("import os\nimport math\n\n\ndef tile(x):\n    return math.floor(x)\n")
+    out = call(setup, "edit_file", {"path": path, "old": "return math.floor(x)", "new": "return floor(x) + y"})
+    assert "introduced 3 problem(s)" in out.content
+    assert "undefined name 'floor'" in out.content and "undefined name 'y'" in out.content
+    assert "'math' imported but unused" in out.content  # the edit made it unused
+    assert "'os' imported but unused" not in out.content  # it was there before
+    out = call(setup, "edit_file", {"path": path, "old": "def tile(x):", "new": "def tile(x:"})
+    assert "syntax error" in out.content
+    out = call(setup, "write_file", {"path": "fastvideo/new.py", "content": "def f():\n    return g\n"})
+    assert "created fastvideo/new.py" in out.content and "undefined name 'g'" in out.content
+    out = call(setup, "write_file", {"path": "fastvideo/clean.py", "content": "X = 1\n"})
+    assert "problem" not in out.content
+
+
+def test_run_truncates_head_and_tail(setup):
+    n = 100_000
+    out = call(setup, "run", {"command": f"{sys.executable} -c \"print('A' * {n}); print('END')\""})
+    assert "exit code: 0" in out.content
+    assert "bytes cut ...]" in out.content and out.content.rstrip().endswith("(empty)")
+    assert "END" in out.content
+    assert len(out.content) < 2 * OUTPUT_LIMIT_BYTES + 500
+    out = call(setup, "run", {"command": "echo oops >&2; exit 3"})
+    assert out.is_error and "exit code: 3" in out.content and "oops" in out.content
+    out = call(setup, "run", {"command": "sleep 5", "timeout_s": 0.5})
+    assert out.is_error and "timed out" in out.content
+    assert setup.ctx.last_command == "sleep 5"
+
+
+def test_truncate_middle_marks_the_cut():
+    text = "h" * 50 + "m" * 1000 + "t" * 50
+    cut = truncate_middle(text, 100)
+    assert cut.startswith("h" * 50) and cut.endswith("t" * 50) and "[... 1000 bytes cut ...]" in cut
+    assert truncate_middle("short", 100) == "short"
+
+
+def test_run_parity_test_uses_the_context_runner(setup):
+    assert "no parity runner" in call(setup, "run_parity_test", {}).content
+    from harness.sandbox.pytest_runner import run_parity_test
+
+    setup.ctx.run_parity = lambda: run_parity_test(
+        setup.executor, "tests/local_tests/vaes/test_demo_vae_parity.py", setup.run_dir / "logs"
+    )
+    out = call(setup, "run_parity_test", {})
+    assert not out.is_error
+    assert "status=non_skip_pass passed=1 failed=0 errors=0 skipped=0" in out.content, out.content
+
+
+def test_record_concern(setup):
+    out = call(setup, "record_concern", {"text": "posterior uses mode, not sample"})
+    assert "1 in total" in out.content and setup.ctx.concerns == ["posterior uses mode, not sample"]
+
+
+HATCH = {
+    "decision_type": "ambiguity",
+    "question": "Which official VAE definition is the source of truth?",
+    "options": ["Use vae_v2.py: matches the published weights", "Use vae_v1.py: older layout"],
+    "recommended_option": "Use vae_v2.py",
+    "safe_default": "port vae_v2.py",
+    "evidence": "ref/vae_v1.py and ref/vae_v2.py differ in the decoder's upsampling order",
+}
+
+
+def test_escape_hatch_accepted_builds_the_contract_model(setup):
+    out = call(setup, "raise_escape_hatch", HATCH)
+    assert out.end == "asked" and isinstance(out.data, EscapeHatch)
+    assert out.data.state_snapshot.phase == "implementer"
+    assert out.data.state_snapshot.command_or_test == "not_run"
+    assert out.data.blocked_until_answered == "yes"
+
+
+def test_escape_hatch_refused_by_policy_and_invalid(setup):
+    seen = []
+    setup.ctx.hatch_policy = lambda h: seen.append(h) or "red parity is a recoverable failure"
+    out = call(setup, "raise_escape_hatch", HATCH)
+    assert out.end is None and out.is_error and "refused: red parity is a recoverable failure" in out.content
+    assert isinstance(seen[0], EscapeHatch)
+    bad = dict(HATCH, question="Two questions? Really?")
+    out = call(setup, "raise_escape_hatch", bad)
+    assert out.is_error and "not valid" in out.content and "question" in out.content
+    out = call(setup, "raise_escape_hatch", dict(HATCH, options=["a", "b", "c", "d", "e"]))
+    assert out.is_error and "invalid arguments" in out.content
+
+
+def test_unknown_tool_bad_args_and_malformed_json(setup):
+    out = call(setup, "delete_everything", {})
+    assert out.is_error and "unknown tool 'delete_everything'" in out.content and "read_file" in out.content
+    out = call(setup, "edit_file", {"path": "README.md"})
+    assert out.is_error and "invalid arguments for edit_file" in out.content and "old: Field required" in out.content
+    out = call(setup, "read_file", {"path": "README.md", "colour": "red"})
+    assert out.is_error and "colour" in out.content
+    out = call(setup, "read_file", '{"path": "README.md"')
+    assert out.is_error and "not a JSON object" in out.content
+    out = call(setup, "run", {"command": "ls"}, role="planner")
+    assert out.is_error and "unknown tool 'run'" in out.content
+
+
+def test_finish_keeps_role_fields(setup):
+    out = call(setup, "finish", {"summary": "plan ready", "plan": {"steps": ["a"]}, "extra": 1}, role="planner")
+    assert out.end == "finished" and out.data == {"summary": "plan ready", "plan": {"steps": ["a"]}, "extra": 1}
+    assert call(setup, "finish", {}, role="planner").is_error
