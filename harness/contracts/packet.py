@@ -1,0 +1,221 @@
+"""The component packet: `component_context`, the input of every component skill.
+
+Field names are exactly the contract's (`.agents/skills/add-model/contracts/component_context.md`
+in a FastVideo checkout). Besides field types, `ComponentContext` enforces these rules:
+
+- `local_tests_readme` / `port_state_file` are `tests/local_tests/<model_family>/README.md` /
+  `PORT_STATUS.md`; `parity_test` is a `test_*.py` file under `tests/local_tests/`.
+- `fastvideo_target_files` sit under `fastvideo/models/<bucket>/` or
+  `fastvideo/configs/models/<bucket>/`; the bucket follows `component_type` (vae -> vaes,
+  encoder/conditioner -> encoders, dit -> dits; other types may use any bucket).
+  `path.py::Symbol` is accepted for a reused class.
+- `prototype_key_dumps` values are paths under `converted_weights/<model_family>/_mapping/`, or
+  `planned` / `unknown`. Conversion paths are under `scripts/checkpoint_conversion/` and
+  `converted_weights/<model_family>/`, or `not_created` / `not_needed` / `unknown`.
+- Every path is repo-relative, without `..`.
+- `strict_load=pass_with_documented_exclusions` needs `non_strict_with_allowed_keys`, and a
+  non-strict loader cannot claim a plain `pass`.
+- Modes: in `parity-scaffold` nothing has been loaded yet, so `strict_load=not_run`; a strict-load
+  `pass` only exists in `parity-debug`; in `parity-debug` the prototype and conversion have happened,
+  so key dumps are not `planned` and conversion paths are not `not_created`.
+- Any `unknown` value needs the search already done: an entry of `concerns_or_unknowns` that names
+  the field (`conversion.script` or `script`) and says what was searched (a word such as searched,
+  grep, looked, checked, not found).
+- No unfilled template placeholders (`<dit|vae>`) and no raw secret values anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from harness.contracts.common import (
+    ComponentType,
+    ContractModel,
+    JoinedStr,
+    Mode,
+    Problem,
+    StrList,
+    StrictLoad,
+    placeholder_in,
+    raise_if,
+    walk_strings,
+)
+from harness.contracts.paths import bucket_for, relative_path_problem, target_file_problem, under_problem
+from harness.contracts.secrets import find_secret
+from harness.contracts.textform import render_text
+
+_SEARCH_WORDS = re.compile(
+    r"\b(search\w*|grep\w*|rg|looked|look(ing)? (in|at|for)|checked|inspected|scanned|not found|no match\w*|found no)\b",
+    re.IGNORECASE,
+)
+_LIBRARY_RE = re.compile(r"^(diffusers|transformers|fastvideo(\.[A-Za-z_][\w.]*)?|unknown|none)$")
+
+
+class OfficialDefinitionFile(ContractModel):
+    """One file of the official code that defines the component."""
+
+    path: str = Field(min_length=1, description="Repo-relative (to official_ref_dir) or absolute path in the official repo, or `unknown`.")
+    symbols: JoinedStr = Field(min_length=1, description="Class/function names defined there.")
+    notes: str = Field(min_length=1, description="Layer graph, output contract, state-dict owner.")
+
+
+class OfficialInstantiationFile(ContractModel):
+    """One file of the official code that builds the component (factory, pipeline, config)."""
+
+    path: str = Field(min_length=1, description="Repo-relative (to official_ref_dir) or absolute path in the official repo, or `unknown`.")
+    symbols: JoinedStr = Field(min_length=1, description="Factory/pipeline/config names.")
+    args: str = Field(min_length=1, description="Constructor args, config values, runtime flags.")
+
+
+class PrototypeKeyDumps(ContractModel):
+    """Where the official and FastVideo state-dict key/shape dumps are (or will be)."""
+
+    official: str = Field(min_length=1, description="converted_weights/<family>/_mapping/<component>_official_keys.json, `planned` or `unknown`.")
+    fastvideo: str = Field(min_length=1, description="converted_weights/<family>/_mapping/<component>_fastvideo_keys.json, `planned` or `unknown`.")
+
+
+class Conversion(ContractModel):
+    """Checkpoint conversion state for the component."""
+
+    script: str = Field(min_length=1, description="scripts/checkpoint_conversion/<family>_to_diffusers.py, `not_created`, `not_needed` or `unknown`.")
+    converted_component_dir: str = Field(min_length=1, description="converted_weights/<family>/<component>, `not_created`, `not_needed` or `unknown`.")
+    model_index_library: str = Field(description="diffusers, transformers, fastvideo, fastvideo.*, unknown or none.")
+    config_file: Literal["config.json", "scheduler_config.json", "none", "unknown"] = Field(description="Config file name the loader expects.")
+    mapping_notes: str = Field(min_length=1, description="Key prefixes, split/fuse concerns, skipped keys, not_created, not_needed or unknown.")
+    production_loader_strictness: Literal["strict", "non_strict_with_allowed_keys", "stateless", "unknown"] = Field(description="How the production loader loads the weights.")
+    strict_load: StrictLoad = Field(description="Result of the strict-load check.")
+
+    @field_validator("model_index_library")
+    @classmethod
+    def _library(cls, value: str) -> str:
+        if not _LIBRARY_RE.match(value):
+            raise ValueError(f"must be diffusers, transformers, fastvideo, fastvideo.<module>, unknown or none (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _strictness_matches(self) -> Conversion:
+        problems = []
+        if self.strict_load == "pass_with_documented_exclusions" and self.production_loader_strictness != "non_strict_with_allowed_keys":
+            problems.append(Problem("strict_load", "pass_with_documented_exclusions needs production_loader_strictness=non_strict_with_allowed_keys"))
+        if self.production_loader_strictness == "non_strict_with_allowed_keys" and self.strict_load == "pass":
+            problems.append(Problem("strict_load", "a non-strict loader passes with documented exclusions: use pass_with_documented_exclusions and list the allowed keys"))
+        raise_if(problems)
+        return self
+
+
+class ComponentContext(ContractModel):
+    """The per-component packet (`component_context`) passed to a component skill."""
+
+    model_family: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case model family name.")
+    component: str = Field(min_length=1, pattern=r"^\S+$", description="Component name, e.g. vae or text_encoder.")
+    component_type: ComponentType = Field(description="Kind of component; selects the skill and loader bucket.")
+    mode: Mode = Field(description="Which skill mode the packet is for.")
+    official_ref_dir: str = Field(min_length=1, description="Path or import path of the official reference code.")
+    official_definition_files: list[OfficialDefinitionFile] = Field(min_length=1, description="Official files defining the component.")
+    official_instantiation_files: list[OfficialInstantiationFile] = Field(min_length=1, description="Official files instantiating the component.")
+    official_weight_source: str = Field(min_length=1, description="Checkpoint file, subfolder, prefix, or passthrough source.")
+    fastvideo_target_files: StrList = Field(min_length=1, description="FastVideo model and config files (fastvideo/models/<bucket>/..., fastvideo/configs/models/<bucket>/...).")
+    local_tests_readme: str = Field(description="tests/local_tests/<model_family>/README.md")
+    port_state_file: str = Field(description="tests/local_tests/<model_family>/PORT_STATUS.md")
+    parity_test: str = Field(description="tests/local_tests/<bucket>/test_<family>_<component>_parity.py")
+    prototype_key_dumps: PrototypeKeyDumps = Field(description="Official and FastVideo key/shape dump paths.")
+    conversion: Conversion = Field(description="Conversion state of the component.")
+    concerns_or_unknowns: StrList = Field(description="Prototype mismatches, ambiguous args, missing ops, searches done for unknowns.")
+
+    @model_validator(mode="after")
+    def _rules(self) -> ComponentContext:
+        raise_if(self._path_rules() + self._mode_rules() + self._unknown_rules() + self._text_rules())
+        return self
+
+    def _path_rules(self) -> list[Problem]:
+        family = self.model_family
+        checks: list[tuple[str, str | None]] = [
+            (f"fastvideo_target_files[{i}]", target_file_problem(p, self.component_type))
+            for i, p in enumerate(self.fastvideo_target_files)
+        ]
+        for field, name in (("local_tests_readme", "README.md"), ("port_state_file", "PORT_STATUS.md")):
+            expected = f"tests/local_tests/{family}/{name}"
+            value = getattr(self, field)
+            checks.append((field, relative_path_problem(value) or (None if value == expected else f"must be {expected}, got {value}")))
+        checks.append(("parity_test", self._parity_test_problem()))
+        for side in ("official", "fastvideo"):
+            value = getattr(self.prototype_key_dumps, side)
+            if value not in ("planned", "unknown"):
+                checks.append((f"prototype_key_dumps.{side}", under_problem(value, f"converted_weights/{family}/_mapping/", "a key dump, or planned/unknown")))
+        words = ("not_created", "not_needed", "unknown")
+        if self.conversion.script not in words:
+            problem = under_problem(self.conversion.script, "scripts/checkpoint_conversion/", "or not_created/not_needed/unknown")
+            checks.append(("conversion.script", problem or (None if self.conversion.script.endswith(".py") else "must be a .py script")))
+        if self.conversion.converted_component_dir not in words:
+            checks.append(("conversion.converted_component_dir", under_problem(self.conversion.converted_component_dir, f"converted_weights/{family}/", "or not_created/not_needed/unknown")))
+        return [Problem(field, message) for field, message in checks if message]
+
+    def _parity_test_problem(self) -> str | None:
+        problem = under_problem(self.parity_test, "tests/local_tests/", "the local parity tests")
+        if problem:
+            return problem
+        name = self.parity_test.rsplit("/", 1)[-1]
+        if not (name.startswith("test_") and name.endswith(".py")):
+            return f"must be a pytest file named test_*.py, got {name}"
+        return None
+
+    def _mode_rules(self) -> list[Problem]:
+        problems: list[Problem] = []
+        strict_load = self.conversion.strict_load
+        if self.mode == "parity-scaffold" and strict_load != "not_run":
+            problems.append(Problem("conversion.strict_load", "must be not_run in mode=parity-scaffold (nothing is loaded yet)"))
+        elif self.mode == "prototype" and strict_load.startswith("pass"):
+            problems.append(Problem("conversion.strict_load", "a strict-load pass needs converted weights; it only exists in mode=parity-debug"))
+        if self.mode == "parity-debug":
+            for side in ("official", "fastvideo"):
+                if getattr(self.prototype_key_dumps, side) == "planned":
+                    problems.append(Problem(f"prototype_key_dumps.{side}", "cannot be planned in mode=parity-debug: the prototype made the dumps (give the path, or unknown plus the search)"))
+            for field in ("script", "converted_component_dir"):
+                if getattr(self.conversion, field) == "not_created":
+                    problems.append(Problem(f"conversion.{field}", "cannot be not_created in mode=parity-debug (parity-debug runs after conversion; use not_needed or the path)"))
+        return problems
+
+    def _unknown_rules(self) -> list[Problem]:
+        problems = []
+        for field, value in self.iter_values():
+            if value != "unknown":
+                continue
+            leaf = re.sub(r"\[\d+\]", "", field).rsplit(".", 1)[-1]
+            names = {field.lower(), re.sub(r"\[\d+\]", "", field).lower(), leaf.lower()}
+            documented = any(
+                any(name in concern.lower() for name in names) and _SEARCH_WORDS.search(concern)
+                for concern in self.concerns_or_unknowns
+            )
+            if not documented:
+                problems.append(Problem(field, f"is unknown: add a concerns_or_unknowns entry naming `{field}` with the search already done (e.g. \"{field}: searched ... , not found\")"))
+        return problems
+
+    def _text_rules(self) -> list[Problem]:
+        problems = []
+        for field, value in self.iter_values():
+            placeholder = placeholder_in(value)
+            if placeholder:
+                problems.append(Problem(field, f"still holds the template placeholder {placeholder}; fill in the real value"))
+            secret = find_secret(value)
+            if secret:
+                problems.append(Problem(field, secret))
+        return problems
+
+    def iter_values(self) -> Iterator[tuple[str, str]]:
+        """Every string value in the packet with its field path, e.g. `conversion.script`."""
+        yield from walk_strings(self.model_dump())
+
+    def to_text(self) -> str:
+        """The contract's text form, starting with `component_context:`."""
+        return render_text({"component_context": self.model_dump()})
+
+    def summary(self) -> str:
+        """One line naming what the packet is about."""
+        bucket = bucket_for(self.component_type) or "any"
+        return (f"family={self.model_family} component={self.component} type={self.component_type} "
+                f"mode={self.mode} bucket={bucket} parity_test={self.parity_test}")
+
