@@ -1,0 +1,58 @@
+"""Executors run shell commands in the run's workspace: `docker`, `bwrap` or `local`.
+
+    ex = make_executor("docker", ws, image=..., gpus="none", network=False, run_id=...)
+    ex.start(); ex.run("pytest ...", timeout_s=600) -> CommandResult; ex.stop(); ex.close()
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from harness.sandbox.executors.base import (
+    CommandResult,
+    Executor,
+    InfrastructureError,
+    is_secret_name,
+    sandbox_env,
+)
+from harness.sandbox.workspace import Workspace
+
+ExecutorKind = Literal["docker", "bwrap", "local"]
+KINDS = ("docker", "bwrap", "local")
+
+
+def make_executor(
+    kind: str,
+    ws: Workspace,
+    image: str | None = None,
+    gpus: str | int | None = "none",
+    network: bool = False,
+    run_id: str | None = None,
+    memory: str = "8g",
+    pids_limit: int = 512,
+    **options: object,
+) -> Executor:
+    """The executor of `kind` for `ws` (not started yet).
+
+    Only docker knows images, GPUs and resource limits; bwrap never has network and local
+    is not isolated at all, so asking either of them for network or GPUs is an error.
+    """
+    if kind == "docker":
+        from harness.sandbox.executors.docker import DockerExecutor
+
+        return DockerExecutor(ws, image=image, gpus=gpus, network=network, run_id=run_id,
+                              memory=memory, pids_limit=pids_limit, **options)  # type: ignore[arg-type]
+    if kind not in KINDS:
+        raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(KINDS)}")
+    if network and kind == "bwrap":
+        raise ValueError("the bwrap executor has no network; use docker with network=True")
+    if str(gpus or "none").lower() not in ("none", "0", "", "all"):
+        raise ValueError(f"--gpus {gpus!r} needs the docker executor; {kind} sees the host's devices as they are")
+    from harness.sandbox.executors.process import BwrapExecutor, LocalExecutor
+
+    cls = BwrapExecutor if kind == "bwrap" else LocalExecutor
+    return cls(ws, **options)  # type: ignore[arg-type]
+
+
+__all__ = ["make_executor", "Executor", "CommandResult", "InfrastructureError", "ExecutorKind",
+           "KINDS", "sandbox_env", "is_secret_name"]

@@ -1,0 +1,143 @@
+"""What every executor shares: the interface, the result, the environment allow-list, output caps."""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import IO
+
+# Only these host variables may reach a sandboxed command; everything else (API keys,
+# tokens, cloud credentials) stays outside.
+ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
+
+DEFAULT_MAX_OUTPUT_BYTES = 1_000_000  # per stream; head and tail are kept
+
+
+class InfrastructureError(RuntimeError):
+    """The sandbox itself is broken (engine gone, container dead): the run stops, no retry loop."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def sandbox_env(base: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a sandboxed command: `base`, allowed host vars, then `extra`.
+
+    A name that looks like a credential is refused even when asked for explicitly.
+    """
+    env = {name: os.environ[name] for name in ENV_ALLOW if name in os.environ}
+    env.update(base)
+    for name, value in (extra or {}).items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"invalid environment variable name {name!r}")
+        if is_secret_name(name):
+            raise ValueError(
+                f"environment variable {name!r} looks like a credential; secrets are never passed into the sandbox"
+            )
+        env[name] = str(value)
+    env.setdefault("LANG", "C.UTF-8")
+    return env
+
+
+def cap_text(data: bytes, limit: int) -> str:
+    """Decode `data`, keeping the first and last `limit // 2` bytes when it is longer."""
+    if len(data) <= limit:
+        return data.decode("utf-8", "replace")
+    half = limit // 2
+    omitted = len(data) - 2 * half
+    return (data[:half].decode("utf-8", "replace") + f"\n[... {omitted} bytes omitted ...]\n"
+            + data[-half:].decode("utf-8", "replace"))
+
+
+def read_capped(f: IO[bytes], limit: int) -> str:
+    """Like cap_text, for a file written by a subprocess, without reading all of it."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    if size <= limit:
+        return f.read().decode("utf-8", "replace")
+    half = limit // 2
+    head = f.read(half)
+    f.seek(size - half)
+    tail = f.read(half)
+    return (head.decode("utf-8", "replace") + f"\n[... {size - 2 * half} bytes omitted ...]\n"
+            + tail.decode("utf-8", "replace"))
+
+
+class OutputCap:
+    """Collects a stream chunk by chunk, keeping at most `limit` bytes (head and tail)."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.half:
+                del self.tail[: len(self.tail) - self.half]
+
+    def text(self) -> str:
+        omitted = self.total - len(self.head) - len(self.tail)
+        if omitted <= 0:
+            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
+        return (self.head.decode("utf-8", "replace") + f"\n[... {omitted} bytes omitted ...]\n"
+                + self.tail.decode("utf-8", "replace"))
+
+
+class Executor(ABC):
+    """Runs shell commands with the workspace as cwd, inside some sandbox."""
+
+    kind: str = "?"
+
+    @abstractmethod
+    def start(self) -> None:
+        """Prepare the sandbox (idempotent); called again on resume after stop()."""
+
+    @abstractmethod
+    def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
+        """Run `command` with `sh -c` in the workspace; kill it (and its children) at the timeout."""
+
+    def stop(self) -> None:
+        """Pause: release what start() took; start() again to resume."""
+
+    def close(self) -> None:
+        """End of run: release everything (idempotent)."""
+        self.stop()
+
+    @property
+    def workdir(self) -> str:
+        """The workspace path as commands inside the sandbox see it."""
+        raise NotImplementedError
+
+    @property
+    def official_dir(self) -> str | None:
+        """The official reference dir as commands inside the sandbox see it (read-only)."""
+        return None
+
+    def __enter__(self) -> "Executor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,336 @@
+"""The docker executor: one container per run, started once and kept warm for every command.
+
+The worktree is mounted at /workspace (its `.git` pointer read-only on top, the user's git
+metadata not mounted at all), the official reference dir read-only at /official. No
+network unless asked, memory and pids limits, no capabilities, read-only root filesystem
+with a private /tmp. Containers carry labels naming their run and the process that owns
+them, so `harness sandbox prune` can remove those whose owner died.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shlex
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from harness.sandbox.executors.base import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    CommandResult,
+    Executor,
+    InfrastructureError,
+    OutputCap,
+    sandbox_env,
+)
+from harness.sandbox.workspace import Workspace, owner_of
+
+DEFAULT_IMAGE = "fastvideo-harness-sandbox:test"
+WORKDIR = "/workspace"
+OFFICIAL_DIR = "/official"
+LABEL_RUN = "fastvideo-harness.run_id"
+LABEL_PID = "fastvideo-harness.owner_pid"
+LABEL_START = "fastvideo-harness.owner_start"
+LABEL_HOST = "fastvideo-harness.owner_host"
+_PIDS_DIR = "/tmp/.fastvideo-harness"
+_KILL_GRACE_S = 2  # SIGTERM at the timeout, SIGKILL this much later
+_SANDBOX_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def gpu_device_requests(gpus: str | int | None) -> list[Any]:
+    """Docker device requests for `--gpus`: "none" | "all" | a count N | "device=0,2".
+
+    Pure apart from building docker SDK objects; raises ValueError on anything else.
+    """
+    from docker.types import DeviceRequest
+
+    text = "none" if gpus is None else str(gpus).strip().lower()
+    if text in ("none", "", "0"):
+        return []
+    if text == "all":
+        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    if text.isdigit():
+        return [DeviceRequest(count=int(text), capabilities=[["gpu"]])]
+    if text.startswith("device="):
+        ids = [i.strip() for i in text[len("device="):].split(",") if i.strip()]
+        if ids and all(i.isdigit() or i.startswith("gpu-") for i in ids):
+            return [DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
+    raise ValueError(f"invalid --gpus value {gpus!r}: use 'none', 'all', a count such as 2, or 'device=0,1'")
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/<pid>/stat), to tell pid reuse apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """Whether the process named by a container's owner labels still runs (on this host)."""
+    try:
+        pid = int(labels.get(LABEL_PID, ""))
+    except ValueError:
+        return False
+    start = process_start_time(pid)
+    return start is not None and start == labels.get(LABEL_START)
+
+
+def _client() -> Any:
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # the SDK raises several unrelated types here
+        raise InfrastructureError(f"cannot reach the Docker engine: {exc}") from exc
+    return client
+
+
+class DockerExecutor(Executor):
+    kind = "docker"
+
+    def __init__(
+        self,
+        ws: Workspace,
+        image: str | None = None,
+        gpus: str | int | None = "none",
+        network: bool = False,
+        run_id: str | None = None,
+        memory: str = "8g",
+        pids_limit: int = 512,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        user: str | None = None,
+    ) -> None:
+        self.ws = ws
+        self.image = image or DEFAULT_IMAGE
+        self.device_requests = gpu_device_requests(gpus)  # checked now: bad input fails early
+        self.network = network
+        self.run_id = run_id or ws.run_id
+        self.memory = memory
+        self.pids_limit = pids_limit
+        self.max_output_bytes = max_output_bytes
+        self.user = user or _default_user(ws.path)
+        self.name = f"fastvideo-harness-{self.run_id}"
+        self._client: Any = None
+        self._container: Any = None
+
+    @property
+    def workdir(self) -> str:
+        return WORKDIR
+
+    @property
+    def official_dir(self) -> str | None:
+        return OFFICIAL_DIR if self.ws.official_ref_dir else None
+
+    # ----- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create and start the run's container, or start it again after stop()."""
+        import docker.errors
+
+        client = self._client = self._client or _client()
+        if self._container is not None:
+            try:
+                self._container.reload()
+                if self._container.status != "running":
+                    self._container.start()
+                return
+            except docker.errors.NotFound:
+                self._container = None
+        self._remove_stale(client)
+        try:
+            client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            raise InfrastructureError(
+                f"docker image {self.image!r} is not on this machine; pull or build it "
+                "(scripts/build-sandbox-image.sh builds the test image)"
+            ) from None
+        try:
+            self._container = client.containers.run(self.image, **self._container_config())
+        except docker.errors.APIError as exc:
+            raise InfrastructureError(f"cannot start the sandbox container {self.name}: {exc}") from exc
+        _LIVE[self.name] = self
+        _install_exit_cleanup()
+
+    def _container_config(self) -> dict[str, Any]:
+        from docker.types import Mount
+
+        wt = str(self.ws.path)
+        mounts = [Mount(WORKDIR, wt, type="bind"),
+                  # Agents must not redirect the host's git: the pointer file is read-only.
+                  Mount(f"{WORKDIR}/.git", f"{wt}/.git", type="bind", read_only=True)]
+        if self.ws.official_ref_dir:
+            mounts.append(Mount(OFFICIAL_DIR, str(self.ws.official_ref_dir), type="bind", read_only=True))
+        pid = os.getpid()
+        return dict(
+            entrypoint=["sleep", "infinity"], command=[], name=self.name, detach=True, init=True,
+            user=self.user, working_dir=WORKDIR, mounts=mounts,
+            network_mode="bridge" if self.network else "none",
+            mem_limit=self.memory, memswap_limit=self.memory, pids_limit=self.pids_limit,
+            device_requests=self.device_requests, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], read_only=True,
+            tmpfs={"/tmp": "rw,exec,nosuid,size=4g"},
+            labels={LABEL_RUN: self.run_id, LABEL_PID: str(pid),
+                    LABEL_START: process_start_time(pid) or "", LABEL_HOST: socket.gethostname()},
+        )
+
+    def _remove_stale(self, client: Any) -> None:
+        """A container with our name left by a dead process (e.g. before a resume) is removed."""
+        import docker.errors
+
+        try:
+            old = client.containers.get(self.name)
+        except docker.errors.NotFound:
+            return
+        if owner_alive(old.labels) and old.labels.get(LABEL_PID) != str(os.getpid()):
+            raise InfrastructureError(
+                f"run {self.run_id!r} already has a live sandbox container ({self.name}, "
+                f"owner pid {old.labels.get(LABEL_PID)})"
+            )
+        old.remove(force=True)
+
+    def stop(self) -> None:
+        """Stop the container for a pause; start() brings it back."""
+        if self._container is not None:
+            try:
+                self._container.stop(timeout=5)
+            except Exception:  # already gone: nothing to stop
+                pass
+
+    def close(self) -> None:
+        """Remove the container (idempotent)."""
+        _LIVE.pop(self.name, None)
+        if self._container is not None:
+            try:
+                self._container.remove(force=True)
+            except Exception:  # already gone
+                pass
+            self._container = None
+
+    # ----- commands -----------------------------------------------------------------
+
+    def _check_alive(self) -> None:
+        import docker.errors
+
+        if self._container is None:
+            raise InfrastructureError("the docker executor was not started (call start() first)")
+        try:
+            self._container.reload()
+        except docker.errors.NotFound:
+            raise InfrastructureError(f"sandbox container {self.name} no longer exists") from None
+        except Exception as exc:
+            raise InfrastructureError(f"cannot inspect sandbox container {self.name}: {exc}") from exc
+        if self._container.status != "running":
+            state = self._container.attrs.get("State", {})
+            raise InfrastructureError(
+                f"sandbox container {self.name} is {self._container.status} "
+                f"(exit code {state.get('ExitCode')}, OOMKilled={state.get('OOMKilled')})"
+            )
+
+    def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
+        """Run `command` via `docker exec`, in its own session, killed (with children) at the timeout."""
+        self._check_alive()
+        base = {"PATH": _SANDBOX_PATH, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        if self.official_dir:
+            base["OFFICIAL_REF_DIR"] = self.official_dir
+        full_env = sandbox_env(base, env)
+        pidfile = f"{_PIDS_DIR}/{uuid.uuid4().hex}.pid"
+        # setsid: the command gets its own session, so the whole tree can be found and killed;
+        # timeout: TERM to the command's process group at the deadline, KILL shortly after.
+        wrapper = ('mkdir -p "${0%/*}" 2>/dev/null; echo $$ > "$0"; '
+                   f'timeout -k {_KILL_GRACE_S} "$1" sh -c "$2"')
+        argv = ["setsid", "-w", "sh", "-c", wrapper, pidfile, f"{timeout_s:g}", command]
+        api = self._client.api
+        started = time.monotonic()
+        try:
+            exec_id = api.exec_create(self._container.id, argv, environment=full_env,
+                                      workdir=WORKDIR, user=self.user)["Id"]
+            stream = api.exec_start(exec_id, stream=True, demux=True)
+        except Exception as exc:
+            self._check_alive()
+            raise InfrastructureError(f"docker exec failed in {self.name}: {exc}") from exc
+        # Backstop for a wedged `timeout`: kill the session from a second exec.
+        watchdog = threading.Timer(timeout_s + _KILL_GRACE_S + 10, self._kill_session, [pidfile])
+        watchdog.daemon = True
+        watchdog.start()
+        out, err = OutputCap(self.max_output_bytes), OutputCap(self.max_output_bytes)
+        try:
+            for chunk_out, chunk_err in stream:
+                if chunk_out:
+                    out.feed(chunk_out)
+                if chunk_err:
+                    err.feed(chunk_err)
+        finally:
+            watchdog.cancel()
+        duration = time.monotonic() - started
+        code = api.exec_inspect(exec_id).get("ExitCode")
+        if code is None:
+            self._check_alive()
+            code = -1
+        timed_out = duration >= timeout_s and code in (124, 137, -1)
+        if timed_out:
+            self._kill_session(pidfile)  # children that left the process group
+        return CommandResult(code, out.text(), err.text(), duration, timed_out)
+
+    def _kill_session(self, pidfile: str) -> None:
+        script = (f'sid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && [ -n "$sid" ] && '
+                  f'{{ pkill -KILL -s "$sid" 2>/dev/null; kill -KILL -- -"$sid" 2>/dev/null; }}; '
+                  f'rm -f {shlex.quote(pidfile)}; true')
+        try:
+            self._container.exec_run(["sh", "-c", script], user=self.user)
+        except Exception:  # container gone: nothing left to kill
+            pass
+
+
+def _default_user(path: Path) -> str:
+    """uid:gid owning the worktree, so files written inside stay the user's."""
+    uid, gid = owner_of(path)
+    return f"{uid}:{gid}"
+
+
+# ----- cleanup of this process's containers on exit and Ctrl-C ------------------------
+
+_LIVE: dict[str, DockerExecutor] = {}
+_cleanup_installed = False
+
+
+def _close_all() -> None:
+    for ex in list(_LIVE.values()):
+        ex.close()
+
+
+def _install_exit_cleanup() -> None:
+    """Remove our containers at interpreter exit; make SIGTERM exit normally so that runs too."""
+    global _cleanup_installed
+    if _cleanup_installed:
+        return
+    _cleanup_installed = True
+    atexit.register(_close_all)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def prune_containers(dry_run: bool = False, include_live: bool = False) -> list[str]:
+    """Remove harness containers whose owner process is gone (all of them with include_live)."""
+    client = _client()
+    removed = []
+    host = socket.gethostname()
+    for c in client.containers.list(all=True, filters={"label": LABEL_RUN}):
+        if c.labels.get(LABEL_HOST) not in (host, None) and not include_live:
+            continue  # another machine's process: we cannot tell whether it lives
+        if include_live or not owner_alive(c.labels):
+            if not dry_run:
+                c.remove(force=True)
+            removed.append(c.name)
+    return removed
