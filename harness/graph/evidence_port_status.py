@@ -1,0 +1,193 @@
+"""Keep PORT_STATUS.md and the local tests README in step with the evidence.
+
+Edits go through `harness.contracts.PortStatus`, which re-renders only what changed, so
+hand-written rows, notes and extra sections survive. Every function here is safe to call
+twice with the same input (the graph re-runs a node when a run resumes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.contracts import ComponentSkillHandoff, EscapeHatch, PortStatus
+
+README_BEGIN = "<!-- harness:parity {component} -->"
+README_END = "<!-- /harness:parity {component} -->"
+_SUCCESS = ("phase_5_conversion", "phase_6_continue")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _state_path(workspace: Any, packet: Any) -> Path:
+    return workspace.resolve(packet.port_state_file, write=True) if hasattr(workspace, "resolve") else workspace.path / packet.port_state_file
+
+
+def load_port_status(workspace: Any, packet: Any) -> PortStatus:
+    """The packet's PORT_STATUS.md, or a fresh one with every contract section."""
+    path = _state_path(workspace, packet)
+    if path.is_file():
+        return PortStatus.read(path)
+    return PortStatus.new(
+        packet.model_family,
+        official_ref_dir=packet.official_ref_dir,
+        local_tests_readme=packet.local_tests_readme,
+        phase="component",
+        owner=f"component:{packet.component}",
+    )
+
+
+def _save(workspace: Any, packet: Any, doc: PortStatus) -> None:
+    _write_atomic(_state_path(workspace, packet), doc.render())
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _hatch_row(doc: PortStatus, hatch: EscapeHatch) -> str | None:
+    for row in doc.rows("Escape Hatches"):
+        if _one_line(row.get("Question", "")) == _one_line(hatch.question) and row.get("Decision Type") == hatch.decision_type:
+            return row.get("ID")
+    return None
+
+
+def _record_hatch(doc: PortStatus, packet: Any, hatch: EscapeHatch) -> str:
+    existing = _hatch_row(doc, hatch)
+    if existing:
+        return existing
+    row_id = doc.add_escape_hatch(_one_line(hatch.question), _one_line(hatch.recommended_option), hatch.decision_type,
+                                  phase=hatch.state_snapshot.phase)
+    doc.add_issue(f"{row_id}: waiting for a decision", _one_line(hatch.state_snapshot.evidence),
+                  phase=hatch.state_snapshot.phase, component=packet.component, severity="high", status="open")
+    return row_id
+
+
+def record_escape_hatch(workspace: Any, packet: Any, hatch: EscapeHatch) -> str:
+    """Add the E### row (and a linked I### row) for `hatch`; the same hatch again returns
+    the same ID without adding anything."""
+    doc = load_port_status(workspace, packet)
+    row_id = _record_hatch(doc, packet, hatch)
+    _save(workspace, packet, doc)
+    return row_id
+
+
+def resolve_escape_hatch(workspace: Any, packet: Any, hatch_id: str, answer_text: str) -> None:
+    """Fill the E### row's Resolution with the person's answer and record the decision."""
+    doc = load_port_status(workspace, packet)
+    answer = _one_line(answer_text)
+    row = next((r for r in doc.rows("Escape Hatches") if r.get("ID") == hatch_id), None)
+    if row is None:
+        raise KeyError(f"no escape-hatch row {hatch_id} in {packet.port_state_file}")
+    if row.get("Resolution") == answer and row.get("Status") == "resolved":
+        return
+    doc.resolve(hatch_id, answer)
+    for issue in doc.rows("Issues And Blockers"):
+        if issue.get("Issue", "").startswith(f"{hatch_id}:") and issue.get("Status") != "resolved":
+            doc.resolve(issue["ID"], f"{hatch_id} answered: {answer}")
+    doc.add_decision(f"{hatch_id}: {answer}", f"answer to escape hatch {hatch_id} ({row.get('Question', '')})",
+                     f"{packet.component} continues with this decision")
+    _save(workspace, packet, doc)
+
+
+def _phase_status(handoff: ComponentSkillHandoff) -> str:
+    if handoff.next_step in _SUCCESS:
+        return "complete"
+    if handoff.next_step == "phase_5_conversion_retry":
+        return "in_progress"
+    return "blocked"
+
+
+def _component_columns(packet: Any, handoff: ComponentSkillHandoff, open_ids: list[str]) -> dict[str, str]:
+    cols = {
+        "type": packet.component_type,
+        "official_definition": ", ".join(f.path for f in packet.official_definition_files),
+        "official_instantiation": ", ".join(f.path for f in packet.official_instantiation_files),
+        "fastvideo_target": ", ".join(packet.fastvideo_target_files),
+        "parity": handoff.parity_status,
+        "open_issues": ", ".join(open_ids) or "none",
+    }
+    if handoff.mode == "prototype":
+        cols["prototype"] = "done" if handoff.next_step == "phase_5_conversion" else handoff.next_step
+    if handoff.conversion_retry_request != "none":
+        cols["conversion"] = f"retry requested ({handoff.conversion_retry_request.suspected_fix})"
+    return cols
+
+
+def _ensure_issue(doc: PortStatus, packet: Any, text: str, evidence: str, phase: str) -> None:
+    issue = _one_line(text)
+    if any(r.get("Issue") == issue and r.get("Status") != "resolved" for r in doc.rows("Issues And Blockers")):
+        return
+    doc.add_issue(issue, _one_line(evidence), phase=phase, component=packet.component, severity="high")
+
+
+def _update_readme(workspace: Any, packet: Any, handoff: ComponentSkillHandoff) -> bool:
+    """Keep one harness-owned block per component in the README; the rest stays as written."""
+    path = workspace.path / packet.local_tests_readme
+    text = path.read_text(encoding="utf-8") if path.is_file() else f"# {packet.model_family} local tests\n"
+    begin, end = README_BEGIN.format(component=packet.component), README_END.format(component=packet.component)
+    block = "\n".join([
+        begin,
+        f"- parity ({packet.component}): `pytest {packet.parity_test} -v -s`",
+        f"- last result: {handoff.parity_status} ({_one_line(handoff.pytest_output, 200)})",
+        f"- blocker: {_one_line(handoff.blocker, 200)}",
+        end,
+    ])
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    new = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
+    if new == text:
+        return False
+    _write_atomic(path, new)
+    return True
+
+
+def update_port_status(
+    workspace: Any,
+    packet: Any,
+    handoff: ComponentSkillHandoff,
+    *,
+    hatch_rows: Iterable[EscapeHatch] = (),
+    issues: Iterable[str] = (),
+) -> ComponentSkillHandoff:
+    """Write the handoff's state into PORT_STATUS.md and the local tests README.
+
+    Returns the handoff with `readme_updated=yes` when the README now differs from the
+    base commit (the README line is part of the evidence the handoff reports)."""
+    doc = load_port_status(workspace, packet)
+    phase = f"component:{handoff.mode}"
+    for hatch in [*hatch_rows, *([handoff.escape_hatch] if handoff.escape_hatch != "none" else [])]:
+        _record_hatch(doc, packet, hatch)
+    for issue in issues:
+        _ensure_issue(doc, packet, issue, "recorded during the run", phase)
+    if handoff.blocker != "none" and handoff.next_step not in _SUCCESS:
+        _ensure_issue(doc, packet, f"{packet.component}: {handoff.blocker}", handoff.pytest_output, phase)
+    open_ids = [r["ID"] for r in doc.rows("Issues And Blockers")
+                if r.get("Status") != "resolved" and packet.component in (r.get("Component") or "")]
+    if not any(r.get("Component") == packet.component for r in doc.rows("Component Matrix")):
+        doc.upsert_component_row(packet.component, reuse_port="port")
+    doc.upsert_component_row(packet.component, **_component_columns(packet, handoff, open_ids))
+    doc.upsert_parity_command(packet.component, f"pytest {packet.parity_test} -v -s",
+                              _one_line(f"{handoff.parity_status}: {handoff.pytest_output}", 200),
+                              notes=_one_line(handoff.blocker, 200) if handoff.blocker != "none" else "")
+    doc.set_field("Conversion State", "strict_load_status", handoff.strict_load)
+    if handoff.conversion_retry_request != "none":
+        retry = handoff.conversion_retry_request
+        doc.set_field("Conversion State", "retry_history",
+                      _one_line(f"retry requested by {packet.component}: {retry.suspected_fix} ({retry.failing_keys})", 200))
+    doc.set_phase(phase, status=_phase_status(handoff), owner=f"component:{packet.component}")
+    note = _one_line(f"{packet.component} ({handoff.mode}): next_step={handoff.next_step}, "
+                     f"parity={handoff.parity_status}, blocker={handoff.blocker}")
+    if note not in doc.notes():
+        doc.add_handoff_note(note)
+    _save(workspace, packet, doc)
+    _update_readme(workspace, packet, handoff)
+    readme_changed = packet.local_tests_readme in workspace.files_changed()
+    return handoff.model_copy(update={"readme_updated": "yes" if readme_changed else handoff.readme_updated})
