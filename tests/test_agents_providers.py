@@ -268,3 +268,17 @@ def test_script_format_errors(tmp_path):
     model = ScriptedModel.from_file(js)
     turn = model.complete("debugger", "s", [UserMessage(text="t")], [])
     assert turn.tool_calls[0].args == "{oops"
+
+
+def test_openai_compatible_server_quirks(setup):
+    # vLLM/Ollama-style: empty tool-call ids, repeated ids, no usage details.
+    reply = O.completion(None, [("list_dir", {"path": "."}), ("list_dir", {"path": "fastvideo"}),
+                                ("read_file", {"path": "README.md"})])
+    calls = reply.body["choices"][0]["message"]["tool_calls"]
+    calls[0]["id"], calls[1]["id"], calls[2]["id"] = "", "dup", "dup"
+    with O.server() as srv:
+        srv.add(reply)
+        turn = one_call(openai(srv.url))
+    ids = [c.id for c in turn.tool_calls]
+    assert len(set(ids)) == 3 and all(ids) and ids[1] == "dup"
+    assert turn.usage.cache_read_tokens == 0 and turn.usage.input_tokens == 100

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from typing import Any
 
 from harness.agents.models.base import (
@@ -49,7 +50,8 @@ def to_wire_messages(system: SystemPrompt, messages: list[Message]) -> list[dict
         elif isinstance(m, ToolResultMessage):
             wire.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
         elif isinstance(m, AssistantMessage):
-            msg: dict[str, Any] = {"role": "assistant", "content": m.text or None}
+            # Some compatible servers reject an assistant turn with neither text nor tool calls.
+            msg: dict[str, Any] = {"role": "assistant", "content": m.text or (None if m.tool_calls else "(no output)")}
             if m.tool_calls:
                 msg["tool_calls"] = [
                     {
@@ -73,9 +75,11 @@ def to_wire_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
     ]
 
 
-def parse_arguments(raw: str | None) -> dict[str, Any] | str:
+def parse_arguments(raw: Any) -> dict[str, Any] | str:
     """JSON object arguments, or the raw string when they are not one (fed back as an error)."""
-    if raw is None or raw.strip() == "":
+    if isinstance(raw, dict):  # some compatible servers send an object instead of a string
+        return raw
+    if raw is None or str(raw).strip() == "":
         return {}
     try:
         value = json.loads(raw)
@@ -148,11 +152,13 @@ class OpenAIModel(Model):
             raise ModelError(f"{self.provider}: response has no choices", provider=self.provider)
         choice = resp.choices[0]
         msg = choice.message
-        calls = [
-            ToolCall(id=c.id, name=c.function.name, args=parse_arguments(c.function.arguments))
-            for c in (msg.tool_calls or [])
-            if getattr(c, "function", None) is not None
-        ]
+        calls: list[ToolCall] = []
+        for n, c in enumerate(msg.tool_calls or []):
+            if getattr(c, "function", None) is None:
+                continue
+            # Compatible servers sometimes send empty or repeated ids; results must match one call.
+            call_id = c.id if c.id and all(c.id != k.id for k in calls) else f"call_{uuid.uuid4().hex[:12]}_{n}"
+            calls.append(ToolCall(id=call_id, name=c.function.name, args=parse_arguments(c.function.arguments)))
         return AssistantTurn(
             text=msg.content or "", tool_calls=calls, usage=from_wire_usage(resp.usage), stop_reason=choice.finish_reason or ""
         )
