@@ -131,7 +131,8 @@ class BwrapExecutor(_ProcessExecutor):
                 "--tmpfs", "/run"]
         argv += _hide_docker_socket()
         # The user's git metadata: hidden; the worktree's `.git` pointer: read-only.
-        argv += ["--tmpfs", str(_common_git_dir(self.ws))]
+        gitdir = str(_common_git_dir(self.ws))
+        argv += ["--tmpfs", gitdir, "--remount-ro", gitdir]
         argv += ["--bind", wt, wt, "--ro-bind", f"{wt}/.git", f"{wt}/.git"]
         if self.official_dir:
             argv += ["--ro-bind", self.official_dir, self.official_dir]

@@ -1,0 +1,419 @@
+"""Executors, for real: the docker engine with the test image, bubblewrap, plain subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.sandbox.executors import InfrastructureError, make_executor, sandbox_env
+from harness.sandbox.executors.base import OutputCap, cap_text
+from harness.sandbox.executors.docker import LABEL_PID, LABEL_RUN, gpu_device_requests, prune_containers
+from harness.sandbox.workspace import Workspace
+from tests.sandbox_fixtures import (  # noqa: F401
+    bwrap_ok,
+    docker_client,
+    harness_root,
+    sandbox_image,
+    tree_digest,
+    user_repo,
+)
+
+SECRETS = {"OPENAI_API_KEY": "sk-test-openai-0123456789", "HF_TOKEN": "hf_test_token_0123456789",
+           "ANTHROPIC_API_KEY": "sk-ant-test-0123456789", "AWS_SECRET_ACCESS_KEY": "aws-test-secret-0123"}
+
+
+@pytest.fixture
+def ws(user_repo, harness_root, tmp_path) -> Workspace:
+    official = tmp_path / "official"
+    official.mkdir()
+    (official / "model.py").write_text("OFFICIAL = True\n")
+    return Workspace.create(user_repo, f"ex-{os.getpid()}-{time.monotonic_ns() % 10**8}",
+                            official_ref_dir=official, root=harness_root)
+
+
+@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker),
+                        pytest.param("bwrap", marks=pytest.mark.bwrap)])
+def sandbox(request, ws):
+    """A started docker or bwrap executor on `ws`, closed afterwards."""
+    if request.param == "docker":
+        image = request.getfixturevalue("sandbox_image")
+        ex = make_executor("docker", ws, image=image, memory="1g", pids_limit=128)
+    else:
+        request.getfixturevalue("bwrap_ok")
+        ex = make_executor("bwrap", ws)
+    ex.start()
+    yield ex
+    ex.close()
+
+
+# ----- pure parts --------------------------------------------------------------------------
+
+
+def test_gpu_device_requests():
+    assert gpu_device_requests("none") == [] and gpu_device_requests(None) == [] and gpu_device_requests("0") == []
+    (req,) = gpu_device_requests("all")
+    assert req["Count"] == -1 and req["Capabilities"] == [["gpu"]]
+    (req,) = gpu_device_requests("2")
+    assert req["Count"] == 2 and req["Capabilities"] == [["gpu"]]
+    (req,) = gpu_device_requests(1)
+    assert req["Count"] == 1
+    (req,) = gpu_device_requests("device=0,3")
+    assert req["DeviceIDs"] == ["0", "3"] and not req.get("Count")
+    for bad in ("many", "-1", "device=", "device=a,b", "1.5"):
+        with pytest.raises(ValueError, match="invalid --gpus"):
+            gpu_device_requests(bad)
+
+
+def test_make_executor_refuses_bad_options(ws):
+    with pytest.raises(ValueError, match="unknown executor"):
+        make_executor("podman", ws)
+    with pytest.raises(ValueError, match="invalid --gpus"):
+        make_executor("docker", ws, gpus="lots")
+    with pytest.raises(ValueError, match="no network"):
+        make_executor("bwrap", ws, network=True)
+    with pytest.raises(ValueError, match="needs the docker executor"):
+        make_executor("local", ws, gpus="2")
+
+
+def test_environment_is_an_allow_list(monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TZ", "UTC")
+    env = sandbox_env({"HOME": "/tmp"}, {"SEED": "1"})
+    assert env["TZ"] == "UTC" and env["SEED"] == "1" and env["HOME"] == "/tmp"
+    assert not set(SECRETS) & set(env)
+    for name in ("HF_TOKEN", "MY_API_KEY", "db_password", "CLIENT_SECRET", "GOOGLE_APPLICATION_CREDENTIALS"):
+        with pytest.raises(ValueError, match="looks like a credential"):
+            sandbox_env({}, {name: "x"})
+    with pytest.raises(ValueError, match="invalid environment variable name"):
+        sandbox_env({}, {"A=B": "x"})
+
+
+def test_output_caps_keep_head_and_tail():
+    data = b"H" * 100 + b"m" * 10_000 + b"T" * 100
+    text = cap_text(data, 200)
+    assert text.startswith("H" * 100) and text.endswith("T" * 100) and "10000 bytes omitted" in text
+    cap = OutputCap(200)
+    for i in range(0, len(data), 777):
+        cap.feed(data[i:i + 777])
+    assert cap.text() == text
+    small = OutputCap(200)
+    small.feed(b"abc")
+    assert small.text() == "abc"
+
+
+# ----- local ------------------------------------------------------------------------------
+
+
+def _host_processes(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if marker in line and not line.lstrip().startswith("Z")
+            and "ps -eo" not in line]
+
+
+def test_local_runs_in_worktree_and_kills_the_group_at_timeout(ws, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRETS["HF_TOKEN"])
+    ex = make_executor("local", ws, max_output_bytes=1000)
+    ex.start()
+    r = ex.run("pwd; echo $OFFICIAL_REF_DIR; env", timeout_s=30)
+    assert r.exit_code == 0 and not r.timed_out
+    assert r.stdout.splitlines()[0] == str(ws.path)
+    assert r.stdout.splitlines()[1] == str(ws.official_ref_dir)
+    assert SECRETS["HF_TOKEN"] not in r.stdout
+    t0 = time.monotonic()
+    r = ex.run("sleep 4301 & sleep 4302 & wait", timeout_s=1.5)
+    assert r.timed_out and time.monotonic() - t0 < 10
+    time.sleep(0.3)
+    assert _host_processes("sleep 430") == []
+    big = ex.run("head -c 500000 /dev/zero | tr '\\0' a; echo err >&2; exit 3", timeout_s=30)
+    assert big.exit_code == 3 and "bytes omitted" in big.stdout and len(big.stdout) < 1100
+    assert big.stderr == "err\n"
+    ex.close()
+
+
+# ----- docker and bwrap ------------------------------------------------------------------
+
+
+@pytest.fixture
+def tcp_server():
+    """A TCP server on all host interfaces; yields (host_ip, port) and counts connections."""
+    srv = socket.socket()
+    srv.bind(("0.0.0.0", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    hits: list[str] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, addr = srv.accept()
+                hits.append(addr[0])
+                conn.close()
+            except OSError:
+                pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect(("10.255.255.255", 1))
+    host_ip = probe.getsockname()[0]
+    probe.close()
+    yield host_ip, srv.getsockname()[1], hits
+    stop.set()
+    t.join()
+    srv.close()
+
+
+CONNECT = textwrap.dedent("""
+    import socket, sys
+    for host, port in [(h, int(p)) for h, p in (a.split(":") for a in sys.argv[1:])]:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            print("REACHED", host, port)
+        except OSError as e:
+            print("BLOCKED", host, port, type(e).__name__)
+""")
+
+
+def test_network_is_unreachable(sandbox, tcp_server, ws):
+    host_ip, port, hits = tcp_server
+    (ws.path / "connect.py").write_text(CONNECT)
+    targets = f"127.0.0.1:{port} {host_ip}:{port} 172.17.0.1:{port} 1.1.1.1:53"
+    r = sandbox.run(f"python connect.py {targets}", timeout_s=60)
+    assert r.exit_code == 0, r.stderr
+    assert "REACHED" not in r.stdout and r.stdout.count("BLOCKED") == 4
+    assert hits == []
+    # The same probe outside the sandbox does reach the server: the test can tell.
+    local = make_executor("local", ws).run(f"python connect.py {host_ip}:{port}", timeout_s=30)
+    assert "REACHED" in local.stdout
+
+
+@pytest.fixture
+def host_dir_outside_tmp():
+    """A real host directory outside /tmp (bwrap gives the sandbox its own /tmp)."""
+    import shutil
+    import uuid
+
+    path = Path.home() / ".cache" / "fastvideo-harness" / f"sandbox-test-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_writes_outside_the_worktree_fail(sandbox, ws, user_repo, host_dir_outside_tmp):
+    before = tree_digest(user_repo)
+    official = sandbox.official_dir
+    r = sandbox.run(
+        "echo ok > inside.txt && echo wrote-inside; "
+        f"for p in /usr/evil /etc/evil /evil {host_dir_outside_tmp}/evil {official}/evil; do "
+        "  (echo x > $p) 2>/dev/null && echo WROTE $p; done; "
+        f"echo x > {user_repo}/evil 2>/dev/null; "
+        "echo tmp > /tmp/private && echo wrote-tmp", timeout_s=30)
+    assert "wrote-inside" in r.stdout and "wrote-tmp" in r.stdout
+    assert "WROTE" not in r.stdout
+    assert (ws.path / "inside.txt").read_text() == "ok\n"
+    # Whatever the sandbox sees at the checkout's path, the real checkout is unchanged.
+    assert tree_digest(user_repo) == before
+    assert not Path("/usr/evil").exists() and not (ws.official_ref_dir / "evil").exists()
+    assert not (host_dir_outside_tmp / "evil").exists()
+    # The official reference is readable at OFFICIAL_REF_DIR.
+    assert sandbox.run('cat "$OFFICIAL_REF_DIR/model.py"', timeout_s=30).stdout == "OFFICIAL = True\n"
+
+
+def test_git_metadata_is_not_writable(sandbox, ws, user_repo):
+    pointer = (ws.path / ".git").read_text()
+    gitdir = pointer.split(":", 1)[1].strip()
+    head_before = Path(gitdir, "HEAD").read_text()
+    refs_before = subprocess.run(["git", "for-each-ref"], cwd=user_repo, capture_output=True, text=True).stdout
+    r = sandbox.run(
+        f"(echo 'gitdir: /tmp/evil' > .git) 2>/dev/null && echo WROTE-POINTER; "
+        f"rm -f .git 2>/dev/null; [ -f .git ] || echo REMOVED-POINTER; "
+        f"(echo evil > {gitdir}/HEAD) 2>/dev/null && echo WROTE-HEAD; "
+        f"(echo evil > {user_repo}/.git/config) 2>/dev/null && echo WROTE-CONFIG; "
+        f"(echo evil > {user_repo}/.git/hooks/pre-commit) 2>/dev/null && echo WROTE-HOOK; true", timeout_s=30)
+    for bad in ("WROTE-POINTER", "REMOVED-POINTER", "WROTE-HEAD", "WROTE-CONFIG", "WROTE-HOOK"):
+        assert bad not in r.stdout
+    assert (ws.path / ".git").read_text() == pointer
+    assert Path(gitdir, "HEAD").read_text() == head_before
+    assert subprocess.run(["git", "for-each-ref"], cwd=user_repo, capture_output=True, text=True).stdout == refs_before
+    assert not Path(user_repo, ".git/hooks/pre-commit").exists()
+    assert ws.checkpoint("after sandbox") is None  # host git still works
+
+
+def test_secrets_in_the_harness_environment_are_not_visible(sandbox, monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    r = sandbox.run("env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'", timeout_s=30)
+    assert r.exit_code == 0
+    for name, value in SECRETS.items():
+        assert value not in r.stdout and f"{name}=" not in r.stdout
+    with pytest.raises(ValueError, match="credential"):
+        sandbox.run("true", env={"HF_TOKEN": "x"})
+
+
+def test_timeout_kills_the_command_and_its_children(sandbox):
+    t0 = time.monotonic()
+    r = sandbox.run("echo started; sleep 4401 & sleep 4402 & sh -c 'sleep 4403' & wait", timeout_s=2)
+    assert r.timed_out and "started" in r.stdout
+    assert time.monotonic() - t0 < 15
+    time.sleep(0.5)
+    assert _host_processes("sleep 440") == []
+    ps = sandbox.run("ps -eo stat=,args=", timeout_s=30)
+    assert ps.exit_code == 0 and not [ln for ln in ps.stdout.splitlines() if "sleep 440" in ln and not ln.startswith("Z")]
+    ok = sandbox.run("echo still-alive", timeout_s=30)
+    assert ok.stdout == "still-alive\n" and not ok.timed_out
+
+
+def test_runs_with_no_capabilities(sandbox, ws):
+    r = sandbox.run("grep CapEff /proc/self/status; id -u", timeout_s=30)
+    cap, uid = r.stdout.split("\n")[:2]
+    assert cap.split()[1] == "0000000000000000"
+    assert int(uid) == ws.path.stat().st_uid
+
+
+def test_bwrap_hides_the_docker_socket(ws, bwrap_ok):
+    if not Path("/var/run/docker.sock").exists():
+        pytest.skip("no docker socket on this machine")
+    ex = make_executor("bwrap", ws)
+    r = ex.run("ls -l /var/run/docker.sock /run/docker.sock 2>&1; python -c \"import socket; s=socket.socket(socket.AF_UNIX); s.connect('/var/run/docker.sock'); print('CONNECTED')\"", timeout_s=30)
+    assert "CONNECTED" not in r.stdout
+
+
+# ----- docker only ------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_docker_container_is_warm_labelled_and_removed_at_close(ws, sandbox_image, docker_client):
+    import docker.errors
+
+    ex = make_executor("docker", ws, image=sandbox_image, memory="1g", pids_limit=64)
+    ex.start()
+    c = docker_client.containers.get(ex.name)
+    assert c.labels[LABEL_RUN] == ws.run_id and c.labels[LABEL_PID] == str(os.getpid())
+    host_cfg = c.attrs["HostConfig"]
+    assert host_cfg["NetworkMode"] == "none" and host_cfg["PidsLimit"] == 64
+    assert host_cfg["Memory"] == 1024 ** 3 and host_cfg["ReadonlyRootfs"] is True
+    first = ex.run("echo $$ > /tmp/marker; hostname", timeout_s=30)
+    second = ex.run("cat /tmp/marker; hostname", timeout_s=30)
+    assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]  # same container
+    assert second.stdout.splitlines()[0].isdigit()
+    ex.stop()
+    assert docker_client.containers.get(ex.name).status == "exited"
+    with pytest.raises(InfrastructureError, match="exited"):
+        ex.run("true")
+    ex.start()  # resume
+    assert ex.run("echo back", timeout_s=30).stdout == "back\n"
+    ex.close()
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(ex.name)
+    ex.close()  # idempotent
+
+
+@pytest.mark.docker
+def test_docker_dead_container_raises_infrastructure_error(ws, sandbox_image, docker_client):
+    ex = make_executor("docker", ws, image=sandbox_image, memory="1g")
+    ex.start()
+    try:
+        docker_client.containers.get(ex.name).kill()
+        with pytest.raises(InfrastructureError, match="is exited"):
+            ex.run("echo hi")
+        docker_client.containers.get(ex.name).remove(force=True)
+        with pytest.raises(InfrastructureError, match="no longer exists"):
+            ex.run("echo hi")
+    finally:
+        ex.close()
+
+
+@pytest.mark.docker
+def test_docker_missing_image_is_a_clear_error(ws, docker_client):
+    ex = make_executor("docker", ws, image="fastvideo-harness-no-such-image:nope")
+    with pytest.raises(InfrastructureError, match="not on this machine"):
+        ex.start()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_fork_bomb_is_contained_by_the_pids_limit(ws, sandbox_image):
+    ex = make_executor("docker", ws, image=sandbox_image, memory="1g", pids_limit=64)
+    ex.start()
+    try:
+        r = ex.run("f() { f | f & }; f; sleep 3", timeout_s=6)
+        assert r.timed_out or r.exit_code != 0 or "fork" in r.stderr.lower()
+        time.sleep(1)
+        after = ex.run("ps -e --no-headers | wc -l", timeout_s=30)
+        assert after.exit_code == 0 and int(after.stdout.strip()) < 10
+    finally:
+        ex.close()
+
+
+PRUNE_CHILD = textwrap.dedent("""
+    import sys, time
+    from harness.sandbox.workspace import Workspace
+    from harness.sandbox.executors import make_executor
+    ws = Workspace.open(sys.argv[1], sys.argv[2], root=sys.argv[3])
+    ex = make_executor("docker", ws, image=sys.argv[4], memory="512m")
+    ex.start()
+    print(ex.name, flush=True)
+    time.sleep(300)
+""")
+
+
+@pytest.mark.docker
+def test_prune_removes_containers_of_dead_runs_only(ws, user_repo, harness_root, sandbox_image, docker_client):
+    import docker.errors
+
+    live = make_executor("docker", ws, image=sandbox_image, memory="512m", run_id=ws.run_id + "-live")
+    live.start()
+    proc = subprocess.Popen([sys.executable, "-c", PRUNE_CHILD, str(user_repo), ws.run_id, str(harness_root),
+                             sandbox_image], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    try:
+        name = proc.stdout.readline().strip()
+        assert name == f"fastvideo-harness-{ws.run_id}"
+        os.kill(proc.pid, signal.SIGKILL)  # no cleanup can run: the container is left behind
+        proc.wait()
+        assert docker_client.containers.get(name).status == "running"
+        assert name in prune_containers(dry_run=True)
+        assert docker_client.containers.get(name)  # dry run removed nothing
+        cli = subprocess.run([str(Path(sys.executable).parent / "harness"), "sandbox", "prune"],
+                             capture_output=True, text=True)
+        assert cli.returncode == 0, cli.stderr
+        assert f"removed {name}" in cli.stdout
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.containers.get(name)
+        assert docker_client.containers.get(live.name).status == "running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        live.close()
+
+
+@pytest.mark.docker
+def test_docker_container_removed_when_the_owner_is_terminated(ws, user_repo, harness_root, sandbox_image,
+                                                              docker_client):
+    import docker.errors
+
+    proc = subprocess.Popen([sys.executable, "-c", PRUNE_CHILD, str(user_repo), ws.run_id, str(harness_root),
+                             sandbox_image], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    name = proc.stdout.readline().strip()
+    assert docker_client.containers.get(name).status == "running"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(name)
+    proc2 = subprocess.Popen([sys.executable, "-c", PRUNE_CHILD, str(user_repo), ws.run_id, str(harness_root),
+                              sandbox_image], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    assert proc2.stdout.readline().strip() == name
+    proc2.send_signal(signal.SIGINT)  # Ctrl-C
+    proc2.wait(timeout=60)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(name)
