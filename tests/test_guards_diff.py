@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import git
 import pytest
 
+from harness.contracts import ComponentContext
 from harness.graph.guards import (
     CLAIM_WITHOUT_RUN,
     CONVERSION_EDIT,
@@ -19,6 +20,7 @@ from harness.graph.guards import (
     format_findings,
 )
 from harness.sandbox.workspace import Workspace
+from tests.test_evidence_fixture_repo import packet_dict
 
 PARITY = "tests/local_tests/vaes/test_demo_vae_parity.py"
 MODEL = "fastvideo/models/vaes/demo.py"
@@ -79,15 +81,13 @@ def ws(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def packet() -> SimpleNamespace:
-    return SimpleNamespace(
-        model_family="demo",
-        parity_test=PARITY,
-        prototype_key_dumps=SimpleNamespace(
-            official="converted_weights/demo/_mapping/official_keys.json",
-            fastvideo="converted_weights/demo/_mapping/fastvideo_keys.json",
-        ),
-    )
+def packet() -> ComponentContext:
+    data = packet_dict()
+    data["prototype_key_dumps"] = {
+        "official": "converted_weights/demo/_mapping/official_keys.json",
+        "fastvideo": "converted_weights/demo/_mapping/fastvideo_keys.json",
+    }
+    return ComponentContext.model_validate(data)
 
 
 def _edit(ws: Workspace, rel: str, old: str, new: str) -> None:
