@@ -21,7 +21,6 @@ from tests.test_evidence_fixture_repo import (
     CONFIG,
     DUMPS,
     MODEL,
-    MODEL_SRC,
     PARITY,
     REF,
     make_packet,
