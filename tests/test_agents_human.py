@@ -27,6 +27,7 @@ def test_human_through_piped_stdin(tmp_path):
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
     assert "=== planner · turn 1 ===" in out and "Plan the demo VAE." in out
+    assert "arguments: path, start_line?, end_line?" in out
     assert "[last tool result: read_file, ok]" in out and "example checkout" in out
     assert "unknown tool 'bogus_tool'" in out
     assert "not JSON" in out and "arguments must be a JSON object" in out

@@ -341,3 +341,26 @@ def test_on_step_is_called_after_each_turn(setup):
     steps = []
     result = go(setup, scripted(FULL_SCRIPT[:2] + FULL_SCRIPT[-1:]), on_step=steps.append)
     assert result.reason == "finished" and steps == [1, 2]
+
+
+def test_commands_do_not_run_past_the_time_budget(setup):
+    import time
+
+    model = scripted([{"tool_calls": [tc("run", command="sleep 20")]}] * 3)
+    t0 = time.monotonic()
+    result = go(setup, model, budget=Budget(max_seconds=1.5))
+    assert result.reason == "budget_time" and result.turns == 1
+    assert time.monotonic() - t0 < 10
+    killed = next(m for m in result.messages if isinstance(m, ToolResultMessage))
+    assert "timed out" in killed.content
+
+
+def test_one_long_result_cannot_fill_a_small_context(setup):
+    (setup.ws.path / "wide.txt").write_text("".join(f"{i} " + "y" * 150 + "\n" for i in range(150)))
+    model = scripted([{"tool_calls": [tc("read_file", path="wide.txt", end_line=150)]},
+                      {"tool_calls": [tc("finish", summary="ok")]}], cls=RecordingModel)
+    model.context_window = 8000
+    result = go(setup, model)
+    assert result.reason == "finished", result.detail
+    content = next(m for m in result.messages if isinstance(m, ToolResultMessage)).content
+    assert "bytes cut ...]" in content and len(content) < 8000

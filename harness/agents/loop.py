@@ -33,7 +33,7 @@ from harness.agents.models.base import (
     approx_tokens,
     system_text,
 )
-from harness.agents.tools import Tool, ToolContext, execute, tools_for_role
+from harness.agents.tools import Tool, ToolContext, execute, tools_for_role, truncate_middle
 from harness.agents.trajectory import Redactor, Trajectory
 
 Reason = Literal[
@@ -150,7 +150,9 @@ class _Run:
         )
 
     def add_result(self, call: ToolCall, content: str, is_error: bool, duration_s: float = 0.0) -> None:
-        content = self.redact.text(content)
+        # One result may fill at most a third of the model's view, so small-context models
+        # (local servers) are not overflowed by a single long output.
+        content = truncate_middle(self.redact.text(content), max(2000, self.view.budget * 4 // 3))
         self.messages.append(ToolResultMessage(tool_call_id=call.id, name=call.name, content=content, is_error=is_error))
         if self.traj:
             self.traj.tool_result(self.role, call.id, call.name, content, is_error, duration_s)
@@ -196,6 +198,10 @@ class _Run:
     def run_calls(self, calls: list[ToolCall]) -> AgentResult | None:
         from harness.sandbox.executors import InfrastructureError
 
+        if self.budget.max_seconds is not None:
+            # Commands may not run past the time budget (the tools use the real monotonic clock).
+            left = self.budget.max_seconds - (self.clock() - self.start)
+            self.ctx.deadline = time.monotonic() + max(1.0, left)
         for i, call in enumerate(calls):
             t0 = self.clock()
             try:

@@ -32,7 +32,8 @@ Rules for every role:
   cost, destructive operations, incompatible official sources of truth, accepting a blocker,
   loosening parity. Missing imports, missing local paths, skipped or failing tests, mapping
   and strict-load errors and implementation bugs are debugged, not asked about. Give exact
-  evidence and one recommended option plus at most three alternatives.
+  evidence and one recommended option plus at most three alternatives. When you can write
+  files, first add an E### row (with linked Q###/I### rows) to PORT_STATUS.md.
 - Record open concerns with record_concern. End your step with finish.
 """
 

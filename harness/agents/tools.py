@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -55,6 +56,7 @@ class ToolContext:
     default_timeout_s: float = 600.0
     max_timeout_s: float = 3600.0
     last_command: str | None = None
+    deadline: float | None = None  # time.monotonic() after which commands are not given more time
 
 
 @dataclass
@@ -368,6 +370,8 @@ def run(ctx: ToolContext, a: RunArgs) -> ToolOutcome:
     if ctx.executor is None:
         raise ToolError("no executor in this context; commands cannot be run here")
     timeout = min(a.timeout_s or ctx.default_timeout_s, ctx.max_timeout_s)
+    if ctx.deadline is not None:
+        timeout = max(1.0, min(timeout, ctx.deadline - time.monotonic()))
     ctx.last_command = a.command
     res = ctx.executor.run(a.command, timeout_s=timeout)
     head = f"exit code: {res.exit_code}" + (f" (timed out after {timeout:g}s, killed)" if res.timed_out else "")

@@ -76,6 +76,7 @@ class HumanModel(Model):
             if name in names:
                 break
             self._say(f"unknown tool {name!r}; choose one of: {', '.join(names)}")
+        self._say(_arg_help(next(t for t in tools if t.name == name)))
         while True:
             raw = self._ask("args (JSON object, empty for {})> ")
             try:
@@ -89,6 +90,13 @@ class HumanModel(Model):
         # The id depends on the conversation length so a resumed conversation never reuses one.
         call = ToolCall(id=f"human-{role}-{len(messages)}", name=name, args=args)
         return AssistantTurn(tool_calls=[call], stop_reason="tool_use")
+
+
+def _arg_help(tool: ToolSpec) -> str:
+    props = tool.parameters.get("properties", {})
+    required = set(tool.parameters.get("required", []))
+    parts = [f"{k}{'' if k in required else '?'}" for k in props]
+    return f"{tool.name}: {tool.description}\n  arguments: {', '.join(parts) or '(none)'}"
 
 
 def _clip(text: str) -> str:
