@@ -172,7 +172,7 @@ def problems_from_validation(exc: ValidationError) -> list[Problem]:
     errors = exc.errors()
     # In `Model | Literal["none"]` a bad block fails both branches; the model's errors are the useful ones.
     deep = {tuple(e["loc"][:i]) for e in errors for i, part in enumerate(e["loc"]) if str(part)[:1].isupper()}
-    errors = [e for e in errors if not (str(e["loc"][-1]).startswith("literal[") and tuple(e["loc"][:-1]) in deep)]
+    errors = [e for e in errors if not (e["loc"] and str(e["loc"][-1]).startswith("literal[") and tuple(e["loc"][:-1]) in deep)]
     for err in errors:
         prefix = format_loc(err["loc"])
         original = (err.get("ctx") or {}).get("error")

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from harness.contracts.common import (
     ComponentType,
@@ -126,42 +126,76 @@ class ComponentContext(ContractModel):
     conversion: Conversion = Field(description="Conversion state of the component.")
     concerns_or_unknowns: StrList = Field(description="Prototype mismatches, ambiguous args, missing ops, searches done for unknowns.")
 
+    # Single-field path rules run as field validators, so they are reported together with type
+    # errors; they read earlier fields (model_family, component_type) from `info.data`.
+
+    @field_validator("fastvideo_target_files")
+    @classmethod
+    def _targets(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        component_type = info.data.get("component_type", "generic")
+        raise_if([Problem(f"[{i}]", m) for i, p in enumerate(value) if (m := target_file_problem(p, component_type))])
+        return value
+
+    @field_validator("local_tests_readme", "port_state_file")
+    @classmethod
+    def _state_files(cls, value: str, info: ValidationInfo) -> str:
+        problem = relative_path_problem(value)
+        family = info.data.get("model_family")
+        name = "README.md" if info.field_name == "local_tests_readme" else "PORT_STATUS.md"
+        if not problem and family and value != f"tests/local_tests/{family}/{name}":
+            problem = f"must be tests/local_tests/{family}/{name}, got {value}"
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("parity_test")
+    @classmethod
+    def _parity_test(cls, value: str) -> str:
+        problem = under_problem(value, "tests/local_tests/", "the local parity tests")
+        name = value.rsplit("/", 1)[-1]
+        if not problem and not (name.startswith("test_") and name.endswith(".py")):
+            problem = f"must be a pytest file named test_*.py, got {name}"
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("prototype_key_dumps")
+    @classmethod
+    def _key_dumps(cls, value: PrototypeKeyDumps, info: ValidationInfo) -> PrototypeKeyDumps:
+        family = info.data.get("model_family", "<model_family>")
+        problems = []
+        for side in ("official", "fastvideo"):
+            path = getattr(value, side)
+            if path not in ("planned", "unknown"):
+                message = under_problem(path, f"converted_weights/{family}/_mapping/", "a key dump, or planned/unknown")
+                if message:
+                    problems.append(Problem(side, message))
+        raise_if(problems)
+        return value
+
+    @field_validator("conversion")
+    @classmethod
+    def _conversion_paths(cls, value: Conversion, info: ValidationInfo) -> Conversion:
+        family = info.data.get("model_family", "<model_family>")
+        words = ("not_created", "not_needed", "unknown")
+        problems = []
+        if value.script not in words:
+            message = under_problem(value.script, "scripts/checkpoint_conversion/", "or not_created/not_needed/unknown")
+            if not message and not value.script.endswith(".py"):
+                message = "must be a .py script"
+            if message:
+                problems.append(Problem("script", message))
+        if value.converted_component_dir not in words:
+            message = under_problem(value.converted_component_dir, f"converted_weights/{family}/", "or not_created/not_needed/unknown")
+            if message:
+                problems.append(Problem("converted_component_dir", message))
+        raise_if(problems)
+        return value
+
     @model_validator(mode="after")
     def _rules(self) -> ComponentContext:
-        raise_if(self._path_rules() + self._mode_rules() + self._unknown_rules() + self._text_rules())
+        raise_if(self._mode_rules() + self._unknown_rules() + self._text_rules())
         return self
-
-    def _path_rules(self) -> list[Problem]:
-        family = self.model_family
-        checks: list[tuple[str, str | None]] = [
-            (f"fastvideo_target_files[{i}]", target_file_problem(p, self.component_type))
-            for i, p in enumerate(self.fastvideo_target_files)
-        ]
-        for field, name in (("local_tests_readme", "README.md"), ("port_state_file", "PORT_STATUS.md")):
-            expected = f"tests/local_tests/{family}/{name}"
-            value = getattr(self, field)
-            checks.append((field, relative_path_problem(value) or (None if value == expected else f"must be {expected}, got {value}")))
-        checks.append(("parity_test", self._parity_test_problem()))
-        for side in ("official", "fastvideo"):
-            value = getattr(self.prototype_key_dumps, side)
-            if value not in ("planned", "unknown"):
-                checks.append((f"prototype_key_dumps.{side}", under_problem(value, f"converted_weights/{family}/_mapping/", "a key dump, or planned/unknown")))
-        words = ("not_created", "not_needed", "unknown")
-        if self.conversion.script not in words:
-            problem = under_problem(self.conversion.script, "scripts/checkpoint_conversion/", "or not_created/not_needed/unknown")
-            checks.append(("conversion.script", problem or (None if self.conversion.script.endswith(".py") else "must be a .py script")))
-        if self.conversion.converted_component_dir not in words:
-            checks.append(("conversion.converted_component_dir", under_problem(self.conversion.converted_component_dir, f"converted_weights/{family}/", "or not_created/not_needed/unknown")))
-        return [Problem(field, message) for field, message in checks if message]
-
-    def _parity_test_problem(self) -> str | None:
-        problem = under_problem(self.parity_test, "tests/local_tests/", "the local parity tests")
-        if problem:
-            return problem
-        name = self.parity_test.rsplit("/", 1)[-1]
-        if not (name.startswith("test_") and name.endswith(".py")):
-            return f"must be a pytest file named test_*.py, got {name}"
-        return None
 
     def _mode_rules(self) -> list[Problem]:
         problems: list[Problem] = []
