@@ -322,3 +322,55 @@ def test_format_findings_names_each_problem(ws, packet) -> None:
     text = format_findings(_run(ws, packet))
     assert "2 problem(s)" in text and "parity_test_weakened" in text and "pytest_tampering in conftest.py" in text
     assert format_findings([]) == "Guards: no findings."
+
+
+# ---- less obvious ways to fake a pass --------------------------------------------------
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("ATOL = 1e-5", "ATOL = 1e-5\n\n\ndef assert_close(*args, **kwargs):\n    return None"),
+        ("import torch\n", "import torch\ntorch.testing.assert_close = lambda *a, **k: None\n"),
+        ("import torch\n", "import torch\nfrom mylib import noop as allclose\n"),
+    ],
+)
+def test_shadowed_comparison_is_caught(ws, packet, old, new) -> None:
+    _edit(ws, PARITY, old, new)
+    assert any("comparison_shadowed" in f.detail for f in _run(ws, packet))
+
+
+def test_own_helper_around_assert_close_is_fine(ws, packet) -> None:
+    _edit(ws, PARITY, "ATOL = 1e-5", "ATOL = 1e-5\n\n\ndef assert_parity(a, b):\n    torch.testing.assert_close(a, b, atol=ATOL, rtol=RTOL)")
+    assert _run(ws, packet) == []
+
+
+def test_production_code_patching_torch_testing_is_caught(ws, packet) -> None:
+    _edit(ws, MODEL, "EntryClass = DemoVAE", "EntryClass = DemoVAE\ntorch.testing.assert_close = lambda *a, **k: None")
+    findings = _run(ws, packet)
+    assert _names(findings) == [(PYTEST_TAMPERING, True)] and "torch.testing.assert_close" in findings[0].detail
+
+
+def test_production_code_setting_torch_backends_is_fine(ws, packet) -> None:
+    _edit(ws, MODEL, "EntryClass = DemoVAE", "EntryClass = DemoVAE\ntorch.backends.cudnn.deterministic = True")
+    assert _run(ws, packet) == []
+
+
+def test_reference_data_edit_is_caught(ws, packet) -> None:
+    _write(ws.path, "tests/local_tests/vaes/helpers.py", "REF = [1.0]\n")
+    ws.checkpoint("agent adds a helper")  # new files are fine ...
+    assert _run(ws, packet) == []
+
+
+def test_existing_test_data_edit_is_caught(ws, packet, tmp_path) -> None:
+    # ... but an existing one at the base commit is the test's input.
+    repo = git.Repo(ws.repo)
+    _write(ws.repo, "tests/local_tests/vaes/demo_reference.json", '{"decoded": [2.0]}')
+    repo.git.add(A=True)
+    repo.git.commit(m="reference", author="t <t@example.com>",
+                    env={"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    ws2 = Workspace.create(ws.repo, "guards2", root=tmp_path / "home")
+    _write(ws2.path, "tests/local_tests/vaes/demo_reference.json", '{"decoded": [2.5]}')
+    findings = check_guards(ws2, packet, mode="parity-debug")
+    assert _names(findings) == [(PARITY_TEST_WEAKENED, True)] and "test_support_changed" in findings[0].detail
+    _write(ws2.path, "tests/local_tests/demo/PORT_STATUS.md", "# state\n")  # state files are not inputs
+    assert len(check_guards(ws2, packet, mode="parity-debug")) == 1

@@ -98,6 +98,7 @@ class ParityTestFacts:
     unconditional_skips: list[str] = field(default_factory=list)
     dead_code: list[str] = field(default_factory=list)
     has_coverage_scope: bool = False
+    shadowed: list[str] = field(default_factory=list)  # comparison functions redefined or patched
     syntax_error: str | None = None
 
 
@@ -117,6 +118,23 @@ class _Reader(ast.NodeVisitor):
                 self.facts.tolerances.setdefault(BOUND, []).append(bound)
         self.generic_visit(node)
 
+    def _shadow(self, node: ast.AST, what: str) -> None:
+        self.facts.shadowed.append(f"line {getattr(node, 'lineno', '?')}: {what}")
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        if node.name in TENSOR_COMPARES:
+            self._shadow(node, f"defines its own `{node.name}`")
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        root = (node.module or "").split(".")[0]
+        for alias in node.names:
+            if alias.asname in TENSOR_COMPARES and root not in ("torch", "numpy"):
+                self._shadow(node, f"imports `{alias.name}` from {node.module} as `{alias.asname}`")
+        self.generic_visit(node)
+
     def visit_Call(self, node: ast.Call) -> None:
         name = _call_name(node)
         if name in TENSOR_COMPARES:
@@ -133,6 +151,9 @@ class _Reader(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         value = _number(node.value)
         for target in node.targets:
+            if (isinstance(target, ast.Name) and target.id in TENSOR_COMPARES) or (
+                    isinstance(target, ast.Attribute) and target.attr in TENSOR_COMPARES):
+                self._shadow(node, f"assigns to `{ast.unparse(target)}`")
             if isinstance(target, ast.Name):
                 key = _tolerance_key(target.id)
                 if key and value is not None:
@@ -278,6 +299,8 @@ def compare_parity_tests(base_src: str, now_src: str) -> list[Weakening]:
     new_skips = now.unconditional_skips[len(base.unconditional_skips):] if len(now.unconditional_skips) > len(base.unconditional_skips) else []
     for skip in new_skips:
         found.append(Weakening("skip_added", skip))
+    for shadow in now.shadowed[len(base.shadowed):]:
+        found.append(Weakening("comparison_shadowed", shadow))
     if len(now.dead_code) > len(base.dead_code):
         for dead in now.dead_code[len(base.dead_code):]:
             found.append(Weakening("dead_code", dead))
@@ -303,6 +326,8 @@ def check_new_parity_test(source: str) -> list[Weakening]:
         found.append(Weakening("skip_added", skip))
     for dead in facts.dead_code:
         found.append(Weakening("dead_code", dead))
+    for shadow in facts.shadowed:
+        found.append(Weakening("comparison_shadowed", shadow))
     if not facts.has_coverage_scope:
         found.append(Weakening("no_coverage_scope", "no coverage scope (production_loader / implementation_subcomponent / both)"))
     return found

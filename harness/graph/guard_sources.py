@@ -119,3 +119,46 @@ def new_provenance_comments(base: str | None, now: str, is_python: bool = True) 
         for word in _provenance_hits(text):
             found.append(f"line {line}: {word!r} in {text.strip()[:80]!r}")
     return found
+
+
+# Patching these from any imported module changes what the parity test's checks do.
+_PATCH_TARGETS = ("torch.testing", "torch.allclose", "torch.equal", "torch.isclose", "torch.Tensor",
+                  "numpy.testing", "np.testing", "numpy.allclose", "np.allclose", "pytest", "_pytest",
+                  "unittest", "builtins", "sys.modules")
+
+
+def _dotted_name(node: ast.AST) -> str:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Subscript):
+        return _dotted_name(node.value)
+    return ".".join(reversed(parts))
+
+
+def _is_patch_target(dotted: str) -> bool:
+    return any(dotted == t or dotted.startswith(t + ".") for t in _PATCH_TARGETS)
+
+
+def machinery_patches(source: str) -> set[str]:
+    """Assignments (or setattr calls) that patch torch/numpy comparisons, pytest or builtins."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        targets: list[ast.AST] = []
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        elif isinstance(node, ast.Call) and _dotted_name(node.func) in ("setattr", "monkeypatch.setattr") and node.args:
+            dotted = _dotted_name(node.args[0])
+            if _is_patch_target(dotted):
+                found.add(f"setattr({dotted}, ...)")
+        for target in targets:
+            if isinstance(target, (ast.Attribute, ast.Subscript)) and _is_patch_target(_dotted_name(target)):
+                found.add(ast.unparse(target))
+    return found

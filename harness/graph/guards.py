@@ -18,7 +18,7 @@ from harness.graph.guard_files import (
     walk_tamper_candidates,
 )
 from harness.graph.guard_parity_test import Weakening, check_new_parity_test, compare_parity_tests
-from harness.graph.guard_sources import boundary_imports, new_provenance_comments
+from harness.graph.guard_sources import boundary_imports, machinery_patches, new_provenance_comments
 
 PARITY_TEST_WEAKENED = "parity_test_weakened"
 PYTEST_TAMPERING = "pytest_tampering"
@@ -87,6 +87,39 @@ def _tampering_findings(workspace: Any, changed: list[str]) -> list[GuardFinding
     return findings
 
 
+def _is_state_file(rel: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    return len(parts) == 4 and parts[:2] == ("tests", "local_tests") and parts[3] in ("PORT_STATUS.md", "README.md")
+
+
+def _test_support_findings(workspace: Any, changed: list[str], parity_test: str | None) -> list[GuardFinding]:
+    """Existing files under tests/ (reference data, helpers, other tests) are the parity
+    test's inputs; changing them can make a wrong port pass without touching the test."""
+    findings = []
+    for rel in changed:
+        if not rel.startswith("tests/") or rel == parity_test or _is_state_file(rel):
+            continue
+        if PurePosixPath(rel).name == "conftest.py" or workspace.file_at_base(rel) is None:
+            continue  # conftest has its own guard; new files are not the test's inputs yet
+        what = "deleted" if not (workspace.path / rel).exists() else "changed"
+        findings.append(GuardFinding(PARITY_TEST_WEAKENED, rel, f"test_support_changed: existing test data or helper {what}; "
+                                     "the parity test's reference and helpers are not the agent's to edit"))
+    return findings
+
+
+def _patch_findings(workspace: Any, changed: list[str]) -> list[GuardFinding]:
+    findings = []
+    for rel in changed:
+        if not rel.endswith(".py") or PurePosixPath(rel).name == "conftest.py":
+            continue
+        now = _read_now(workspace, rel)
+        if now is None:
+            continue
+        for patch in sorted(machinery_patches(now) - machinery_patches(workspace.file_at_base(rel) or "")):
+            findings.append(GuardFinding(PYTEST_TAMPERING, rel, f"patches `{patch}`: this changes what the test's checks do"))
+    return findings
+
+
 def _conversion_findings(changed: list[str], packet: Any) -> list[GuardFinding]:
     allowed = allowed_key_dumps(packet)
     return [
@@ -135,7 +168,9 @@ def check_guards(
     parity_test = _field(packet, "parity_test")
     if isinstance(parity_test, str) and parity_test not in ("", "unknown"):
         findings += _parity_test_findings(workspace, parity_test, _hatch_covers_tolerance(accepted_hatches))
+    findings += _test_support_findings(workspace, changed, parity_test if isinstance(parity_test, str) else None)
     findings += _tampering_findings(workspace, changed)
+    findings += _patch_findings(workspace, changed)
     findings += _conversion_findings(changed, packet)
     findings += _production_findings(workspace, changed)
     if parity_claimed and not parity_ran:
