@@ -280,7 +280,7 @@ def test_transformers_model_class_import_is_caught(ws, packet) -> None:
 
 def test_tokenizer_import_is_allowed(ws, packet) -> None:
     _write(ws.path, "fastvideo/models/encoders/demo_t5.py",
-           "from transformers import AutoTokenizer, T5TokenizerFast, PreTrainedTokenizerBase\n"
+           "from transformers import AutoTokenizer, T5TokenizerFast, PreTrainedTokenizerBase, AutoConfig\n"
            "from transformers.utils import logging\n")
     assert _run(ws, packet) == []
 

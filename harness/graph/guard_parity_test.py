@@ -142,7 +142,7 @@ class _Reader(ast.NodeVisitor):
         if name.startswith("assert") or name in ("allclose", "isclose"):
             self.facts.assertions += 1
         for kw in node.keywords:
-            key = _tolerance_key(kw.arg or "")
+            key = _tolerance_key(kw.arg or "") or (kw.arg if name == "approx" and kw.arg in ("abs", "rel") else None)
             value = _number(kw.value)
             if key and value is not None:
                 self.facts.tolerances.setdefault(key, []).append(value)

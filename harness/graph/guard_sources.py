@@ -13,12 +13,12 @@ import tokenize
 
 BOUNDARY_LIBRARIES = ("transformers", "diffusers")
 
-# Names a production module may import from transformers/diffusers: tokenizers, processors
-# and pure data utilities. Everything else (model classes, pipelines, configs of models)
+# Names a production module may import from transformers/diffusers: tokenizers, processors,
+# config classes and pure data utilities. Everything else (model classes, pipelines, configs of models)
 # puts third-party numerics into FastVideo's runtime.
 _ALLOWED_NAME = re.compile(
     r"^(Auto)?\w*Tokenizer(Fast|Base)?$|^PreTrainedTokenizer\w*$|^\w*(Image|Video|Audio)?Processor$"
-    r"|^\w*FeatureExtractor$|^BatchEncoding$|^BatchFeature$|^logging$|^utils$|^set_seed$|^is_\w+_available$"
+    r"|^\w*FeatureExtractor$|^\w*Config$|^BatchEncoding$|^BatchFeature$|^logging$|^utils$|^set_seed$|^is_\w+_available$"
 )
 
 
