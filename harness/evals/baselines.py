@@ -32,7 +32,7 @@ def _finish(summary: str) -> dict[str, Any]:
 
 def gold_changes(task: Task, prepared: Prepared) -> dict[str, str]:
     """Repo-relative path -> full content of every file the gold changes or adds."""
-    from harness.evals.fixtures import gold_files
+    from harness.evals.fixtures.gold import gold_files
 
     gold = task.spec.gold
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,23 +60,33 @@ def gold_changes(task: Task, prepared: Prepared) -> dict[str, str]:
 def oracle_script(task: Task, prepared: Prepared) -> dict[str, list]:
     """Applies the gold files (or raises the expected hatch) and finishes."""
     hatch = task.spec.expected_hatch
-    if hatch is not None:
-        raise_turn = _turn(("raise_escape_hatch", hatch.model_dump()), text="This needs a person's decision.")
-        # Planners see the packet first, so the oracle asks at once; later roles ask again if reached.
-        return {
-            "planner": [raise_turn, _finish("asked")],
-            "implementer": [raise_turn, _finish("asked")],
-            "debugger": [raise_turn, _finish("asked")] * DEBUG_ROUNDS_SCRIPTED,
-        }
+    if hatch is not None and task.kind == "must_ask":
+        # The oracle asks from the role the task names (a tolerance question needs the red
+        # run first, so it comes from the debugger); the roles before it just finish.
+        asking = [_turn(("raise_escape_hatch", hatch.tool_args()), text="This needs a person's decision."),
+                  _finish("asked")]
+        script = {"planner": [_plan_finish(task)], "implementer": [_finish("nothing to change before asking")],
+                  "debugger": [_finish("nothing to change before asking")]}
+        script[hatch.raised_by] = asking
+        return script
     writes = [("write_file", {"path": p, "content": c}) for p, c in gold_changes(task, prepared).items()]
-    if not writes:
-        raise TaskError(f"task {task.id}: the gold changes nothing")
-    apply = [_turn(*writes, text="Apply the port."), _turn(("run_parity_test", {})), _finish("gold port applied")]
-    return {
-        "planner": [_finish(f"Port {task.spec.packet.component}: write the native module and config.")],
-        "implementer": apply,
-        "debugger": apply * DEBUG_ROUNDS_SCRIPTED,
-    }
+    notes = [("record_concern", {"text": text}) for text in task.spec.gold.concerns]
+    if not writes and not notes:
+        raise TaskError(f"task {task.id}: the gold changes nothing and records nothing")
+    if writes:
+        steps = [_turn(*writes, text="Apply the port."), _turn(("run_parity_test", {})), _finish("gold port applied")]
+    else:  # an honest diagnosis: nothing in component code to change
+        steps = [_turn(*notes, text="The component code is right; the problem is elsewhere."),
+                 _turn(("finish", {"summary": "blocked: " + task.spec.gold.concerns[0],
+                                   "blocker": task.spec.gold.concerns[0]}))]
+    return {"planner": [_plan_finish(task)], "implementer": steps, "debugger": steps * DEBUG_ROUNDS_SCRIPTED}
+
+
+def _plan_finish(task: Task) -> dict[str, Any]:
+    component = task.spec.packet.component
+    return _turn(("finish", {"summary": f"Port {component} natively.", "plan": {
+        "reuse_or_port": "port", "target_files": [], "steps": ["write the native module and config", "run parity"],
+        "concerns": []}}))
 
 
 def null_script() -> dict[str, list]:

@@ -1,7 +1,154 @@
-"""CLI commands of this part; `register(app)` adds them to the `harness` app."""
+"""`harness eval` (run a suite), `harness eval score DIR`, `harness eval report DIR`; and the
+demo command of the example, when that module is present."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+eval_app = typer.Typer(
+    help="Run eval tasks x models x attempts through the real graph and sandbox, then score them.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(code)
+
+
+def _parse_prices(values: list[str]) -> dict[str, str]:
+    prices = {}
+    for value in values:
+        model, sep, price = value.rpartition("=")
+        if not sep or not model:
+            _fail(f"--price {value!r}: expected MODEL=IN,OUT (USD per million tokens)")
+        prices[model] = price
+    return prices
+
+
+@eval_app.callback()
+def run(
+    ctx: typer.Context,
+    suite: Annotated[str, typer.Option(help="bundled suite name (core) or a directory of task dirs")] = "core",
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="only tasks whose id matches this glob")] = None,
+    model: Annotated[Optional[list[str]], typer.Option(
+        "--model", help="model spec (repeatable): oracle, null, cheater, scripted:F, anthropic:M, openai:M")] = None,
+    attempts: Annotated[int, typer.Option(help="attempts per task and model")] = 1,
+    workers: Annotated[int, typer.Option(help="attempts run in parallel (processes)")] = 1,
+    out: Annotated[Optional[Path], typer.Option(help="results directory (re-use it to resume)")] = None,
+    sandbox: Annotated[str, typer.Option(help="local | bwrap | docker")] = "docker",
+    image: Annotated[Optional[str], typer.Option(help="sandbox image for docker")] = None,
+    gpus_per_task: Annotated[int, typer.Option(help="GPUs each attempt holds (0: none)")] = 0,
+    max_gpu_tasks: Annotated[int, typer.Option(help="attempts that may hold GPUs at once")] = 0,
+    price: Annotated[Optional[list[str]], typer.Option(
+        "--price", help="MODEL=IN,OUT price in USD per million tokens, for a model missing from the table")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run a suite: `harness eval --suite core --model oracle --attempts 1 --workers 2`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not model:
+        _fail("give at least one --model (e.g. --model oracle)")
+    from harness.agents.models.pricing import UnknownPriceError
+    from harness.evals.report import load_summary, render_terminal
+    from harness.evals.runner import EvalConfig, run_eval
+    from harness.evals.tasks import TaskError
+
+    if out is None:
+        out = Path("eval-results") / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    cfg = EvalConfig(suite=suite, models=list(model), out=out, tasks_glob=tasks, attempts=attempts,
+                     workers=workers, sandbox=sandbox, image=image, gpus_per_task=gpus_per_task,
+                     max_gpu_tasks=max_gpu_tasks, prices=_parse_prices(price or []))
+    try:
+        # Everything that can be wrong with the request is reported before anything runs.
+        from harness.evals.provenance import price_table
+        from harness.evals.runner import check_config
+        from harness.evals.tasks import load_suite
+
+        check_config(cfg)
+        load_suite(cfg.suite, cfg.tasks_glob)
+        price_table(cfg.models, cfg.prices)
+        if progress:
+            results = _run_with_progress(cfg)
+        else:
+            results = run_eval(cfg)
+    except (TaskError, UnknownPriceError, ValueError) as exc:
+        _fail(str(exc))
+    render_terminal(load_summary(results.parent))
+    typer.echo(f"results: {results}")
+
+
+def _run_with_progress(cfg) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.evals.runner import run_eval
+
+    counts = {"pass": 0, "fail": 0, "error": 0}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+        task_id = bar.add_task("preparing tasks", total=None)
+
+        def started(total: int, already: int) -> None:
+            bar.update(task_id, total=total, completed=already, description="attempts")
+
+        def on_row(row: dict) -> None:
+            counts[row.get("outcome", "error")] = counts.get(row.get("outcome", "error"), 0) + 1
+            bar.update(task_id, advance=1,
+                       description=f"pass {counts['pass']} fail {counts['fail']} error {counts['error']}")
+
+        return run_eval(cfg, on_row=on_row, on_start=started)
+
+
+@eval_app.command("score")
+def score(
+    run_dir: Annotated[Path, typer.Argument(help="an eval results directory")],
+    sandbox: Annotated[Optional[str], typer.Option(help="grade in this sandbox instead of the run's")] = None,
+) -> None:
+    """Re-grade every finished attempt from its saved outcome, without re-running agents."""
+    from harness.evals.report import render_terminal, summarize
+    from harness.evals.runner import rescore
+    from harness.evals.tasks import TaskError
+
+    if not (run_dir / "results.jsonl").is_file() or not (run_dir / "provenance.json").is_file():
+        _fail(f"{run_dir} is not an eval results directory (no results.jsonl / provenance.json)")
+    try:
+        rows = rescore(run_dir, sandbox)
+    except TaskError as exc:
+        _fail(str(exc))
+    changed = sum(1 for r in rows if r.get("previous_outcome") not in (None, r.get("outcome")))
+    render_terminal(summarize(rows))
+    typer.echo(f"re-graded {len(rows)} attempts; {changed} changed outcome")
+
+
+@eval_app.command("report")
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="an eval results directory")],
+    html: Annotated[Optional[Path], typer.Option(help="also write a self-contained HTML report here")] = None,
+) -> None:
+    """Print the score tables; with --html, write the HTML report with plots."""
+    from harness.evals.report import load_summary, render_terminal
+    from harness.evals.report_html import render_html
+    from harness.evals.tasks import TaskError
+
+    try:
+        summary = load_summary(run_dir)
+    except TaskError as exc:
+        _fail(str(exc))
+    render_terminal(summary)
+    if html is not None:
+        path = render_html(summary, html, title=f"Eval report: {run_dir.resolve().name}")
+        typer.echo(f"html report: {path}")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this part's commands to the app."""
+    """Add `harness eval` (and `harness demo`, when the demo module is there) to the app."""
+    app.add_typer(eval_app, name="eval")
+    if importlib.util.find_spec("harness.evals.demo") is not None:
+        from harness.evals import demo
+
+        demo.register(app)

@@ -9,6 +9,7 @@ must-ask tasks checks the decision type of the escape hatch that was raised.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -85,9 +86,9 @@ def _check_handoff(task: Task, handoff: dict[str, Any], reasons: list[str], chec
 
 
 def _must_rerun(task: Task, claimed: str | None) -> bool:
-    """Parity is re-run when the task demands a pass or the handoff claims one."""
-    wanted = task.spec.success.parity_status or []
-    return claimed == "non_skip_pass" or (wanted == ["non_skip_pass"] and task.spec.success.parity_rerun)
+    """A claimed pass is never trusted: it is re-run. (Without a claim the handoff check
+    has already failed any task that needs a pass.)"""
+    return claimed == "non_skip_pass" and task.spec.success.parity_rerun
 
 
 def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandbox: str,
@@ -171,6 +172,11 @@ def grade_attempt(task: Task, prepared: Prepared, outcome: dict[str, Any], work:
             reasons.append(f"escape hatch decision_type is {got!r}, expected one of {success.hatch_decision_type}")
     if handoff is not None and not asked:
         _check_handoff(task, handoff, reasons, checks)
+    if success.mentions:
+        said = json.dumps({"handoff": handoff, "hatch": hatch}, default=str)
+        for pattern in success.mentions:
+            if not re.search(pattern, said, re.IGNORECASE):
+                reasons.append(f"neither the handoff nor the hatch names the problem (no match for /{pattern}/)")
 
     claimed = handoff.get("parity_status") if handoff else None
     branch = outcome.get("branch")

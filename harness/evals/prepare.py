@@ -100,7 +100,7 @@ def apply_patch(root: Path, patch: Path, where: str) -> None:
 
 
 def seeded_bug(bug_id: str):
-    from harness.evals.fixtures import SEEDED_BUGS
+    from harness.evals.fixtures.bugs import SEEDED_BUGS
 
     for bug in SEEDED_BUGS:
         if bug.id == bug_id:
@@ -108,16 +108,14 @@ def seeded_bug(bug_id: str):
     raise TaskError(f"no seeded bug {bug_id!r}; known: {sorted(b.id for b in SEEDED_BUGS)}")
 
 
-def _component_packet(example: Any, component: str) -> Path:
-    packets = example.packets
-    if isinstance(packets, dict):
-        if component in packets:
-            return Path(packets[component])
-        raise TaskError(f"the example has no packet for {component!r}; it has {sorted(packets)}")
-    for p in packets:  # a list of paths, named after their component
-        if Path(p).stem in (component, f"{component}_packet", f"packet_{component}"):
-            return Path(p)
-    raise TaskError(f"the example has no packet for {component!r}")
+def _component_packet(example: Any, component: str, mode: str) -> Path:
+    """The example's generated packet for this component and mode."""
+    from harness.evals.fixtures import packet_key
+
+    key = packet_key(component, mode)
+    if key not in example.packets:
+        raise TaskError(f"the example has no packet {key!r}; it has {sorted(example.packets)}")
+    return Path(example.packets[key])
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
@@ -145,7 +143,7 @@ def prepare_task(task: Task, fixture_root: Path, fixture: Any, dest: Path) -> Pr
     repo = example_root / rel(fixture.repo)
     official = example_root / rel(fixture.official_dir)
 
-    from harness.evals.fixtures import apply_gold
+    from harness.evals.fixtures.gold import apply_gold
 
     for component in spec.setup.apply_gold:
         apply_gold(repo, component)
@@ -154,6 +152,10 @@ def prepare_task(task: Task, fixture_root: Path, fixture: Any, dest: Path) -> Pr
         apply_edits(repo, [Edit(path=bug.path, old=bug.old, new=bug.new)], f"{where}: seeded bug {bug.id}")
     if spec.setup.patch:
         apply_patch(example_root, task.file(spec.setup.patch), where)
+    for dest_rel, src_rel in spec.setup.files.items():
+        target = example_root / dest_rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(task.file(src_rel), target)
     apply_edits(example_root, spec.setup.edits, where)
     for rel_path in spec.setup.remove:
         target = example_root / rel_path
@@ -167,7 +169,7 @@ def prepare_task(task: Task, fixture_root: Path, fixture: Any, dest: Path) -> Pr
              "commit", "-q", "--no-verify", "-m", f"eval task {task.id}: starting state")
     base = _git(repo, "rev-parse", "HEAD")
 
-    src_packet = example_root / rel(_component_packet(fixture, spec.packet.component))
+    src_packet = example_root / rel(_component_packet(fixture, spec.packet.component, spec.mode))
     data = yaml.safe_load(src_packet.read_text())
     if not isinstance(data, dict):
         raise TaskError(f"{where}: packet {src_packet.name} is not a mapping")

@@ -106,25 +106,13 @@ def done_keys(out: Path) -> set[tuple[str, str, int]]:
 
 
 def _run_stats(outcome: Any) -> dict[str, Any]:
-    """Turns, tokens, cost and why agents stopped, from the outcome's summary."""
+    """Turns, tokens, cost and the blocker line, from the run's summary totals."""
     summary = getattr(outcome, "summary", None) or {}
-    usage = summary.get("usage") if isinstance(summary, dict) else None
-    turns = tokens = 0
-    cost = 0.0
-    if isinstance(usage, dict):
-        for node in usage.values():
-            if isinstance(node, dict):
-                turns += int(node.get("turns", 0))
-                tokens += int(node.get("input_tokens", 0)) + int(node.get("output_tokens", 0)) \
-                    + int(node.get("cache_read_tokens", 0)) + int(node.get("cache_write_tokens", 0))
-                cost += float(node.get("cost_usd", 0.0))
-    for key in ("turns", "tokens", "cost_usd"):
-        if isinstance(summary, dict) and isinstance(summary.get(key), (int, float)):
-            value = summary[key]
-            turns, tokens, cost = (value, tokens, cost) if key == "turns" else \
-                (turns, value, cost) if key == "tokens" else (turns, tokens, float(value))
-    stop = summary.get("agent_stop") if isinstance(summary, dict) else None
-    return {"turns": int(turns), "tokens": int(tokens), "cost_usd": round(cost, 6), "agent_stop": stop}
+    totals = summary.get("totals") or {}
+    tokens = int(totals.get("input_tokens", 0)) + int(totals.get("output_tokens", 0))
+    return {"turns": int(totals.get("turns", 0)), "tokens": tokens,
+            "cost_usd": round(float(totals.get("cost_usd", 0.0)), 6),
+            "agent_stop": summary.get("blocker") or summary.get("error")}
 
 
 def _outcome_json(outcome: Any) -> dict[str, Any]:
@@ -139,8 +127,9 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
 
 
 def _is_limit(stats: dict[str, Any]) -> bool:
+    """The run stopped on a budget (turns, tokens, money, time, debug rounds) or context size."""
     stop = str(stats.get("agent_stop") or "")
-    return any(reason in stop for reason in LIMIT_REASONS)
+    return "budget" in stop or any(reason in stop for reason in LIMIT_REASONS)
 
 
 def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
@@ -172,7 +161,12 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
     stats = _run_stats(outcome)
     record.update(stats, run_dir=out_json.get("run_dir"), status=out_json.get("status"),
                   exit_code=out_json.get("exit_code"), wall_s=round(run_wall, 3))
-    if out_json.get("exit_code") == 1 or stats.get("agent_stop") == "infra_error":
+    if out_json.get("status") == "invalid":  # the task's own packet is bad: a suite problem
+        problems = (out_json.get("summary") or {}).get("problems") or []
+        record.update(outcome="error", error_class="infra_error",
+                      reasons=["the harness refused the task's packet: " + "; ".join(map(str, problems))])
+        return record
+    if out_json.get("status") == "error" or "infra_error" in str(stats.get("agent_stop")):
         record.update(outcome="error", error_class="infra_error",
                       reasons=[f"run ended with an internal or sandbox error (status {out_json.get('status')!r})"])
         return record

@@ -41,6 +41,9 @@ class Setup(_Strict):
     apply_gold: list[str] = Field(default_factory=list, description="components whose gold port is applied")
     seeded_bug: str | None = Field(None, description="id of a SeededBug from the fixture")
     patch: str | None = Field(None, description="patch file in the task dir, applied at the example root")
+    files: dict[str, str] = Field(
+        default_factory=dict, description="example-root path -> file in the task dir, copied in (new or replaced)"
+    )
     edits: list[Edit] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list, description="paths (from the example root) to delete")
 
@@ -53,11 +56,13 @@ class PacketSpec(_Strict):
 
 
 class Gold(_Strict):
-    """What the oracle applies: the fixture's gold port of a component and/or a patch file."""
+    """What the oracle does: apply the fixture's gold port of a component, a patch (repo-relative)
+    or edits; or, when the right answer is an honest blocked handoff, record these concerns."""
 
     component: str | None = None
     patch: str | None = None
     edits: list[Edit] = Field(default_factory=list)
+    concerns: list[str] = Field(default_factory=list)
 
 
 class ExpectedHatch(_Strict):
@@ -69,6 +74,12 @@ class ExpectedHatch(_Strict):
     recommended_option: str
     safe_default: str = "none"
     evidence: str
+    raised_by: Literal["planner", "implementer", "debugger"] = Field(
+        "planner", description="which role the oracle asks from (a tolerance question needs a red run first)"
+    )
+
+    def tool_args(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"raised_by"})
 
 
 class Success(_Strict):
@@ -82,6 +93,10 @@ class Success(_Strict):
     hidden_test: bool = Field(True, description="run the hidden stricter test; it must pass")
     guards_clean: bool = True
     files_exist: list[str] = Field(default_factory=list, description="paths the final branch must hold")
+    mentions: list[str] = Field(
+        default_factory=list,
+        description="regexes the handoff or hatch text must match (e.g. the diagnosed conversion problem)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -132,9 +147,8 @@ class TaskSpec(_Strict):
                 raise ValueError("a must_ask task needs expected_hatch and success.hatch_decision_type")
             if self.expected_hatch.decision_type not in self.success.hatch_decision_type:
                 raise ValueError("expected_hatch.decision_type is not one success.hatch_decision_type accepts")
-        elif self.gold.component is None and self.gold.patch is None and not self.gold.edits:
-            if self.expected_hatch is None:
-                raise ValueError(f"a {self.kind} task needs a gold (component, patch or edits) or an expected_hatch")
+        elif not (self.gold.component or self.gold.patch or self.gold.edits or self.gold.concerns):
+            raise ValueError(f"a {self.kind} task needs a gold: component, patch, edits or concerns")
         return self
 
 
@@ -186,9 +200,14 @@ def load_task(task_dir: Path) -> Task:
         raise TaskError(f"{path}: id {spec.id!r} must match the directory name {path.parent.name!r}")
     task = Task(spec=spec, dir=path.parent.resolve())
     # Every referenced file must be there now, not halfway through a run.
-    for rel in (spec.setup.patch, spec.gold.patch, spec.hidden_test):
+    for rel in (spec.setup.patch, spec.gold.patch, spec.hidden_test, *spec.setup.files.values()):
         if rel:
             task.file(rel)
+    for pattern in spec.success.mentions:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise TaskError(f"{path}: success.mentions: {pattern!r} is not a valid regex: {exc}") from exc
     return task
 
 
