@@ -282,3 +282,16 @@ def test_openai_compatible_server_quirks(setup):
     ids = [c.id for c in turn.tool_calls]
     assert len(set(ids)) == 3 and all(ids) and ids[1] == "dup"
     assert turn.usage.cache_read_tokens == 0 and turn.usage.input_tokens == 100
+
+
+def test_a_response_that_does_not_parse_is_a_model_error(setup):
+    from tests.fakes.server import Reply
+
+    with A.server() as srv:
+        srv.add(Reply(200, {"id": "msg_x", "type": "message", "content": None}))
+        with pytest.raises(ModelError, match="anthropic: unexpected response shape"):
+            one_call(anthropic(srv.url))
+    with O.server() as srv:
+        srv.add(Reply(200, {"id": "c", "object": "chat.completion", "choices": []}))
+        with pytest.raises(ModelError, match="openai: response has no choices"):
+            one_call(openai(srv.url))

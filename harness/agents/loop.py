@@ -51,7 +51,12 @@ FIRST_OUTPUT_GUESS = 2000  # tokens expected from the first call, before any out
 
 
 class Budget(BaseModel):
-    """Limits of one agent run; None means no limit."""
+    """Limits of one agent run; None means no limit.
+
+    `max_tokens` counts every token of every call: uncached input, output, cache reads and
+    cache writes. `max_usd` is checked before each call against that call's expected cost
+    (prompt size at full input price plus the last output size), an upper bound.
+    """
 
     max_turns: int | None = 50
     max_tokens: int | None = None

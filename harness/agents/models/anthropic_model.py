@@ -18,6 +18,7 @@ from harness.agents.models.base import (
     AssistantTurn,
     Message,
     Model,
+    ModelError,
     SystemPrompt,
     ToolCall,
     ToolResultMessage,
@@ -146,8 +147,15 @@ class AnthropicModel(Model):
             provider=self.provider,
             status_error=self._sdk.APIStatusError,
             connection_error=self._sdk.APIConnectionError,
+            api_error=self._sdk.APIError,
             policy=self.retry,
         )
+        try:
+            return self._parse(resp)
+        except (AttributeError, TypeError, KeyError, ValueError) as err:
+            raise ModelError(f"{self.provider}: unexpected response shape: {err}", provider=self.provider) from err
+
+    def _parse(self, resp: Any) -> AssistantTurn:
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in resp.content:

@@ -146,8 +146,15 @@ class OpenAIModel(Model):
             provider=self.provider,
             status_error=self._sdk.APIStatusError,
             connection_error=self._sdk.APIConnectionError,
+            api_error=self._sdk.APIError,
             policy=self.retry,
         )
+        try:
+            return self._parse(resp)
+        except (AttributeError, TypeError, KeyError, ValueError) as err:
+            raise ModelError(f"{self.provider}: unexpected response shape: {err}", provider=self.provider) from err
+
+    def _parse(self, resp: Any) -> AssistantTurn:
         if not resp.choices:
             raise ModelError(f"{self.provider}: response has no choices", provider=self.provider)
         choice = resp.choices[0]

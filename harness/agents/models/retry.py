@@ -77,6 +77,7 @@ def call_with_retries(
     status_error: type[BaseException],
     connection_error: type[BaseException],
     policy: RetryPolicy,
+    api_error: type[BaseException] | None = None,
     on_retry: Callable[[str, float], None] | None = None,
 ) -> T:
     """Call `fn`, retrying transient failures; raise `ModelError` for the rest."""
@@ -95,6 +96,11 @@ def call_with_retries(
             # Timeouts are a subclass of the connection error in both SDKs.
             last = f"{type(err).__name__}: {err}"
             wait_for = None
+        except Exception as err:
+            # Any other SDK error (e.g. a response that does not parse) is not worth retrying.
+            if api_error is not None and isinstance(err, api_error):
+                raise ModelError(f"{provider}: {type(err).__name__}: {err}", provider=provider) from err
+            raise
         if attempt == policy.max_attempts - 1:
             break
         if wait_for is not None and wait_for > policy.max_retry_after_s:
