@@ -80,8 +80,8 @@ def test_update_creates_port_status_and_readme(ws, tmp_path) -> None:
     packet = make_packet()
     h = _passing_handoff(ws, tmp_path)
     assert h.readme_updated == "no"
-    h = update_port_status(ws, packet, h)
-    assert h.readme_updated == "yes"
+    returned = update_port_status(ws, packet, h)
+    assert returned is h and h.readme_updated == "yes"
     doc = PortStatus.read(ws.path / packet.port_state_file)
     assert doc.missing_sections() == []
     (row,) = doc.rows("Component Matrix")

@@ -159,8 +159,8 @@ def update_port_status(
 ) -> ComponentSkillHandoff:
     """Write the handoff's state into PORT_STATUS.md and the local tests README.
 
-    Returns the handoff with `readme_updated=yes` when the README now differs from the
-    base commit (the README line is part of the evidence the handoff reports)."""
+    Sets `readme_updated=yes` on the handoff (in place, and returns it) when the README now
+    differs from the base commit: the README line is part of the evidence the handoff reports."""
     doc = load_port_status(workspace, packet)
     phase = f"component:{handoff.mode}"
     for hatch in [*hatch_rows, *([handoff.escape_hatch] if handoff.escape_hatch != "none" else [])]:
@@ -189,5 +189,6 @@ def update_port_status(
         doc.add_handoff_note(note)
     _save(workspace, packet, doc)
     _update_readme(workspace, packet, handoff)
-    readme_changed = packet.local_tests_readme in workspace.files_changed()
-    return handoff.model_copy(update={"readme_updated": "yes" if readme_changed else handoff.readme_updated})
+    if packet.local_tests_readme in workspace.files_changed():
+        handoff.readme_updated = "yes"  # in place too, so a caller that keeps its handoff sees it
+    return handoff
