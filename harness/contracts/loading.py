@@ -125,6 +125,12 @@ def unwrap(data: Any, key: str) -> dict[str, Any]:
     return data
 
 
+def _is_model_branch(part: Any) -> bool:
+    """pydantic names a union's model branch `EscapeHatch` or `function-after[_rules(), EscapeHatch]`."""
+    text = str(part)
+    return text[:1].isupper() or text.startswith("function-")
+
+
 def format_loc(loc: tuple[Any, ...]) -> str:
     """pydantic's ('official_definition_files', 0, 'path') -> `official_definition_files[0].path`."""
     out = ""
@@ -171,7 +177,7 @@ def problems_from_validation(exc: ValidationError) -> list[Problem]:
     seen: set[tuple[str, str]] = set()
     errors = exc.errors()
     # In `Model | Literal["none"]` a bad block fails both branches; the model's errors are the useful ones.
-    deep = {tuple(e["loc"][:i]) for e in errors for i, part in enumerate(e["loc"]) if str(part)[:1].isupper()}
+    deep = {tuple(e["loc"][:i]) for e in errors for i, part in enumerate(e["loc"]) if _is_model_branch(part)}
     errors = [e for e in errors if not (e["loc"] and str(e["loc"][-1]).startswith("literal[") and tuple(e["loc"][:-1]) in deep)]
     for err in errors:
         prefix = format_loc(err["loc"])
