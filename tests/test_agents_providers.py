@@ -295,3 +295,27 @@ def test_a_response_that_does_not_parse_is_a_model_error(setup):
         srv.add(Reply(200, {"id": "c", "object": "chat.completion", "choices": []}))
         with pytest.raises(ModelError, match="openai: response has no choices"):
             one_call(openai(srv.url))
+
+
+def test_missing_api_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ModelError, match="anthropic: no API key; set ANTHROPIC_API_KEY"):
+        make_model("anthropic:claude-sonnet-4-5")
+    with pytest.raises(ModelError, match="openai: no API key; set OPENAI_API_KEY"):
+        make_model("openai:gpt-4.1")
+    # a local OpenAI-compatible server needs no key
+    make_model("openai:gpt-4.1", base_url="http://127.0.0.1:9/v1")
+
+
+def test_connection_refused_is_retried_then_reported():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = openai(f"http://127.0.0.1:{port}", retry=RetryPolicy(max_attempts=3, **FAST))
+    with pytest.raises(ModelError, match="giving up after 3 attempts: APIConnectionError"):
+        one_call(model)

@@ -125,10 +125,16 @@ class OpenAIModel(Model):
         self.context_window = context_window or _context_window(model)
         self.max_output_tokens = max_output_tokens
         self.retry = retry or RetryPolicy()
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if not key and url is None:
+            # Only a self-hosted compatible server may go without a key.
+            raise ModelError(f"{self.provider}: no API key; set OPENAI_API_KEY (or give a base_url for a local server)",
+                             provider=self.provider)
         # Retries are ours (see retry.py), so the SDK must not retry on its own.
         self.client = openai.OpenAI(
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "missing-api-key",
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            api_key=key or "no-key-needed-for-this-server",
+            base_url=url,
             max_retries=0,
             timeout=timeout_s,
         )
