@@ -250,3 +250,60 @@ def test_secret_in_a_concern_never_reaches_the_handoff(ws, tmp_path) -> None:
     h = handoff(ws, make_packet(), run, parity_is_current(ws, commit),
                 concerns=["used HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123 to download"])
     assert not any("hf_abc" in c for c in h.concerns_or_unknowns)
+
+
+TORCH_MODEL = '''"""Demo VAE on torch."""
+from torch import nn
+
+from fastvideo.configs.models.vaes.demo import DemoVAEConfig
+
+
+class DemoVAE(nn.Module):
+    def __init__(self, config: DemoVAEConfig) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(4, 8, 3)
+
+
+EntryClass = DemoVAE
+'''
+
+
+@pytest.mark.bwrap
+def test_prototype_probe_runs_in_bubblewrap(ws) -> None:
+    packet = make_packet(mode="prototype")
+    write(ws.path, MODEL, TORCH_MODEL)
+    _write_dumps(ws)
+    ex = make_executor("bwrap", ws)
+    ex.start()
+    try:
+        proto = prototype_evidence(ws, packet, ex)
+    finally:
+        ex.close()
+    assert proto.ok, proto.details
+    assert "instantiated DemoVAE(DemoVAEConfig()) with 296 parameters" in proto.details
+
+
+def test_prototype_probe_reports_a_constructor_error(ws) -> None:
+    packet = make_packet(mode="prototype")
+    _edit(ws, MODEL, "        self.scale = config.scale", "        raise ValueError('latent_channels must be 16')")
+    _write_dumps(ws)
+    ex = make_executor("local", ws)
+    try:
+        proto = prototype_evidence(ws, packet, ex)
+    finally:
+        ex.close()
+    assert proto.imports_ok and not proto.instantiates_ok and not proto.ok
+    assert any("latent_channels must be 16" in d for d in proto.details)
+    assert proto.failure().startswith("prototype: EntryClass does not instantiate")
+
+
+def test_prototype_failure_names_the_missing_dump(ws) -> None:
+    packet = make_packet(mode="prototype")
+    write(ws.path, DUMPS[0], json.dumps({"decoder.scale": [1]}))
+    ex = make_executor("local", ws)
+    try:
+        proto = prototype_evidence(ws, packet, ex)
+    finally:
+        ex.close()
+    assert proto.imports_ok and proto.instantiates_ok and proto.official_dump and not proto.fastvideo_dump
+    assert proto.failure() == f"prototype: FastVideo key/shape dump missing or invalid (dump fastvideo: {DUMPS[1]} missing)"

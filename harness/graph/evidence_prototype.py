@@ -77,13 +77,14 @@ class PrototypeEvidence:
         return self.imports_ok and self.instantiates_ok and self.official_dump and self.fastvideo_dump
 
     def failure(self) -> str:
-        """The first thing missing, for a precise blocker line."""
-        for flag, what in ((self.imports_ok, "target modules do not import"),
-                           (self.instantiates_ok, "EntryClass does not instantiate from its config"),
-                           (self.official_dump, "official key/shape dump missing or invalid"),
-                           (self.fastvideo_dump, "FastVideo key/shape dump missing or invalid")):
+        """The first thing missing, with its detail line, for a precise blocker."""
+        checks = ((self.imports_ok, "target modules do not import", "import"),
+                  (self.instantiates_ok, "EntryClass does not instantiate from its config", "instantiate failed"),
+                  (self.official_dump, "official key/shape dump missing or invalid", "dump official"),
+                  (self.fastvideo_dump, "FastVideo key/shape dump missing or invalid", "dump fastvideo"))
+        for flag, what, prefix in checks:
             if not flag:
-                extra = next((d for d in self.details if d.startswith(("import", "instantiate", "dump"))), "")
+                extra = next((d for d in self.details if d.startswith(prefix)), "")
                 return f"prototype: {what}" + (f" ({extra})" if extra else "")
         return "none"
 
