@@ -16,6 +16,7 @@ TAMPER_NAMES = frozenset(
 )
 _SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache"})
 CONVERSION_ROOTS = ("scripts/checkpoint_conversion/", "converted_weights/")
+_MAX_PTH_BYTES = 1_000_000
 
 
 def walk_tamper_candidates(root: Path) -> Iterator[str]:
@@ -65,6 +66,8 @@ def tamper_change(rel: str, base: str | None, now_path: Path) -> str | None:
     if not exists:
         return "deleted" if base is not None and name == "conftest.py" else None
     if name.endswith(".pth"):
+        if now_path.stat().st_size > _MAX_PTH_BYTES:
+            return None  # a checkpoint, not a path-config file; never read it whole
         data = now_path.read_bytes()
         if not _is_text_pth(data):
             return None
