@@ -203,8 +203,9 @@ class _Run:
     def run_calls(self, calls: list[ToolCall]) -> AgentResult | None:
         from harness.sandbox.executors import InfrastructureError
 
+        # Commands may not run past the time budget (the tools use the real monotonic clock).
+        self.ctx.deadline = None
         if self.budget.max_seconds is not None:
-            # Commands may not run past the time budget (the tools use the real monotonic clock).
             left = self.budget.max_seconds - (self.clock() - self.start)
             self.ctx.deadline = time.monotonic() + max(1.0, left)
         for i, call in enumerate(calls):
