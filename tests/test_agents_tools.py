@@ -238,3 +238,21 @@ def test_finish_keeps_role_fields(setup):
     out = call(setup, "finish", {"summary": "plan ready", "plan": {"steps": ["a"]}, "extra": 1}, role="planner")
     assert out.end == "finished" and out.data == {"summary": "plan ready", "plan": {"steps": ["a"]}, "extra": 1}
     assert call(setup, "finish", {}, role="planner").is_error
+
+
+@pytest.mark.bwrap
+def test_run_through_bubblewrap(tmp_path):
+    from harness.sandbox.executors import make_executor
+
+    s = make_setup(tmp_path)
+    ex = make_executor("bwrap", s.ws)
+    ex.start()
+    s.ctx.executor = ex
+    try:
+        call(s, "write_file", {"path": "probe.py", "content": "print(open('README.md').read().strip())\n"})
+        out = call(s, "run", {"command": "python probe.py && touch /etc/should_fail"})
+    finally:
+        ex.close()
+        s.executor.close()
+    assert "example checkout" in out.content
+    assert out.is_error and "exit code: 1" in out.content  # the host outside the worktree is read-only
