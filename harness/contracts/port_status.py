@@ -202,7 +202,7 @@ class Section(BaseModel):
                 trailing.insert(0, last.lines.pop())
             if not last.lines:
                 self.blocks.pop()
-        if self.render()[-1].strip() and not self.render()[-1].startswith("## "):
+        if self.render()[-1].strip():
             self.blocks.append(TextBlock(lines=[""]))
         self.blocks.append(block)
         self.blocks.append(TextBlock(lines=trailing or [""]))
@@ -452,8 +452,10 @@ class PortStatus(BaseModel):
         section_name = ID_SECTIONS.get(row_id[:1].upper())
         if not resolution.strip():
             raise PortStatusError("a resolution is required")
-        table, row = self._find_row(section_name, "ID", row_id) if section_name else (None, None)
-        if row is None:
+        self._check_values({"Status": status, "Resolution": resolution})
+        found = self.section(section_name) if section_name else None
+        table, row = self._find_row(section_name, "ID", row_id) if found and found.tables() else (None, None)
+        if table is None or row is None:
             raise PortStatusError(f"no row with ID {row_id} in PORT_STATUS.md")
         self._set_cells(table, row, {"Status": status, "Resolution": resolution})
 
@@ -476,6 +478,7 @@ class PortStatus(BaseModel):
     def add_decision(self, decision: str, rationale: str, impact: str, date: str | None = None) -> None:
         """Append a Decisions row (dated today by default)."""
         values = {"Date": date or _today(), "Decision": decision, "Rationale": rationale, "Impact": impact}
+        self._check_values(values)
         table = self._table("Decisions")
         self._append_row(table, values)
 
@@ -496,6 +499,11 @@ class PortStatus(BaseModel):
         message = find_secret(str(value))
         if message:
             raise PortStatusError(f"{where}: {message}")
+
+    def _check_values(self, values: dict[str, str]) -> None:
+        # Checked before any change, so a refused edit leaves the document untouched.
+        for column, value in values.items():
+            self._check(column, value)
 
     def _check_all(self) -> None:
         for number, line in enumerate(self.render().split("\n"), 1):
@@ -563,12 +571,14 @@ class PortStatus(BaseModel):
         return row
 
     def _add_id_row(self, prefix: str, values: dict[str, str]) -> str:
+        self._check_values(values)
         row_id = self.next_id(prefix)
         table = self._table(ID_SECTIONS[prefix])
         self._append_row(table, {"ID": row_id, **values})
         return row_id
 
     def _upsert(self, section_name: str, key_column: str, key: str, columns: dict[str, str]) -> None:
+        self._check_values({key_column: key, **columns})
         table, row = self._find_row(section_name, key_column, key)
         canonical = {_norm(c): c for c in SECTIONS[section_name]}
         values = {}
