@@ -307,3 +307,25 @@ def test_prototype_failure_names_the_missing_dump(ws) -> None:
         ex.close()
     assert proto.imports_ok and proto.instantiates_ok and proto.official_dump and not proto.fastvideo_dump
     assert proto.failure() == f"prototype: FastVideo key/shape dump missing or invalid (dump fastvideo: {DUMPS[1]} missing)"
+
+
+def test_conversion_edit_blocks_success_even_without_findings(ws, tmp_path) -> None:
+    write(ws.path, "converted_weights/demo/vae/config.json", "{}")
+    run, commit = run_parity(ws, tmp_path)
+    assert run.status == "non_skip_pass"
+    h = handoff(ws, make_packet(), run, parity_is_current(ws, commit))  # caller forgot the guards
+    assert h.parity_status == "blocked" and h.next_step == "blocked"
+    assert "conversion-owned files were edited: converted_weights/demo/vae/config.json" in h.blocker
+
+
+def test_question_and_retry_together_ask_first(ws, tmp_path) -> None:
+    packet = make_packet()
+    run, commit = run_parity(ws, tmp_path)
+    from harness.contracts import ConversionRetryRequest
+
+    retry = ConversionRetryRequest(component="vae", parity_test=PARITY, failing_keys=["decoder.w"],
+                                   expected_actual_shapes=["not reported"], source_prefix_or_path="decoder",
+                                   evidence="missing 1: decoder.w", suspected_fix="rename")
+    h = handoff(ws, packet, run, parity_is_current(ws, commit), hatch=_hatch(), retry=retry)
+    assert h.next_step == "ask_user" and h.conversion_retry_request == "none"
+    assert any("conversion retry pending (rename)" in c for c in h.concerns_or_unknowns)

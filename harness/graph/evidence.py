@@ -143,12 +143,17 @@ def build_handoff(
     changed = workspace.files_changed()
     conversion_edits = [p for p in changed if is_conversion_path(p) and "/_mapping/" not in p]
     blocking = [f for f in findings if f.blocking]
+    # Hard stops: blocking guard findings, and conversion edits seen in the diff itself
+    # (even when the caller passed no findings).
+    stops = [_finding_line(f) for f in blocking]
+    if conversion_edits and not any(f.name == "conversion_edit" for f in blocking):
+        stops.append(f"conversion-owned files were edited: {', '.join(conversion_edits)}")
     all_concerns = _unique([*packet.concerns_or_unknowns, *concerns])
     all_concerns += [f"recorded: {_finding_line(f)}" for f in findings if not f.blocking]
     strictness = _loader_strictness(packet, all_concerns)
 
     # Parity status: only the harness's own run, and only while it is current.
-    blockers: list[str] = [_finding_line(f) for f in blocking]
+    blockers: list[str] = list(stops)
     if last_parity is None:
         status = "blocked"
         blockers.append("the harness has not run the parity test in this run")
@@ -157,7 +162,7 @@ def build_handoff(
         blockers.append(f"the last parity run ({last_parity.summary_line()}) is stale: files changed after it")
     else:
         status = last_parity.status
-        if status == "non_skip_pass" and blocking:
+        if status == "non_skip_pass" and stops:
             status = "blocked"  # a pass of a weakened or tampered test proves nothing
         elif status == "scaffold_skip":
             reasons = "; ".join(last_parity.skip_reasons[:3]) or "no reason given"
@@ -169,9 +174,9 @@ def build_handoff(
 
     proto_ok = mode == "prototype" and prototype is not None and prototype.ok
     if mode == "prototype" and prototype is not None and not prototype.ok:
-        blockers.insert(len(blocking), prototype.failure())
+        blockers.insert(len(stops), prototype.failure())
     if mode == "prototype" and prototype is None:
-        blockers.insert(len(blocking), "prototype evidence was not collected")
+        blockers.insert(len(stops), "prototype evidence was not collected")
     if budget_blocker:
         blockers.append(budget_blocker)
 
@@ -180,9 +185,9 @@ def build_handoff(
         next_step = "ask_user"
     elif retry_request is not None:
         next_step = "phase_5_conversion_retry"
-    elif proto_ok and not blocking and status != "debug_red":
+    elif proto_ok and not stops and status != "debug_red":
         next_step = "phase_5_conversion"
-    elif mode == "parity-debug" and status == "non_skip_pass":
+    elif mode == "parity-debug" and status == "non_skip_pass" and not stops:
         next_step = "phase_6_continue"
     else:
         next_step = "blocked"
@@ -196,8 +201,9 @@ def build_handoff(
         if budget_blocker and first != budget_blocker:
             first = f"{budget_blocker}; {first}"  # why the run stopped, then where it stood
         blocker = _clean(first)
-    if conversion_edits and blocker == "none":
-        blocker = _clean(f"conversion-owned files were edited: {', '.join(conversion_edits)}")
+    if retry_request is not None and next_step != "phase_5_conversion_retry":
+        # The question goes first; the retry request waits in the concerns until it is answered.
+        all_concerns.append(f"conversion retry pending ({retry_request.suspected_fix}): {retry_request.failing_keys}")
     return ComponentSkillHandoff(
         component=packet.component,
         mode=mode,
@@ -212,7 +218,7 @@ def build_handoff(
         strict_load=_strict_load(status if parity_current else None, strictness, retry_request, mode, last_parity),
         pytest_output=_clean(_pytest_output(last_parity, parity_current)),
         blocker=blocker,
-        conversion_retry_request=retry_request if retry_request is not None else "none",
+        conversion_retry_request=retry_request if next_step == "phase_5_conversion_retry" else "none",
         readme_updated="yes" if packet.local_tests_readme in changed else "no",
         next_step=next_step,
         escape_hatch=hatch if hatch is not None else "none",
