@@ -117,3 +117,14 @@ def test_size_cap_keeps_text_bounded(tmp_path: Path) -> None:
     skill = skill_for("vae", tmp_path)
     assert len(skill.text) < loader.MAX_TOTAL_CHARS + 500
     assert "not included (size cap): add-model/shared/common_rules.md" in skill.text
+
+
+def test_skill_file_symlinked_out_of_the_tree_is_not_read(tmp_path: Path) -> None:
+    root = make_skills_tree(tmp_path)
+    outside = tmp_path / "private.txt"
+    outside.write_text("PRIVATE KEY MATERIAL")
+    main = root / "add-model-04-port-vae" / "SKILL.md"
+    main.unlink()
+    main.symlink_to(outside)
+    skill = skill_for("vae", tmp_path)
+    assert skill.source == "builtin" and "PRIVATE" not in skill.text

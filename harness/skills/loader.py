@@ -46,9 +46,9 @@ def _included(ref_file: Path, root: Path) -> bool:
 def read_checkout_skill(checkout: Path, skill: str) -> SkillText | None:
     """The skill text assembled from the checkout, or None when the checkout lacks it."""
     root = (checkout / SKILLS_DIR).resolve()
-    main = root / skill / "SKILL.md"
-    if not main.is_file():
-        return None
+    main = (root / skill / "SKILL.md").resolve()
+    if not main.is_file() or not main.is_relative_to(root):
+        return None  # absent, or a symlink leading out of the skills folder
     parts = [main.read_text(encoding="utf-8", errors="replace")]
     paths = [str(main.relative_to(checkout.resolve()))]
     seen = {main}
