@@ -324,6 +324,15 @@ def test_docker_dead_container_raises_infrastructure_error(ws, sandbox_image, do
     ex = make_executor("docker", ws, image=sandbox_image, memory="1g")
     ex.start()
     try:
+        # Dies while a command runs...
+        killer = threading.Timer(1.0, lambda: docker_client.containers.get(ex.name).kill())
+        killer.start()
+        with pytest.raises(InfrastructureError, match="is exited"):
+            ex.run("sleep 30", timeout_s=60)
+        killer.join()
+        # ...and is found dead before the next one.
+        docker_client.containers.get(ex.name).restart()
+        assert ex.run("echo up", timeout_s=30).stdout == "up\n"
         docker_client.containers.get(ex.name).kill()
         with pytest.raises(InfrastructureError, match="is exited"):
             ex.run("echo hi")

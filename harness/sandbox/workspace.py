@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -182,9 +183,14 @@ class Workspace:
 
     def _snapshot_tree(self) -> str:
         """The tree of the worktree as it is now (tracked + untracked), via a scratch index."""
+        real_index = Path(self._host_git("rev-parse", "--path-format=absolute", "--git-path", "index").strip())
         with tempfile.TemporaryDirectory() as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            self._host_git("read-tree", "HEAD", env=env)
+            if real_index.exists():
+                # A copy keeps git's stat cache, so only changed files are hashed again.
+                shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
+            else:
+                self._host_git("read-tree", "HEAD", env=env)
             self._host_git("add", "-A", env=env)
             return self._host_git("write-tree", env=env).strip()
 

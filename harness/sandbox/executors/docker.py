@@ -267,13 +267,16 @@ class DockerExecutor(Executor):
                     out.feed(chunk_out)
                 if chunk_err:
                     err.feed(chunk_err)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except Exception as exc:
+            self._check_alive()  # raises when the container died under the command
+            raise InfrastructureError(f"lost the docker exec in {self.name}: {exc}") from exc
         finally:
             watchdog.cancel()
         duration = time.monotonic() - started
-        code = api.exec_inspect(exec_id).get("ExitCode")
-        if code is None:
-            self._check_alive()
-            code = -1
+        if code is None or code >= 128:
+            self._check_alive()  # a signal death may be the container's, not the command's
+            code = -1 if code is None else code
         timed_out = duration >= timeout_s and code in (124, 137, -1)
         if timed_out:
             self._kill_session(pidfile)  # children that left the process group

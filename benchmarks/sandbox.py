@@ -1,0 +1,142 @@
+"""Sandbox costs, as medians over repeated runs.
+
+    python benchmarks/sandbox.py [--repeat 15] [--image fastvideo-harness-sandbox:test] [--skip-docker]
+
+1. workspace creation (git worktree) on a FastVideo-sized tree (the fastvideo sdist, committed
+   once) versus `git clone` of the same repository;
+2. a command in the warm docker container (`docker exec`) versus a fresh `docker run` per command;
+3. a command under bubblewrap versus the local executor versus a bare subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.sandbox.executors import make_executor  # noqa: E402
+from harness.sandbox.workspace import Workspace  # noqa: E402
+
+SDIST_CACHE = Path.home() / ".cache" / "fastvideo-harness" / "sdist"
+
+
+def median_ms(fn: Callable[[], object], repeat: int, setup: Callable[[], object] | None = None) -> float:
+    times = []
+    for _ in range(repeat):
+        if setup:
+            setup()
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@harness.invalid", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+def fastvideo_repo(dest: Path) -> Path:
+    """The fastvideo sdist unpacked under `dest` as a git repository with one commit."""
+    SDIST_CACHE.mkdir(parents=True, exist_ok=True)
+    archives = sorted(SDIST_CACHE.glob("fastvideo-*.tar.gz"))
+    if not archives:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
+                        "fastvideo", "-d", str(SDIST_CACHE)], check=True)
+        archives = sorted(SDIST_CACHE.glob("fastvideo-*.tar.gz"))
+    with tarfile.open(archives[-1]) as tar:
+        tar.extractall(dest, filter="data")
+    (top,) = [p for p in dest.iterdir() if p.is_dir()]
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", "sdist")
+    return top
+
+
+def bench_workspace(tmp: Path, repeat: int) -> list[tuple[str, float]]:
+    """Worktree versus clone, interleaved so that machine load hits both alike."""
+    repo = fastvideo_repo(tmp / "src")
+    files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True).stdout.count("\n")
+    times: dict[str, list[float]] = {"worktree": [], "clone": [], "clone_nohl": []}
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        ws = Workspace.create(repo, f"bench-{i}", root=tmp / "home")
+        times["worktree"].append(time.perf_counter() - t0)
+        ws.remove(delete_branch=True)
+        for key, flags in (("clone", []), ("clone_nohl", ["--no-hardlinks"])):
+            dest = tmp / f"{key}-{i}"
+            t0 = time.perf_counter()
+            subprocess.run(["git", "clone", "-q", *flags, str(repo), str(dest)], check=True)
+            times[key].append(time.perf_counter() - t0)
+            shutil.rmtree(dest)
+    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    return [(f"workspace create (git worktree add), {files} files", med["worktree"]),
+            ("git clone (local, hardlinks)", med["clone"]),
+            ("git clone --no-hardlinks", med["clone_nohl"])]
+
+
+def bench_docker(ws: Workspace, image: str, repeat: int) -> list[tuple[str, float]]:
+    import docker
+
+    ex = make_executor("docker", ws, image=image, memory="1g")
+    t0 = time.perf_counter()
+    ex.start()
+    start_ms = (time.perf_counter() - t0) * 1000
+    try:
+        warm = median_ms(lambda: ex.run("true", timeout_s=60), repeat)
+        warm_py = median_ms(lambda: ex.run("python -c pass", timeout_s=60), repeat)
+    finally:
+        ex.close()
+    client = docker.from_env()
+    fresh = median_ms(lambda: client.containers.run(image, ["true"], remove=True, network_mode="none"), repeat)
+    fresh_py = median_ms(lambda: client.containers.run(image, ["python", "-c", "pass"], remove=True,
+                                                       network_mode="none"), repeat)
+    return [("docker: start the run's container (once)", start_ms),
+            ("docker: warm exec `true`", warm), ("docker: fresh `docker run` `true`", fresh),
+            ("docker: warm exec `python -c pass`", warm_py), ("docker: fresh run `python -c pass`", fresh_py)]
+
+
+def bench_bwrap(ws: Workspace, repeat: int) -> list[tuple[str, float]]:
+    bw, local = make_executor("bwrap", ws), make_executor("local", ws)
+    rows = [("bare subprocess `true`", median_ms(lambda: subprocess.run(["true"]), repeat)),
+            ("local executor `true`", median_ms(lambda: local.run("true", timeout_s=60), repeat)),
+            ("bwrap executor `true`", median_ms(lambda: bw.run("true", timeout_s=60), repeat)),
+            ("local executor `python -c pass`", median_ms(lambda: local.run("python -c pass", timeout_s=60), repeat)),
+            ("bwrap executor `python -c pass`", median_ms(lambda: bw.run("python -c pass", timeout_s=60), repeat))]
+    local.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--image", default="fastvideo-harness-sandbox:test")
+    parser.add_argument("--skip-docker", action="store_true")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="fvh-bench-"))
+    try:
+        rows = bench_workspace(tmp, args.repeat)
+        ws = Workspace.create(next((tmp / "src").iterdir()), "bench-exec", root=tmp / "home")
+        if shutil.which("bwrap"):
+            rows += bench_bwrap(ws, args.repeat)
+        if not args.skip_docker:
+            rows += bench_docker(ws, args.image, args.repeat)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measurement':<{width}}  median (ms), n={args.repeat}")
+    for name, ms in rows:
+        print(f"{name:<{width}}  {ms:10.1f}")
+
+
+if __name__ == "__main__":
+    main()
