@@ -151,7 +151,7 @@ def test_timeout_is_debug_red_and_kills_the_test(local, ws, tmp_path):
     run = run_case(local, ws, "timeout", tmp_path, timeout_s=4)
     assert run.status == "debug_red" and run.timed_out and "timed out" in run.first_failure
     time.sleep(0.3)
-    assert _host_processes("450") == []
+    assert _host_processes("sleep 450") == [] and _host_processes("test_timeout.py") == []
 
 
 def test_a_test_printing_a_fake_summary_is_not_trusted(local, ws, tmp_path):
@@ -243,7 +243,7 @@ def test_runner_through_docker(ws, sandbox_image, tmp_path):
         timed = run_case(ex, ws, "timeout", tmp_path, timeout_s=4)
         assert timed.timed_out and timed.status == "debug_red"
         ps = ex.run("ps -eo stat=,args=", timeout_s=30).stdout
-        assert not [ln for ln in ps.splitlines() if "450" in ln and not ln.startswith("Z")]
+        assert not [ln for ln in ps.splitlines() if "sleep 450" in ln and not ln.startswith("Z")]
         assert not ex.run("ls /tmp/fastvideo-harness-junit-* 2>/dev/null", timeout_s=30).stdout
         assert not list(ws.path.rglob("*.xml"))
     finally:

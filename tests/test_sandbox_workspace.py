@@ -242,6 +242,11 @@ def test_resolve_inside_and_official_read_only(ws_with_official):
     assert ws.resolve(str(official_file)) == official_file
     with pytest.raises(PathEscapeError, match="official reference dir, which is read-only"):
         ws.resolve(str(official_file), write=True)
+    # Paths as the docker sandbox shows them map back to the host.
+    assert ws.resolve("/workspace/README.md") == ws.path / "README.md"
+    assert ws.resolve("/official/pkg/model.py") == official_file
+    with pytest.raises(PathEscapeError, match="read-only"):
+        ws.resolve("/official/pkg/model.py", write=True)
     (ws.path / "link-inside").symlink_to("fastvideo")
     assert ws.resolve("link-inside/__init__.py") == ws.path / "fastvideo/__init__.py"
 

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import git
 
@@ -261,6 +261,7 @@ class Workspace:
             raise PathEscapeError(f"path {text!r} contains '..'; give a path relative to the workspace root")
         root = self.path.resolve()
         official = self.official_ref_dir.resolve() if self.official_ref_dir else None
+        raw = _from_sandbox_path(raw, root, official)
         candidate = raw if raw.is_absolute() else root / raw
         real = Path(os.path.realpath(candidate))
         if _is_within(real, root):
@@ -279,6 +280,21 @@ class Workspace:
         raise PathEscapeError(f"path {text!r} is {where} ({real}); paths must stay inside the workspace{allowed}")
 
 
+# Where the docker sandbox mounts the worktree and the official reference dir; agents see
+# these paths in tracebacks and may hand them back.
+SANDBOX_WORKDIR = PurePosixPath("/workspace")
+SANDBOX_OFFICIAL_DIR = PurePosixPath("/official")
+
+
+def _from_sandbox_path(raw: Path, root: Path, official: Path | None) -> Path:
+    """`/workspace/x` -> `<worktree>/x` and `/official/x` -> `<official_ref_dir>/x`."""
+    posix = PurePosixPath(raw.as_posix())
+    for alias, real in ((SANDBOX_WORKDIR, root), (SANDBOX_OFFICIAL_DIR, official)):
+        if real is not None and posix.is_relative_to(alias) and not real.is_relative_to(Path(alias)):
+            return real / posix.relative_to(alias)
+    return raw
+
+
 def _write_meta(home: Path, run_id: str, meta: dict) -> None:
     path = home / "worktrees" / f"{run_id}.json"
     tmp = path.with_suffix(".json.tmp")
@@ -291,7 +307,7 @@ def _exclude_home_from(user: git.Repo, top: Path, home: Path) -> None:
     if not _is_within(home, top) or home == top:
         return
     pattern = "/" + home.relative_to(top).as_posix() + "/"
-    exclude = Path(user.git_dir) / "info" / "exclude"
+    exclude = Path(user.common_dir) / "info" / "exclude"
     if exclude.exists() and pattern in exclude.read_text().splitlines():
         return
     exclude.parent.mkdir(parents=True, exist_ok=True)
