@@ -78,7 +78,18 @@ def _to_str_list(value: Any) -> Any:
         return [part.strip() for part in text.split(",") if part.strip()]
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and value[0].strip().lower() == "none":
         return []
+    if isinstance(value, list):
+        return [_note_from_mapping(item) for item in value]
     return value
+
+
+def _note_from_mapping(item: Any) -> Any:
+    """`- field: searched ...` reads as a one-key mapping in YAML and the text form; it is a note."""
+    if isinstance(item, dict) and len(item) == 1:
+        ((key, text),) = item.items()
+        if isinstance(text, str):
+            return f"{key}: {text}"
+    return item
 
 
 def _join_str_list(value: Any) -> Any:

@@ -39,6 +39,7 @@ class _Line:
     number: int
     indent: int
     text: str
+    skip: bool = False  # blank or `#` comment: ignored except inside a `key: |` block
 
 
 def _scalar(raw: str) -> str:
@@ -65,6 +66,8 @@ class _Parser:
         self.pos = 0
 
     def peek(self) -> _Line | None:
+        while self.pos < len(self.lines) and self.lines[self.pos].skip:
+            self.pos += 1
         return self.lines[self.pos] if self.pos < len(self.lines) else None
 
     def parse_block(self, indent: int) -> Any:
@@ -106,10 +109,16 @@ class _Parser:
     def parse_block_scalar(self, indent: int, folded: bool) -> str:
         parts: list[str] = []
         block_indent: int | None = None
-        while (line := self.peek()) is not None and line.indent > indent:
-            block_indent = line.indent if block_indent is None else block_indent
-            parts.append(" " * (line.indent - block_indent) + line.text)
+        while self.pos < len(self.lines):
+            line = self.lines[self.pos]
+            if line.text and line.indent <= indent:
+                break
+            if line.text:
+                block_indent = line.indent if block_indent is None else block_indent
+            parts.append("" if not line.text else " " * max(0, line.indent - (block_indent or 0)) + line.text)
             self.pos += 1
+        while parts and not parts[-1]:
+            parts.pop()  # blank lines after the block belong to the document
         return (" " if folded else "\n").join(parts)
 
     def parse_list(self, indent: int) -> list[Any]:
@@ -136,16 +145,15 @@ def parse_text(text: str, first_line: int = 1) -> Any:
     """Parse the contract text form into dicts, lists and strings; blank and `#` lines are skipped."""
     lines: list[_Line] = []
     for offset, raw in enumerate(text.splitlines()):
-        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
+        if raw.strip() and "\t" in raw[: len(raw) - len(raw.lstrip())]:
             raise TextFormError(first_line + offset, "tab used for indentation; use spaces")
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        lines.append(_Line(first_line + offset, len(raw) - len(raw.lstrip()), stripped))
-    if not lines:
+        stripped = raw.rstrip()
+        indent = len(raw) - len(raw.lstrip())
+        lines.append(_Line(first_line + offset, indent, stripped.lstrip(), skip=not stripped or stripped.lstrip().startswith("#")))
+    if not any(not line.skip for line in lines):
         raise TextFormError(first_line, "empty document")
     parser = _Parser(lines)
-    result = parser.parse_block(lines[0].indent)
+    result = parser.parse_block(parser.peek().indent)
     if (rest := parser.peek()) is not None:
         raise TextFormError(rest.number, "unexpected dedent or content after the block")
     return result
@@ -180,6 +188,16 @@ def _render_scalar(value: Any) -> str:
     return str(value)
 
 
+def _list_item(text: str) -> str:
+    """A list item on one line; quoted when it would otherwise read as `key: value`."""
+    text = text.replace("\n", " ")
+    if _KEY_RE.match(text):
+        for quote in ('"', "'", "`"):
+            if quote not in text:
+                return f"{quote}{text}{quote}"
+    return text
+
+
 def render_text(data: Any, indent: int = 0) -> str:
     """Render dicts/lists/strings in the text form (2-space indents, `- ` list items)."""
     return "\n".join(_render_lines(data, indent)) + "\n"
@@ -211,7 +229,7 @@ def _render_lines(data: Any, indent: int) -> list[str]:
                 inner[0] = f"{pad}- {inner[0][indent + 2:]}"
                 lines.extend(inner)
             else:
-                lines.append(f"{pad}- {_render_scalar(item).replace(chr(10), ' ')}")
+                lines.append(f"{pad}- {_list_item(_render_scalar(item))}")
     else:
         lines.append(f"{pad}{_render_scalar(data)}")
     return lines
