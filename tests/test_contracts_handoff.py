@@ -136,7 +136,7 @@ def test_prototype_success() -> None:
          "files_changed[0]: converted_weights/stable_audio/vae/config.json is conversion-owned; return a conversion_retry_request instead"),
         ({"port_state_file": "PORT_STATUS.md"}, "port_state_file: 'PORT_STATUS.md' does not match the required form"),
         ({"parity_status": "green"}, "parity_status: must be one of"),
-        ({"readme_updated": True}, "readme_updated: must be one of 'yes' or 'no' (got True)"),
+        ({"readme_updated": "y"}, "readme_updated: must be one of 'yes' or 'no' (got 'y')"),
         ({"blocker": "HF_TOKEN=hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345 is not accepted"}, "blocker: contains what looks like a raw Hugging Face token"),
     ],
 )
@@ -187,6 +187,19 @@ def test_handoff_fields_are_the_contract_fields() -> None:
 
 def test_unknown_handoff_field_is_rejected() -> None:
     assert "verified: unknown field (not part of the contract)" in problems(ComponentSkillHandoff, handoff(verified="yes"))
+
+
+def test_yaml_handoff_with_bare_yes_no(tmp_path) -> None:
+    import yaml
+
+    from harness.contracts import load_document
+
+    path = tmp_path / "handoff.yaml"
+    text = yaml.safe_dump(handoff(escape_hatch=hatch(needs_user_input="no", blocked_until_answered="no")), sort_keys=False)
+    path.write_text(text.replace("'no'", "no").replace("'yes'", "yes"))
+    assert yaml.safe_load(path.read_text())["readme_updated"] is True  # YAML 1.1 booleans
+    model = load_document(path, ComponentSkillHandoff, "component_skill_handoff")
+    assert model.readme_updated == "yes" and model.escape_hatch.needs_user_input == "no"
 
 
 def test_pytest_counts() -> None:

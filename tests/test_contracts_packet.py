@@ -102,6 +102,15 @@ def test_unknown_with_the_search_recorded_is_valid(tmp_path: Path) -> None:
     assert load_packet(write_json(tmp_path, data)).official_weight_source == "unknown"
 
 
+def test_unknown_official_file_is_valid_but_noted(tmp_path: Path) -> None:
+    data = example()
+    data["official_instantiation_files"][0]["path"] = "unknown"
+    data["concerns_or_unknowns"].append("official_instantiation_files[0].path: grep for AutoencoderOobleck( found no call site")
+    result = cli("validate", str(write_json(tmp_path, data)))
+    assert result.exit_code == 0, result.output
+    assert "note: official_instantiation_files[0].path: is unknown; a component skill cannot start" in result.output
+
+
 def test_generic_component_may_use_any_bucket(tmp_path: Path) -> None:
     data = example()
     data.update(component="vocoder", component_type="vocoder",

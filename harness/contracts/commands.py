@@ -29,7 +29,7 @@ def validate(
         loaded = load_packet(packet)
     except PacketError as exc:
         _fail(exc.problems)
-    notes: list[str] = []
+    notes = [str(problem) for problem in loaded.skill_start_problems()]
     if repo is not None:
         problems = check_packet_paths(loaded, repo, notes)
         if problems:

@@ -18,7 +18,6 @@ HandoffMode = Literal["prototype", "parity-debug"]
 ParityStatus = Literal["scaffold_skip", "debug_red", "non_skip_pass", "blocked"]
 DecisionType = Literal["scope", "dependency", "auth", "cost", "destructive", "ambiguity", "blocker"]
 NextStep = Literal["phase_5_conversion", "phase_5_conversion_retry", "phase_6_continue", "ask_user", "blocked"]
-YesNo = Literal["yes", "no"]
 LoaderStrictness = Literal["strict", "non_strict_with_allowed_keys", "stateless"]
 StrictLoad = Literal["not_run", "pass", "pass_with_documented_exclusions", "blocked"]
 CoverageScope = Literal["production_loader", "implementation_subcomponent", "both"]
@@ -99,6 +98,12 @@ def _join_str_list(value: Any) -> Any:
     return value
 
 
+def _yes_no(value: Any) -> Any:
+    """YAML reads a bare `yes`/`no` as a boolean; the contract word is meant."""
+    return ("yes" if value else "no") if isinstance(value, bool) else value
+
+
+YesNo = Annotated[Literal["yes", "no"], BeforeValidator(_yes_no)]
 # A list of strings that also accepts the contract's one-line forms.
 StrList = Annotated[list[str], BeforeValidator(_to_str_list)]
 # A one-line string that also accepts a list of strings (joined with ", ").

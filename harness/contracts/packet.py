@@ -243,6 +243,16 @@ class ComponentContext(ContractModel):
         """Every string value in the packet with its field path, e.g. `conversion.script`."""
         yield from walk_strings(self.model_dump())
 
+    def skill_start_problems(self) -> list[Problem]:
+        """Why a component skill may not start yet: it needs the official definition and
+        instantiation files (an `unknown` path is a valid packet, but not enough to port from)."""
+        problems = []
+        for group in ("official_definition_files", "official_instantiation_files"):
+            for index, entry in enumerate(getattr(self, group)):
+                if entry.path == "unknown":
+                    problems.append(Problem(f"{group}[{index}].path", "is unknown; a component skill cannot start until it is found"))
+        return problems
+
     def to_text(self) -> str:
         """The contract's text form, starting with `component_context:`."""
         return render_text({"component_context": self.model_dump()})
