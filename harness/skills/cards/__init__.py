@@ -1,0 +1,1 @@
+"""Built-in skill cards (markdown), used when a checkout has no .agents/skills."""
