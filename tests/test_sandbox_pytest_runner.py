@@ -31,6 +31,8 @@ CASES = {
     "local_import_error": "from fastvideo.models.vaes.missing_module import Nope\ndef test_parity():\n    pass\n",
     "no_tests": "VALUE = 1\n",
     "missing_weights": "def test_parity():\n    open('converted_weights/toy/vae/model.safetensors', 'rb')\n",
+    "weights_and_mismatch": "def test_load():\n    open('weights/vae.safetensors', 'rb')\n"
+                            "def test_parity():\n    assert 0.3 < 1e-3, 'mean_abs above tolerance'\n",
     "bug_file": "def test_parity():\n    open('helper_typo.py')\n",
     "timeout": "import subprocess, time\ndef test_parity():\n    subprocess.Popen(['sleep', '4501'])\n"
                "    time.sleep(4502)\n",
@@ -138,6 +140,11 @@ def test_missing_weights_are_blocked_but_other_missing_files_are_bugs(local, ws,
     assert run.status == "blocked" and run.blocker == "missing file: converted_weights/toy/vae/model.safetensors"
     run = run_case(local, ws, "bug_file", tmp_path)
     assert run.status == "debug_red" and run.blocker is None and "helper_typo.py" in run.first_failure
+
+
+def test_a_real_mismatch_next_to_missing_weights_is_debug_red(local, ws, tmp_path):
+    run = run_case(local, ws, "weights_and_mismatch", tmp_path)
+    assert run.status == "debug_red" and run.failed == 2 and run.blocker is None
 
 
 def _host_processes(marker: str) -> list[str]:

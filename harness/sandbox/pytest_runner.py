@@ -7,7 +7,8 @@ line agree on >=1 passed with 0 failed, 0 errors, 0 skipped, 0 xfailed and 0 xpa
 Status rules, in order:
 1. timeout                                   -> debug_red (the error says so)
 2. pytest or python missing in the sandbox   -> blocked
-3. a failure or error caused by a missing asset -> blocked; otherwise failures/errors -> debug_red.
+3. failures or errors that are all caused by a missing asset -> blocked; any other failure
+   or error -> debug_red.
    Missing asset = FileNotFoundError / "No such file or directory" naming a weight or config
    file (.safetensors .bin .pt .pth .ckpt .gguf .json .yaml .model ...) or a path under a
    weights dir, or ModuleNotFoundError of a third-party module (not `fastvideo`, not a
@@ -296,7 +297,9 @@ def judge(result: CommandResult, stdout: str, xml_text: str | None, *, parity_te
     counts["xpassed"] = xpassed
 
     if rep.failed or rep.errors:
-        blocker = missing_asset("\n".join(rep.failures) + "\n" + everything)
+        # Blocked only when every failure is a missing asset; one real mismatch is work to do.
+        causes = [missing_asset(text) for text in rep.failures]
+        blocker = causes[0] if all(causes) else None
         status = "blocked" if blocker else "debug_red"
         return ParityRun(status=status, blocker=blocker, first_failure=rep.failures[0], **counts, **base)
     if rep.passed + rep.skipped + rep.xfailed == 0:
