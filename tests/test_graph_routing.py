@@ -126,3 +126,9 @@ def test_answer_validation():
 def test_usage_reducer_adds_per_node():
     merged = merge_dicts({"debug": {"cost_usd": 1.0, "turns": 2}}, {"debug": {"cost_usd": 0.5, "turns": 1}, "plan": {"turns": 3}})
     assert merged == {"debug": {"cost_usd": 1.5, "turns": 3}, "plan": {"turns": 3}}
+
+
+def test_a_validated_answer_passes_validation_again():
+    answer = validate_answer(HATCH, option=1)
+    assert coerce_answer(HATCH, answer) == answer
+    assert coerce_answer(HATCH, validate_answer(HATCH, text="free")) == {"option": None, "text": "free"}

@@ -44,7 +44,10 @@ def validate_answer(hatch: dict[str, Any], option: int | None = None, text: str 
 def coerce_answer(hatch: dict[str, Any], raw: Any) -> dict[str, Any]:
     """Turn what `Command(resume=...)` carried (dict, int or str) into a validated answer."""
     if isinstance(raw, dict):
-        return validate_answer(hatch, option=raw.get("option"), text=raw.get("text"))
+        # A validated answer carries the option's text too; the option number decides.
+        if raw.get("option") is not None:
+            return validate_answer(hatch, option=raw["option"])
+        return validate_answer(hatch, text=raw.get("text"))
     if isinstance(raw, int) and not isinstance(raw, bool):
         return validate_answer(hatch, option=raw)
     if isinstance(raw, str):

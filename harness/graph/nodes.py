@@ -14,6 +14,7 @@ from typing import Any, Callable
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from harness.agents.trajectory import Trajectory
 from harness.graph import routing, tasks
 from harness.graph.answers import AnswerError, answer_for_agent, coerce_answer
 from harness.graph.config import RunConfig
@@ -395,6 +396,12 @@ def _budget_blocker(state: RunState) -> str | None:
 
 def budget_hatch(state: RunState, ws: Any) -> dict[str, Any]:
     """The harness's own `cost` question when the debug budget is spent and parity is not green."""
+    from harness.contracts import EscapeHatch
+
+    return EscapeHatch.model_validate(_budget_hatch_fields(state, ws)).model_dump(mode="json")
+
+
+def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
     cfg = state.get("config") or {}
     parity = state.get("last_parity") or {}
     rounds = int(state.get("debug_rounds") or 0)
@@ -408,7 +415,7 @@ def budget_hatch(state: RunState, ws: Any) -> dict[str, Any]:
             f"{parity.get('status', 'not run')}. Extend the budget by {more} more debug rounds "
             "(and the same money/time allowance again), or stop with a blocked handoff?"
         ),
-        "recommended_option": "Stop and return a blocked handoff with the last parity evidence",
+        "recommended_option": "Stop",
         "options": [
             f"Extend the budget by {more} debug rounds: more model cost and test time",
             "Stop: finalize a blocked handoff naming the last parity failure",
@@ -478,25 +485,17 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
         return review_escape_hatch(hatch, last_parity=latest)
 
     concerns = list(state.get("concerns") or [])
-    ctx = ToolContext(ws, res.executor, role, run_parity=agent_parity, hatch_policy=policy, concerns=concerns)
+    ctx = ToolContext(ws, res.executor, role, run_parity=agent_parity, hatch_policy=policy,
+                      concerns=concerns, phase=f"{packet.mode} {node}")
     skill = skill_for(packet.component_type, ws.path)
     model = res.model(state)
     res.emit("agent_start", node=node, role=role, resuming=resuming)
     result = run_agent(
         role, model, ctx,
-        system=tasks.system_prompt(role, skill),
-        task=task,
+        system=tasks.system_prompt(role, skill, state.get("packet") or {}),
+        task=None if resuming else task,
         budget=_budget(state),
-        trajectory=res.trajectory(),
-        messages=_messages_from(saved) if saved else None,
-        resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
-        on_step=lambda *_: ws.checkpoint(f"{node}: {role} step"),
-    ) if _accepts_on_step(run_agent) else run_agent(
-        role, model, ctx,
-        system=tasks.system_prompt(role, skill),
-        task=task,
-        budget=_budget(state),
-        trajectory=res.trajectory(),
+        trajectory=CheckpointingTrajectory(res.run_dir / "trajectory.jsonl", ws, node),
         messages=_messages_from(saved) if saved else None,
         resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
     )
@@ -505,10 +504,21 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
     return _agent_update(node, state, res, result, ctx, agent_runs)
 
 
-def _accepts_on_step(fn: Callable) -> bool:
-    import inspect
+class CheckpointingTrajectory(Trajectory):
+    """The run's trajectory, plus a commit after every tool call that may have changed files,
+    so a killed run loses no agent step."""
 
-    return "on_step" in inspect.signature(fn).parameters
+    WRITES = frozenset({"edit_file", "write_file", "run", "run_parity_test"})
+
+    def __init__(self, path: Path, workspace: Any, node: str) -> None:
+        super().__init__(path)
+        self.workspace = workspace
+        self.node = node
+
+    def tool_result(self, role: str, call_id: str, name: str, *args: Any, **kwargs: Any) -> None:
+        super().tool_result(role, call_id, name, *args, **kwargs)
+        if name in self.WRITES:
+            self.workspace.checkpoint(f"{self.node}: {role} {name}")
 
 
 def _agent_update(node: str, state: RunState, res: RunResources, result: Any, ctx: Any, agent_runs: list[Any]) -> Update:
@@ -522,7 +532,9 @@ def _agent_update(node: str, state: RunState, res: RunResources, result: Any, ct
             "input_tokens": getattr(usage, "input_tokens", 0), "output_tokens": getattr(usage, "output_tokens", 0),
             "cost_usd": float(result.cost_usd or 0), "turns": int(result.turns or 0),
         }},
-        "concerns": list(dict.fromkeys(list(state.get("concerns") or []) + [str(c) for c in ctx.concerns])),
+        "concerns": list(dict.fromkeys(
+            list(state.get("concerns") or []) + [str(c) for c in ctx.concerns] + [str(c) for c in result.concerns]
+        )),
         "finish_args": _jsonable(result.finish_args) or {},
         "last_agent_reason": result.reason,
         "model_positions": res.model_positions(),
@@ -537,7 +549,7 @@ def _agent_update(node: str, state: RunState, res: RunResources, result: Any, ct
     saved.pop(node, None)
     update.update(saved_messages=saved, hatch_answer=None, asked_by=None)
     if result.reason in ("model_error", "infra_error", "context_overflow"):
-        detail = getattr(result, "detail", "") or getattr(result, "error", "") or ""
+        detail = result.detail
         update["agent_stop"] = f"{tasks.ROLE_FOR_NODE[node]} stopped: {result.reason}{': ' + str(detail) if detail else ''}"
     elif result.reason in ("budget_usd", "budget_time", "budget_tokens"):
         update["budget_spent"] = f"{tasks.ROLE_FOR_NODE[node]} stopped on {result.reason}"

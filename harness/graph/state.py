@@ -56,7 +56,7 @@ class RunState(TypedDict, total=False):
     retry_request: dict[str, Any] | None
     # Debug loop
     debug_rounds: int
-    debug_attempts: Annotated[list[dict[str, Any]], operator.add]
+    debug_attempts: list[dict[str, Any]]   # whole list written by debug / run_parity
     extra_debug_rounds: int
     budget_extensions: int          # how many times a person extended the budget
     budget_spent: str | None        # "max_usd ... reached" / "max_seconds ... reached"

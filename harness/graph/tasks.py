@@ -10,29 +10,11 @@ from harness.graph.state import RunState
 ROLE_FOR_NODE = {"plan": "planner", "implement": "implementer", "debug": "debugger"}
 
 
-def system_prompt(role: str, skill: Any) -> str:
-    """The role's prompt from the agents part, with the skill text appended."""
-    base = _role_prompt(role)
-    return f"{base}\n\n# The skill you follow: {skill.name}\n\n{skill.text}"
+def system_prompt(role: str, skill: Any, packet: dict[str, Any]) -> Any:
+    """Role prompt, skill text and packet: the stable (cacheable) part of every call."""
+    from harness.agents.prompts import system_for
 
-
-def _role_prompt(role: str) -> str:
-    try:
-        from harness.agents import prompts  # type: ignore[attr-defined]
-
-        for name in ("system_prompt", "role_prompt"):
-            fn = getattr(prompts, name, None)
-            if callable(fn):
-                return str(fn(role))
-    except ImportError:
-        pass
-    return (
-        f"You are the {role} in a FastVideo add-model component port. Work only through your "
-        "tools, inside the workspace. Never weaken the parity test (no skips, no looser "
-        "tolerances, no shape-only checks) and never edit conversion scripts or converted "
-        "weights. Ask a person (raise_escape_hatch) only for decisions the skill lists as "
-        "user decisions. End with finish and a short summary of what you did."
-    )
+    return system_for(role, skill.text, json.dumps(packet, indent=2))
 
 
 def _packet_block(state: RunState) -> str:

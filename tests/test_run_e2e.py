@@ -1,0 +1,222 @@
+"""End-to-end runs of the skill loop on the TinyVid example, with scripted agents.
+
+Every run is real: a git worktree, the parity test run by pytest in the sandbox, SQLite
+checkpoints, and the handoff built from that evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.graph.runner import RunConfig, answer_run, start_run
+from tests.test_run_helpers import (
+    BAD_UNSCALE,
+    GOOD_UNSCALE,
+    example,
+    fix_turns,
+    idle_debug_turns,
+    load_handoff,
+    plan_turns,
+    port_status,
+    write_gold_turns,
+    write_script,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def run_cfg(tmp_path: Path, ex, key: str, script: Path, **kw) -> RunConfig:
+    return RunConfig(packet=ex.packets[key], repo=ex.repo, model=f"scripted:{script}", sandbox="local",
+                     home=tmp_path / "home", **kw)
+
+
+def packet_of(ex, key: str) -> dict:
+    return json.loads(Path(ex.packets[key]).read_text())
+
+
+def component_row(status, component="vae") -> dict:
+    rows = [r for r in status.rows("Component Matrix") if component in r.get("Component", "")]
+    assert rows, status.rows("Component Matrix")
+    return rows[0]
+
+
+def test_parity_debug_red_then_debugged_to_non_skip_pass(tmp_path):
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(),
+                          implementer=write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE)), debugger=fix_turns())
+    out = start_run(run_cfg(tmp_path, ex, "vae:parity-debug", script))
+    assert out.status == "completed", out.summary
+    assert out.exit_code == 0
+    handoff = load_handoff(out.run_dir)
+    assert handoff.parity_status == "non_skip_pass"
+    assert handoff.mode == "parity-debug"
+    s = out.summary
+    assert s["debug_rounds"] == 1
+    assert s["debug_attempts"][0]["parity_after"].startswith("non_skip_pass")
+    assert "fastvideo/models/vaes/tinyvid.py" in s["debug_attempts"][0]["files"]
+    # The harness's own runs: red after implement, green after debug; plus the agent's own run.
+    assert s["parity_runs"] == 3
+    for node in ("plan", "implement", "run_parity", "debug", "finalize"):
+        n = s["nodes"][node]
+        assert n["total_s"] >= n["model_s"] + n["test_s"] - 1e-6
+    assert s["nodes"]["run_parity"]["test_s"] > 0
+    assert s["totals"]["input_tokens"] > 0
+    # The user's checkout is untouched; the work is on the run's branch.
+    assert not (ex.repo / "fastvideo/models/vaes/tinyvid.py").exists()
+    assert (out.worktree / "fastvideo/models/vaes/tinyvid.py").read_text().count(GOOD_UNSCALE) == 1
+    status = port_status(out.worktree)
+    assert component_row(status)["Parity"].strip("`") == "non_skip_pass"
+    for name in ("handoff.json", "handoff.md", "summary.json", "run.log", "trajectory.jsonl", "checkpoints.sqlite"):
+        assert (out.run_dir / name).is_file(), name
+    assert list((out.run_dir / "logs").iterdir())
+
+
+def test_prototype_run_ends_with_phase_5_conversion(tmp_path):
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=write_gold_turns())
+    out = start_run(run_cfg(tmp_path, ex, "vae:prototype", script))
+    assert out.status == "completed", out.summary
+    handoff = load_handoff(out.run_dir)
+    assert handoff.mode == "prototype"
+    assert handoff.next_step == "phase_5_conversion"
+    assert out.summary["debug_rounds"] == 0
+    assert component_row(port_status(out.worktree))["Prototype"].strip("`") not in ("", "not_started")
+
+
+def test_loosened_tolerance_is_caught_and_never_reported_as_pass(tmp_path):
+    ex = example(tmp_path)
+    loosen = [
+        {"tool_calls": [{"name": "edit_file", "args": {
+            "path": "tests/local_tests/vaes/test_tinyvid_vae_parity.py", "old": "ATOL = 1e-4\nRTOL = 1e-4",
+            "new": "ATOL = 1e3\nRTOL = 1e3"}}]},
+        {"tool_calls": [{"name": "run_parity_test", "args": {}}]},
+        {"tool_calls": [{"name": "finish", "args": {"summary": "parity passes now"}}]},
+    ]
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(),
+                          implementer=write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE)),
+                          debugger=loosen + idle_debug_turns(1))
+    out = start_run(run_cfg(tmp_path, ex, "vae:parity-debug", script, max_debug_rounds=2, on_budget="blocked"))
+    assert out.status == "blocked", out.summary
+    assert out.exit_code == 4
+    handoff = load_handoff(out.run_dir)
+    assert handoff.parity_status != "non_skip_pass"
+    assert handoff.next_step == "blocked"
+    assert any(f["name"] == "parity_test_weakened" for f in out.summary["guard_findings"])
+    # The second round was told about the guard hit.
+    tasks = [json.loads(line) for line in (out.run_dir / "trajectory.jsonl").read_text().splitlines()]
+    debug_tasks = [t["task"] for t in tasks if t["event"] == "agent_start" and t["role"] == "debugger"]
+    assert len(debug_tasks) == 2 and "parity_test_weakened" in debug_tasks[1]
+    status = port_status(out.worktree)
+    assert component_row(status)["Parity"].strip("`") != "non_skip_pass"
+
+
+def test_refused_escape_hatch_for_red_parity_keeps_the_agent_working(tmp_path):
+    ex = example(tmp_path)
+    ask = {"tool_calls": [{"name": "raise_escape_hatch", "args": {
+        "decision_type": "blocker",
+        "question": "Parity is red on decode_latents; what should I change to fix it?",
+        "options": ["Look at the latent scaling: a guess", "Look at the decoder layers: a guess"],
+        "recommended_option": "Look at the latent scaling",
+        "safe_default": "keep debugging",
+        "evidence": "AssertionError: decode_latents: Tensor-likes are not close! pytest failed",
+    }}]}
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(),
+                          implementer=write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE)),
+                          debugger=[ask] + fix_turns())
+    out = start_run(run_cfg(tmp_path, ex, "vae:parity-debug", script))
+    assert out.status == "completed", out.summary
+    events = [json.loads(line) for line in (out.run_dir / "trajectory.jsonl").read_text().splitlines()]
+    refusals = [e for e in events if e["event"] == "tool_result" and e["name"] == "raise_escape_hatch"]
+    assert refusals and refusals[0]["is_error"] and "refused" in refusals[0]["content"]
+    assert port_status(out.worktree).rows("Escape Hatches") == []
+    assert load_handoff(out.run_dir).parity_status == "non_skip_pass"
+
+
+def test_conversion_retry_request_for_a_renamed_key(tmp_path):
+    import git
+    from safetensors.torch import load_file, save_file
+
+    ex = example(tmp_path)
+    weights = ex.repo / "converted_weights/tinyvid/vae/model.safetensors"
+    tensors = load_file(str(weights))
+    key = next(k for k in sorted(tensors) if k.startswith("post_quant_proj"))
+    tensors[key.replace("post_quant_proj", "post_quant_conv")] = tensors.pop(key)
+    save_file(tensors, str(weights))
+    repo = git.Repo(ex.repo)
+    repo.git.add(A=True)
+    repo.git.commit("-m", "conversion output with a stale key name", "--no-verify")
+
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=write_gold_turns(),
+                          debugger=idle_debug_turns(2))
+    out = start_run(run_cfg(tmp_path, ex, "vae:parity-debug", script))
+    handoff = load_handoff(out.run_dir)
+    assert handoff.next_step == "phase_5_conversion_retry", out.summary
+    request = handoff.conversion_retry_request
+    assert request not in (None, "none")
+    assert "post_quant_conv" in str(request.failing_keys) and request.suspected_fix == "rename"
+    assert out.summary["debug_rounds"] == 0  # conversion is not debugged by the component skill
+    assert out.status == "blocked" and out.exit_code == 4
+    changed = git.Repo(out.worktree).git.diff("--name-only", repo.head.commit.hexsha, "HEAD").splitlines()
+    assert not [p for p in changed if p.startswith("converted_weights/")]
+
+
+def test_budget_spent_with_on_budget_blocked_gives_precise_blocker(tmp_path):
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(),
+                          implementer=write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE)), debugger=idle_debug_turns(1))
+    out = start_run(run_cfg(tmp_path, ex, "vae:parity-debug", script, max_debug_rounds=1, on_budget="blocked"))
+    assert (out.status, out.exit_code) == ("blocked", 4), out.summary
+    handoff = load_handoff(out.run_dir)
+    assert handoff.parity_status == "debug_red"
+    assert handoff.next_step == "blocked"
+    assert "debug budget spent" in handoff.blocker and "1 of 1 debug rounds" in handoff.blocker
+    assert "debug_red" in handoff.blocker
+
+
+def test_budget_spent_asks_a_cost_question_then_extends_or_stops(tmp_path):
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(),
+                          implementer=write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE)),
+                          debugger=idle_debug_turns(1) + fix_turns())
+    cfg = run_cfg(tmp_path, ex, "vae:parity-debug", script, max_debug_rounds=1)
+    out = start_run(cfg)
+    assert (out.status, out.exit_code) == ("paused", 3), out.summary
+    assert out.pending_question.decision_type == "cost"
+    assert out.summary["question"]["hatch_id"] == "E001"
+    rows = port_status(out.worktree).rows("Escape Hatches")
+    assert [r["ID"].strip("`") for r in rows] == ["E001"]
+    # Extend: one more round, in which the debugger fixes the bug.
+    done = answer_run(out.run_id, option=1, home=cfg.home)
+    assert done.status == "completed", done.summary
+    assert done.summary["debug_rounds"] == 2
+    assert load_handoff(done.run_dir).parity_status == "non_skip_pass"
+    row = port_status(done.worktree).rows("Escape Hatches")[0]
+    assert row["Status"].strip("`") != "open"
+
+
+def test_cost_question_answered_stop_ends_blocked(tmp_path):
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(),
+                          implementer=write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE)), debugger=idle_debug_turns(1))
+    cfg = run_cfg(tmp_path, ex, "vae:parity-debug", script, max_debug_rounds=1)
+    out = start_run(cfg)
+    assert out.status == "paused"
+    with pytest.raises(Exception, match="out of range"):
+        answer_run(out.run_id, option=7, home=cfg.home)
+    done = answer_run(out.run_id, option=2, home=cfg.home)
+    assert (done.status, done.exit_code) == ("blocked", 4), done.summary
+    assert "debug budget spent" in load_handoff(done.run_dir).blocker
+
+
+@pytest.mark.bwrap
+def test_parity_debug_run_in_bubblewrap(tmp_path):
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=write_gold_turns())
+    cfg = run_cfg(tmp_path, ex, "vae:parity-debug", script)
+    cfg.sandbox = "bwrap"
+    out = start_run(cfg)
+    assert out.status == "completed", out.summary
+    assert load_handoff(out.run_dir).parity_status == "non_skip_pass"
