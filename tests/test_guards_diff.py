@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-
 import git
 import pytest
 
-from harness.contracts import ComponentContext
+from harness.contracts import ComponentContext, EscapeHatch
 from harness.graph.guards import (
     CLAIM_WITHOUT_RUN,
     CONVERSION_EDIT,
@@ -132,10 +130,24 @@ def test_inline_kwarg_and_bound_loosening_caught(ws, packet) -> None:
 
 def test_tolerance_loosening_covered_by_accepted_hatch_is_recorded_not_blocking(ws, packet) -> None:
     _edit(ws, PARITY, "ATOL = 1e-5", "ATOL = 1e-3")
-    hatch = SimpleNamespace(decision_type="blocker", question="Accept loosening the decode tolerance to atol=1e-3?")
-    findings = _run(ws, packet, accepted_hatches=[hatch])
+    hatch = EscapeHatch(
+        needs_user_input="yes", decision_type="blocker", question="Accept loosening the decode tolerance to atol=1e-3?",
+        recommended_option="Keep 1e-5", options=["Keep 1e-5: keep debugging", "Loosen to 1e-3: record the drift"],
+        safe_default="keep debugging", blocked_until_answered="yes",
+        state_snapshot={"phase": "parity-debug", "files_changed": [PARITY], "command_or_test": "pytest", "evidence": "E001"},
+    )
+    # The graph keeps answered hatches as dicts with the person's answer.
+    approved = {**hatch.model_dump(), "id": "E001", "answer": {"option": 2, "text": "Loosen to 1e-3: record the drift"}}
+    findings = _run(ws, packet, accepted_hatches=[approved])
     assert _names(findings) == [(PARITY_TEST_WEAKENED, False)]
-    unrelated = SimpleNamespace(decision_type="dependency", question="Install the private tolerance package?")
+    assert "accepted by an escape hatch" in findings[0].detail
+    free_text = {**approved, "answer": {"option": None, "text": "yes, loosen it to 1e-3"}}
+    assert _names(_run(ws, packet, accepted_hatches=[free_text])) == [(PARITY_TEST_WEAKENED, False)]
+    # The person said no, or the answer is not known, or the hatch was about something else: still blocking.
+    declined = {**approved, "answer": {"option": 1, "text": "Keep 1e-5: keep debugging"}}
+    assert _names(_run(ws, packet, accepted_hatches=[declined])) == [(PARITY_TEST_WEAKENED, True)]
+    assert _names(_run(ws, packet, accepted_hatches=[hatch])) == [(PARITY_TEST_WEAKENED, True)]
+    unrelated = {**approved, "decision_type": "dependency", "question": "Install the private tolerance package?"}
     assert _names(_run(ws, packet, accepted_hatches=[unrelated])) == [(PARITY_TEST_WEAKENED, True)]
 
 

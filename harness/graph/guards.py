@@ -7,6 +7,7 @@ with `format_findings` so it can undo the change (or ask a person, where that is
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Iterable
@@ -40,11 +41,26 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
     return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
 
 
+_APPROVES = re.compile(r"\b(loosen|relax|raise|increase|widen|accept|approve|yes)", re.IGNORECASE)
+_DECLINES = re.compile(r"^\W*(keep|no\b|don'?t|do not|stop|reject|decline)", re.IGNORECASE)
+
+
+def _answer_text(hatch: Any) -> str:
+    answer = _field(hatch, "answer")
+    return answer if isinstance(answer, str) else str(_field(answer, "text", "") or "")
+
+
 def _hatch_covers_tolerance(hatches: Iterable[Any]) -> bool:
-    """Loosening a tolerance is a person's decision: an accepted `blocker`/`scope` hatch
-    whose question is about the tolerance covers it."""
+    """Loosening a tolerance is a person's decision: it is covered only by an answered
+    `blocker`/`scope` hatch about the tolerance whose answer approves the loosening
+    (a hatch without its answer covers nothing: the person may have said no)."""
     for hatch in hatches:
-        if _field(hatch, "decision_type") in ("blocker", "scope") and "toleran" in str(_field(hatch, "question", "")).lower():
+        if _field(hatch, "decision_type") not in ("blocker", "scope"):
+            continue
+        if "toleran" not in str(_field(hatch, "question", "")).lower():
+            continue
+        answer = _answer_text(hatch)
+        if answer and _APPROVES.search(answer) and not _DECLINES.search(answer):
             return True
     return False
 
