@@ -203,6 +203,9 @@ INVALID: list[tuple[str, Callable[[dict], None], str, str]] = [
      "conversion.strict_load", "not_run"),
     ("template_placeholder", _set("component_type", "<dit|vae|encoder>"), "component_type", "template placeholder"),
     ("unknown_without_search", _set("official_weight_source", "unknown"), "official_weight_source", "search already done"),
+    ("unknown_search_names_another_field", lambda d: (d["official_definition_files"][0].update(path="unknown"),
+                                                      d["concerns_or_unknowns"].append("searched the vae path in the HF tree, not found")),
+     "official_definition_files[0].path", "search already done"),
     ("family_not_snake_case", _set("model_family", "StableAudio"), "model_family", "does not match"),
     ("raw_token_value", _set("official_weight_source", "stabilityai/stable-audio-open-1.0 with hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"),
      "official_weight_source", "Hugging Face token"),
@@ -251,6 +254,20 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "nope.json: file not found" in missing.output
     directory = cli("validate", str(tmp_path))
     assert directory.exit_code == 2 and "is a directory" in directory.output
+
+
+def test_a_token_in_a_bad_value_is_never_echoed(tmp_path: Path) -> None:
+    token = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+    data = example()
+    data["mode"] = token
+    data["conversion"]["model_index_library"] = token
+    data["model_family"] = token
+    data["parity_test"] = f"tests/{token}/test_x.py"
+    result = cli("validate", str(write_json(tmp_path, data)))
+    assert result.exit_code == 2
+    assert token not in result.output
+    for field in ("mode", "conversion.model_index_library", "model_family", "parity_test"):
+        assert any(line.startswith(f"{field}: ") for line in result.output.splitlines()), result.output
 
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:

@@ -40,9 +40,13 @@ def validate(
 
 
 def _fail(problems: list) -> None:
+    from harness.contracts.secrets import find_secret
+
     typer.echo(f"invalid packet: {len(problems)} problem(s)", err=True)
     for problem in problems:
-        typer.echo(str(problem), err=True)
+        # Messages quote the offending values; a token would be printed, so it is withheld.
+        shown = f"{problem.field_path}: holds a value that looks like a secret (not shown)" if find_secret(str(problem)) else str(problem)
+        typer.echo(shown, err=True)
     raise typer.Exit(INVALID_INPUT)
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.contracts.common import PacketError, Problem, RuleViolation, placeholder_in, walk_strings
 from harness.contracts.packet import ComponentContext
+from harness.contracts.secrets import find_secret
 from harness.contracts.textform import TextFormError, fenced_blocks, parse_text
 
 M = TypeVar("M", bound=BaseModel)
@@ -153,6 +154,8 @@ def _join(prefix: str, field: str) -> str:
 def _message(err: Any) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     given = err.get("input")
+    if isinstance(given, str) and find_secret(given):
+        given = "<a value that looks like a secret, not shown>"  # never echo a token back
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
@@ -161,6 +164,8 @@ def _message(err: Any) -> str:
         return f"must be one of {ctx.get('expected', '')} (got {given!r})"
     if kind == "string_pattern_mismatch":
         return f"{given!r} does not match the required form {ctx.get('pattern')}"
+    if kind == "value_error" and given != err.get("input"):
+        return err["msg"].split(" (got ")[0]  # our validators quote the value; this one is a secret
     if kind in ("too_short", "string_too_short"):
         return "must not be empty" if kind == "string_too_short" or ctx.get("min_length") == 1 else err["msg"].lower()
     if kind == "too_long":
@@ -187,6 +192,8 @@ def problems_from_validation(exc: ValidationError) -> list[Problem]:
         else:
             found = [Problem(prefix or "(document)", _message(err))]
         for problem in found:
+            if find_secret(problem.message):  # a rule quoted the offending value; never echo a token
+                problem = Problem(problem.field_path, "holds a value that looks like a secret (not shown)")
             if (problem.field_path, problem.message) not in seen:
                 seen.add((problem.field_path, problem.message))
                 problems.append(problem)

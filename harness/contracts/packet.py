@@ -55,6 +55,19 @@ _SEARCH_WORDS = re.compile(
 _LIBRARY_RE = re.compile(r"^(diffusers|transformers|fastvideo(\.[A-Za-z_][\w.]*)?|unknown|none)$")
 
 
+_GENERIC_LEAVES = {"path", "symbols", "notes", "args", "official", "fastvideo"}
+
+
+def _names_for(field: str) -> set[str]:
+    """How a concern may name a field: `conversion.script`, `script`, `official_definition_files.path`, ..."""
+    plain = re.sub(r"\[\d+\]", "", field)
+    leaf = plain.rsplit(".", 1)[-1]
+    names = {field.lower(), plain.lower()}
+    if leaf not in _GENERIC_LEAVES:  # `path` alone would match almost any concern
+        names.add(leaf.lower())
+    return names
+
+
 class OfficialDefinitionFile(ContractModel):
     """One file of the official code that defines the component."""
 
@@ -218,8 +231,7 @@ class ComponentContext(ContractModel):
         for field, value in self.iter_values():
             if value != "unknown":
                 continue
-            leaf = re.sub(r"\[\d+\]", "", field).rsplit(".", 1)[-1]
-            names = {field.lower(), re.sub(r"\[\d+\]", "", field).lower(), leaf.lower()}
+            names = _names_for(field)
             documented = any(
                 any(name in concern.lower() for name in names) and _SEARCH_WORDS.search(concern)
                 for concern in self.concerns_or_unknowns
