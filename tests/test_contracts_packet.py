@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -353,6 +354,25 @@ def test_repo_must_be_a_git_repository(tmp_path: Path) -> None:
     plain.mkdir()
     result = cli("validate", str(write_json(tmp_path, example())), "--repo", str(plain))
     assert result.exit_code == 2 and "--repo:" in result.output and "not a git repository" in result.output
+
+
+def test_bare_repository_is_rejected(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    result = cli("validate", str(write_json(tmp_path, example())), "--repo", str(bare))
+    assert result.exit_code == 2 and "is a bare git repository" in result.output
+
+
+def test_installed_harness_command(tmp_path: Path) -> None:
+    # The console script, as a user runs it, in a separate process.
+    harness = Path(sys.executable).parent / "harness"
+    ok = subprocess.run([str(harness), "validate", str(EXAMPLES / "t5_text_encoder.md")], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK family=sd35 component=text_encoder_3 type=encoder mode=parity-debug bucket=encoders")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"component_context": {"mode": "fast"}}')
+    failed = subprocess.run([str(harness), "validate", str(bad)], capture_output=True, text=True)
+    assert failed.returncode == 2 and failed.stdout == ""
+    assert "mode: must be one of 'parity-scaffold', 'prototype' or 'parity-debug' (got 'fast')" in failed.stderr.splitlines()
 
 
 def test_check_packet_paths_reports_problems_for_a_constructed_packet(tmp_path: Path) -> None:

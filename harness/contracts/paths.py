@@ -99,9 +99,11 @@ def _git_problem(repo: Path) -> Problem | None:
     if not repo.is_dir():
         return Problem("--repo", f"{repo} is not a directory")
     try:
-        git.Repo(repo)
+        bare = git.Repo(repo).bare
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return Problem("--repo", f"{repo} is not a git repository (run `git init` or point at the checkout root)")
+    if bare:
+        return Problem("--repo", f"{repo} is a bare git repository; point at a checkout with a working tree")
     return None
 
 
