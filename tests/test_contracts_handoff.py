@@ -311,3 +311,15 @@ def test_models_are_strict_on_assignment() -> None:
     with pytest.raises(ValidationError):
         model.parity_status = "debug_red"  # phase_6_continue would now lie about success
     copy.deepcopy(model)
+
+
+def test_example_handoff_loads_from_markdown() -> None:
+    from pathlib import Path
+
+    from harness.contracts import load_document
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "handoff_oobleck_vae_ask_user.md"
+    model = load_document(path, ComponentSkillHandoff, "component_skill_handoff")
+    assert model.next_step == "ask_user" and isinstance(model.escape_hatch, EscapeHatch)
+    assert "E001" in model.escape_hatch.state_snapshot.evidence
+    assert model.to_text() in path.read_text()  # the file shows exactly what to_text() writes

@@ -36,7 +36,9 @@ def load_packet(path: str | Path) -> ComponentContext:
 def load_document(path: str | Path, model: type[M], key: str) -> M:
     """Read `path` and validate it as `model`; `key` is the contract's top-level wrapper key."""
     path = Path(path)
-    data = read_data(path, key)
+    # A bare text block (the handoff has no wrapper key) starts with the model's first field.
+    first_field = next(iter(model.model_fields))
+    data = read_data(path, key, first_field)
     return validate_data(data, model, key)
 
 
@@ -57,7 +59,7 @@ def validate_data(data: Any, model: type[M], key: str) -> M:
         raise PacketError(problems_from_validation(exc)) from None
 
 
-def read_data(path: Path, key: str) -> Any:
+def read_data(path: Path, key: str, first_field: str | None = None) -> Any:
     """Parse a file into plain data according to its suffix; raises PacketError."""
     name = path.name
     try:
@@ -73,15 +75,17 @@ def read_data(path: Path, key: str) -> Any:
         return _parse_json(text, name)
     if suffix in (".yaml", ".yml"):
         return _parse_yaml(text, name)
-    return parse_text_document(text, name, key)
+    return parse_text_document(text, name, key, first_field)
 
 
-def parse_text_document(text: str, name: str, key: str) -> Any:
-    """The contract text form: from a markdown fenced block starting with `key:`, or bare."""
-    candidates = [(line, body) for line, _info, body in fenced_blocks(text) if body.strip().startswith(f"{key}:")]
+def parse_text_document(text: str, name: str, key: str, first_field: str | None = None) -> Any:
+    """The contract text form: from a markdown fenced block starting with `key:` (or with
+    `first_field:` for documents without a wrapper key), or the bare text."""
+    starts = tuple(f"{word}:" for word in (key, first_field) if word)
+    candidates = [(line, body) for line, _info, body in fenced_blocks(text) if body.lstrip().startswith(starts)]
     if candidates:
         first_line, body = candidates[0]
-    elif text.strip().startswith(f"{key}:"):
+    elif text.lstrip().startswith(starts):
         first_line, body = 1, text
     else:
         raise PacketError([Problem(name, f"no `{key}:` block found (expected JSON, YAML, or the contract text form starting with `{key}:`)")])
