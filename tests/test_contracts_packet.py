@@ -296,6 +296,8 @@ def test_placeholders_in_the_contract_template_are_errors(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "model_family: still holds the template placeholder <snake_case>" in result.output
     assert "component_type: still holds the template placeholder" in result.output
+    assert "mode: still lists the template's choices (parity-scaffold | prototype | parity-debug); pick one" in result.output
+    assert sum(line.startswith("component_type:") for line in result.output.splitlines()) == 1
 
 
 # ---- path rules against a checkout -------------------------------------------------------

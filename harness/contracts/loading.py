@@ -50,13 +50,15 @@ def validate_data(data: Any, model: type[M], key: str) -> M:
         for field, value in walk_strings(data)
         if (found := placeholder_in(value))
     ]
-    if problems:
-        # Placeholders make every other message noise (`<dit|vae>` is also a bad literal).
-        raise PacketError(problems)
     try:
-        return model.model_validate(data)
+        model_value = model.model_validate(data)
     except ValidationError as exc:
-        raise PacketError(problems_from_validation(exc)) from None
+        # A placeholder already explains its field (`<dit|vae>` is also a bad literal).
+        marked = {p.field_path for p in problems}
+        raise PacketError(problems + [p for p in problems_from_validation(exc) if p.field_path not in marked]) from None
+    if problems:
+        raise PacketError(problems)
+    return model_value
 
 
 def read_data(path: Path, key: str, first_field: str | None = None) -> Any:
@@ -164,6 +166,8 @@ def _message(err: Any) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         return "unknown field (not part of the contract)"
+    if kind == "literal_error" and isinstance(given, str) and " | " in given:
+        return f"still lists the template's choices ({given}); pick one"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '')} (got {given!r})"
     if kind == "string_pattern_mismatch":
