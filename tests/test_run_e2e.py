@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.runner import RunConfig, answer_run, start_run
+from harness.graph.runner import RunConfig, answer_run, resume_run, start_run
 from tests.test_run_helpers import (
     BAD_UNSCALE,
     GOOD_UNSCALE,
@@ -72,6 +72,11 @@ def test_parity_debug_red_then_debugged_to_non_skip_pass(tmp_path):
     for name in ("handoff.json", "handoff.md", "summary.json", "run.log", "trajectory.jsonl", "checkpoints.sqlite"):
         assert (out.run_dir / name).is_file(), name
     assert list((out.run_dir / "logs").iterdir())
+    # Every agent step that wrote something is a commit on the run's branch.
+    import git
+
+    log = git.Repo(out.worktree).git.log("--format=%s", f"{out.summary['branch']}")
+    assert "implement: implementer write_file" in log and "debug: debugger edit_file" in log
 
 
 def test_prototype_run_ends_with_phase_5_conversion(tmp_path):
@@ -188,6 +193,9 @@ def test_budget_spent_asks_a_cost_question_then_extends_or_stops(tmp_path):
     assert out.summary["question"]["hatch_id"] == "E001"
     rows = port_status(out.worktree).rows("Escape Hatches")
     assert [r["ID"].strip("`") for r in rows] == ["E001"]
+    # Resuming a paused run does not skip the question.
+    again = resume_run(out.run_id, home=cfg.home)
+    assert again.status == "paused" and again.summary["question"]["hatch_id"] == "E001"
     # Extend: one more round, in which the debugger fixes the bug.
     done = answer_run(out.run_id, option=1, home=cfg.home)
     assert done.status == "completed", done.summary

@@ -303,6 +303,9 @@ def _absolute(cfg: RunConfig) -> RunConfig:
     data["packet"] = str(Path(cfg.packet).expanduser().resolve())
     data["repo"] = str(Path(cfg.repo).expanduser().resolve())
     data["home"] = str(harness_home(cfg.home))
+    kind, sep, rest = cfg.model.partition(":")
+    if kind in ("scripted", "replay") and rest:  # a resumed run may start from another directory
+        data["model"] = f"{kind}:{Path(rest).expanduser().resolve()}"
     return RunConfig.from_json(data)
 
 

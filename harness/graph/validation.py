@@ -15,12 +15,25 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
     """
     problems = list(config_problems(cfg))
     problems += _repo_problems(Path(cfg.repo))
+    problems += model_problems(cfg.model)
     packet, packet_problems = _load_packet(Path(cfg.packet))
     problems += packet_problems
     if packet is not None and not _repo_problems(Path(cfg.repo)):
         problems += _path_problems(packet, Path(cfg.repo))
         problems += _skill_problems(packet, Path(cfg.repo))
     return packet, problems
+
+
+def model_problems(spec: str) -> list[str]:
+    """The model spec names a known provider, and a scripted/replay file that exists."""
+    from harness.agents.models import SPEC_HELP
+
+    kind, _, rest = spec.partition(":")
+    if spec == "human" or (kind in ("anthropic", "openai") and rest):
+        return []
+    if kind in ("scripted", "replay") and rest:
+        return [] if Path(rest).is_file() else [f"model: {kind} file {rest} does not exist"]
+    return [f"model: unknown model spec {spec!r}; expected {SPEC_HELP}"]
 
 
 def _repo_problems(repo: Path) -> list[str]:
