@@ -328,7 +328,7 @@ def finalize(state: RunState, res: RunResources) -> Update:
         retry_request=_retry_from(state), prototype=_prototype_from(state, res, packet),
         budget_blocker=_budget_blocker(state),
     )
-    update_port_status(ws, packet, handoff)
+    handoff = update_port_status(ws, packet, handoff)  # sets readme_updated from the diff
     ws.checkpoint(f"finalize: handoff {handoff.parity_status}, next step {handoff.next_step}")
     _write_handoff(res.run_dir, handoff)
     outcome = "completed" if is_success(handoff, packet.mode) else "blocked"
@@ -357,11 +357,9 @@ def _write_handoff(run_dir: Path, handoff: Any) -> None:
         tmp.replace(run_dir / name)
 
 
-def _accepted(state: RunState) -> list[Any]:
-    from harness.contracts import EscapeHatch
-
-    names = set(EscapeHatch.model_fields)
-    return [EscapeHatch.model_validate({k: v for k, v in h.items() if k in names}) for h in state.get("accepted_hatches") or []]
+def _accepted(state: RunState) -> list[dict[str, Any]]:
+    """Answered hatches as the guards read them: the hatch fields plus "answer"."""
+    return list(state.get("accepted_hatches") or [])
 
 
 def _retry_from(state: RunState) -> Any:
