@@ -157,6 +157,12 @@ def _report(console: Any, outcome: Any) -> None:
         console.print(f"  {name:<15} {value}", highlight=False)
     if handoff is not None:
         console.print(f"  parity_status   {handoff.parity_status}   next_step {handoff.next_step}", highlight=False)
+        status_file = outcome.worktree / handoff.port_state_file if outcome.worktree else None
+        if status_file is not None and status_file.is_file():
+            console.print("\n[bold]PORT_STATUS.md parity row[/bold]")
+            for line in status_file.read_text().splitlines():
+                if handoff.parity_test in line and line.startswith("|"):
+                    console.print(f"  {line}", highlight=False, markup=False)
 
 
 def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: Path | None = None) -> int:
