@@ -100,3 +100,24 @@ def test_secrets_are_found(text: str) -> None:
 @pytest.mark.parametrize("text", NOT_SECRETS)
 def test_ordinary_text_is_not_a_secret(text: str) -> None:
     assert find_secret(text) is None
+
+
+def test_one_line_lists_split_paths_but_not_sentences() -> None:
+    from harness.contracts import ComponentSkillHandoff
+
+    text = render_text({
+        "component": "vae", "mode": "prototype",
+        "files_changed": "fastvideo/models/vaes/oobleck.py, fastvideo/configs/models/vaes/oobleck.py",
+        "official_files_used": "src/a.py", "prototype_key_dumps": "none",
+        "port_state_file": "tests/local_tests/stable_audio/PORT_STATUS.md",
+        "concerns_or_unknowns": "padding side, truncation and mask dtype are unverified",
+        "parity_test": "tests/local_tests/vaes/test_stable_audio_vae_parity.py", "parity_status": "scaffold_skip",
+        "production_loader_strictness": "strict", "strict_load": "not_run", "pytest_output": "1 skipped",
+        "blocker": "none", "conversion_retry_request": "none", "readme_updated": "no", "next_step": "blocked",
+        "escape_hatch": "none",
+    })
+    with pytest.raises(Exception, match="blocker"):
+        ComponentSkillHandoff.model_validate(parse_text(text))
+    model = ComponentSkillHandoff.model_validate({**parse_text(text), "blocker": "official import fails: no module named einops"})
+    assert model.files_changed == ["fastvideo/models/vaes/oobleck.py", "fastvideo/configs/models/vaes/oobleck.py"]
+    assert model.concerns_or_unknowns == ["padding side, truncation and mask dtype are unverified"]

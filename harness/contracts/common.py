@@ -66,7 +66,7 @@ def raise_if(problems: list[Problem]) -> None:
         raise RuleViolation(problems)
 
 
-def _to_str_list(value: Any) -> Any:
+def _to_str_list(value: Any, split: bool = True) -> Any:
     """Accept the text form's one-line lists: `none` -> [], `a, b` -> [a, b]; `[none]` -> []."""
     if value is None:
         return []
@@ -74,6 +74,8 @@ def _to_str_list(value: Any) -> Any:
         text = value.strip()
         if text.lower() in ("", "none", "[]"):
             return []
+        if not split:
+            return [text]
         return [part.strip() for part in text.split(",") if part.strip()]
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and value[0].strip().lower() == "none":
         return []
@@ -104,8 +106,10 @@ def _yes_no(value: Any) -> Any:
 
 
 YesNo = Annotated[Literal["yes", "no"], BeforeValidator(_yes_no)]
-# A list of strings that also accepts the contract's one-line forms.
+# A list of paths/names that also accepts the contract's one-line forms (`a, b`, `none`).
 StrList = Annotated[list[str], BeforeValidator(_to_str_list)]
+# A list of sentences (concerns, options): one line is one entry, commas and all.
+TextList = Annotated[list[str], BeforeValidator(lambda value: _to_str_list(value, split=False))]
 # A one-line string that also accepts a list of strings (joined with ", ").
 JoinedStr = Annotated[str, BeforeValidator(_join_str_list)]
 

@@ -19,7 +19,7 @@ import re
 
 from pydantic import Field, model_validator
 
-from harness.contracts.common import ContractModel, DecisionType, Problem, StrList, YesNo, raise_if
+from harness.contracts.common import ContractModel, DecisionType, Problem, StrList, TextList, YesNo, raise_if
 from harness.contracts.secrets import ALLOWED_TOKEN_ENV_VARS, find_secret
 from harness.contracts.textform import render_text
 
@@ -43,7 +43,7 @@ class EscapeHatch(ContractModel):
     decision_type: DecisionType = Field(description="What kind of decision is needed.")
     question: str = Field(min_length=1, description="One precise question.")
     recommended_option: str = Field(min_length=1, description="The safe recommended choice; one of options.")
-    options: StrList = Field(min_length=1, max_length=4, description="Each option with its consequence: one recommendation plus at most three alternatives.")
+    options: TextList = Field(min_length=1, max_length=4, description="Each option with its consequence: one recommendation plus at most three alternatives.")
     safe_default: str = Field(min_length=1, description="What the agent will do after approval, or none.")
     blocked_until_answered: YesNo = Field(description="yes when no further work can happen before the answer.")
     state_snapshot: StateSnapshot = Field(description="Where the work stood.")

@@ -37,6 +37,7 @@ from harness.contracts.common import (
     Problem,
     StrictLoad,
     StrList,
+    TextList,
     SuspectedFix,
     YesNo,
     raise_if,
@@ -82,7 +83,7 @@ class ComponentParity(ContractModel):
     coverage_scope: CoverageScope = Field(description="What the FastVideo side of the test exercises.")
     official_definition_files: StrList = Field(description="Official definition file paths.")
     official_instantiation_files: StrList = Field(description="Official instantiation file paths.")
-    concerns_or_unknowns: StrList = Field(description="Short list of concerns.")
+    concerns_or_unknowns: TextList = Field(description="Short list of concerns.")
 
     @model_validator(mode="after")
     def _rules(self) -> ComponentParity:
@@ -104,7 +105,7 @@ class ComponentSkillHandoff(ContractModel):
     official_files_used: StrList = Field(description="Official definition and instantiation files used.")
     prototype_key_dumps: HandoffKeyDumps | Literal["none"] = Field(description="Official and FastVideo key dump paths, or none.")
     port_state_file: str = Field(pattern=r"^tests/local_tests/[a-z][a-z0-9_]*/PORT_STATUS\.md$", description="tests/local_tests/<model_family>/PORT_STATUS.md")
-    concerns_or_unknowns: StrList = Field(description="Remaining or newly discovered concerns.")
+    concerns_or_unknowns: TextList = Field(description="Remaining or newly discovered concerns.")
     parity_test: str = Field(min_length=1, description="Parity test path.")
     parity_status: ParityStatus = Field(description="Result of the parity test as the harness saw it.")
     production_loader_strictness: LoaderStrictness = Field(description="How the production loader loads weights.")

@@ -39,6 +39,7 @@ from harness.contracts.common import (
     Mode,
     Problem,
     StrList,
+    TextList,
     StrictLoad,
     placeholder_in,
     raise_if,
@@ -137,7 +138,7 @@ class ComponentContext(ContractModel):
     parity_test: str = Field(description="tests/local_tests/<bucket>/test_<family>_<component>_parity.py")
     prototype_key_dumps: PrototypeKeyDumps = Field(description="Official and FastVideo key/shape dump paths.")
     conversion: Conversion = Field(description="Conversion state of the component.")
-    concerns_or_unknowns: StrList = Field(description="Prototype mismatches, ambiguous args, missing ops, searches done for unknowns.")
+    concerns_or_unknowns: TextList = Field(description="Prototype mismatches, ambiguous args, missing ops, searches done for unknowns.")
 
     # Single-field path rules run as field validators, so they are reported together with type
     # errors; they read earlier fields (model_family, component_type) from `info.data`.
