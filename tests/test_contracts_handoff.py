@@ -252,12 +252,16 @@ def auth_hatch(**changes: Any) -> dict[str, Any]:
 
 def test_auth_hatch_by_env_var_name_is_valid() -> None:
     assert EscapeHatch.model_validate(auth_hatch()).decision_type == "auth"
+    wording = "Will you provide the HF_TOKEN env var with a read token scope before the next run?"
+    assert EscapeHatch.model_validate({**auth_hatch(), "question": wording}).question == wording
 
 
 @pytest.mark.parametrize(
     "changes, expected",
     [
         ({"question": "Can you paste your Hugging Face token here?"}, "question: must not ask for a token value"),
+        ({"question": "Please send me the value of HF_TOKEN?"}, "question: must not ask for a token value"),
+        ({"question": "Will you provide a read token for HF_TOKEN?"}, "question: must not ask for a token value"),
         ({"question": "Which access token should the loader use?", "options": ["Any: ok"], "recommended_option": "Any"},
          "question: an auth question names the env var to set"),
         ({"question": "Will you export MY_HF_TOKEN before the next run?"}, "question: names MY_HF_TOKEN"),

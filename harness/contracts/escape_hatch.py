@@ -23,7 +23,12 @@ from harness.contracts.common import ContractModel, DecisionType, Problem, StrLi
 from harness.contracts.secrets import ALLOWED_TOKEN_ENV_VARS, find_secret
 from harness.contracts.textform import render_text
 
-_ASK_FOR_VALUE = re.compile(r"\b(paste|enter|type|provide|share|send|give|post)\b[^.?!]{0,40}\b(token|key|secret|password|credential)s?\b", re.IGNORECASE)
+# "paste your token", "send me a key", "provide the value of HF_TOKEN": asking for the secret itself.
+_ASK_FOR_VALUE = re.compile(
+    r"\b(paste|enter|type|provide|share|send|give|post)\s+(me\s+|us\s+)?(your|a|the value of)\b[^.?!]{0,40}?"
+    r"(token|key|secret|password|credential)s?\b",
+    re.IGNORECASE,
+)
 _SECRET_VAR = re.compile(r"\b[A-Z][A-Z0-9_]*(TOKEN|API_KEY|SECRET|PASSWORD)[A-Z0-9_]*\b")
 
 
