@@ -304,3 +304,12 @@ def test_read_and_write(tmp_path: Path) -> None:
     doc.add_question("First question?")
     doc.write(path)
     assert PortStatus.read(path).rows("Open Questions")[0]["ID"] == "Q001"
+
+
+def test_survives_a_json_round_trip() -> None:
+    # The graph keeps models in checkpointed state as JSON; hand-written text must survive that too.
+    doc = PortStatus.parse(HAND_WRITTEN)
+    doc.add_question("After edit?")
+    again = PortStatus.model_validate_json(doc.model_dump_json())
+    assert again.render() == doc.render()
+    assert again.next_id("Q") == "Q009"
