@@ -74,6 +74,12 @@ def test_bare_json_and_bare_text_form(tmp_path: Path) -> None:
     assert load_packet(text_file) == bare
 
 
+def test_json_without_a_json_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "packet"
+    path.write_text((EXAMPLES / "oobleck_vae.json").read_text())
+    assert load_packet(path) == load_packet(EXAMPLES / "oobleck_vae.json")
+
+
 def test_text_form_round_trip_and_markdown_issue_body(tmp_path: Path) -> None:
     packet = load_packet(EXAMPLES / "t5_text_encoder.json")
     body = f"Some issue prose.\n\n```yaml\n{packet.to_text()}```\n\nMore prose with `code`.\n"

@@ -4,6 +4,7 @@ Accepted inputs for `load_packet(path)`:
 
 - `.json`: an object, bare or under a top-level `component_context` key;
 - `.yaml` / `.yml`: the same, in YAML;
+- anything else starting with `{`: JSON;
 - anything else (`.md`, `.txt`, an issue body): a fenced block (```text, ```yaml or plain) whose
   first line is `component_context:`, or the bare text form itself.
 
@@ -73,7 +74,7 @@ def read_data(path: Path, key: str, first_field: str | None = None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise PacketError([Problem(name, f"cannot read {path}: {exc}")]) from None
     suffix = path.suffix.lower()
-    if suffix == ".json":
+    if suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip().startswith("{")):
         return _parse_json(text, name)
     if suffix in (".yaml", ".yml"):
         return _parse_yaml(text, name)
