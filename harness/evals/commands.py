@@ -48,6 +48,7 @@ def run(
     max_gpu_tasks: Annotated[int, typer.Option(help="attempts that may hold GPUs at once")] = 0,
     price: Annotated[Optional[list[str]], typer.Option(
         "--price", help="MODEL=IN,OUT price in USD per million tokens, for a model missing from the table")] = None,
+    max_debug_rounds: Annotated[Optional[int], typer.Option(help="override every task's debug-round limit")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a suite: `harness eval --suite core --model oracle --attempts 1 --workers 2`."""
@@ -64,7 +65,8 @@ def run(
         out = Path("eval-results") / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     cfg = EvalConfig(suite=suite, models=list(model), out=out, tasks_glob=tasks, attempts=attempts,
                      workers=workers, sandbox=sandbox, image=image, gpus_per_task=gpus_per_task,
-                     max_gpu_tasks=max_gpu_tasks, prices=_parse_prices(price or []))
+                     max_gpu_tasks=max_gpu_tasks, prices=_parse_prices(price or []),
+                     max_debug_rounds=max_debug_rounds)
     try:
         # Everything that can be wrong with the request is reported before anything runs.
         from harness.evals.provenance import price_table

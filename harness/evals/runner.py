@@ -48,6 +48,7 @@ class EvalConfig:
     gpus_per_task: int = 0
     max_gpu_tasks: int = 0
     prices: dict[str, str] = field(default_factory=dict)
+    max_debug_rounds: int | None = None  # overrides every task's limit (e.g. to keep CI short)
 
     def settings(self) -> dict[str, Any]:
         data = asdict(self)
@@ -68,6 +69,7 @@ class AttemptJob:
     sandbox: str
     image: str | None
     gpus: str
+    max_debug_rounds: int | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -147,7 +149,8 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
         cfg = RunConfig(
             packet=prepared.packet, repo=prepared.repo, model=model, sandbox=job.sandbox,  # type: ignore[arg-type]
             image=job.image, gpus=job.gpus, non_interactive=True, on_budget="blocked",
-            home=try_dir / "home", max_turns=limits.max_turns, max_debug_rounds=limits.max_debug_rounds,
+            home=try_dir / "home", max_turns=limits.max_turns,
+            max_debug_rounds=limits.max_debug_rounds if job.max_debug_rounds is None else job.max_debug_rounds,
             max_usd=limits.max_usd, max_seconds=limits.max_seconds,
         )
         outcome = start_run(cfg)
@@ -251,7 +254,7 @@ def plan_jobs(cfg: EvalConfig, tasks: list[Task], templates: dict[str, Prepared]
                 jobs.append(AttemptJob(
                     task_dir=str(task.dir), model=model, attempt=attempt, template=str(templates[task.id].root),
                     attempt_dir=str(cfg.out / "attempts" / model_slug(model) / task.id / str(attempt)),
-                    sandbox=cfg.sandbox, image=cfg.image, gpus="none",
+                    sandbox=cfg.sandbox, image=cfg.image, gpus="none", max_debug_rounds=cfg.max_debug_rounds,
                 ))
     return jobs
 
@@ -264,6 +267,8 @@ def check_config(cfg: EvalConfig) -> None:
         problems.append(f"--attempts must be at least 1, not {cfg.attempts}")
     if cfg.workers < 1:
         problems.append(f"--workers must be at least 1, not {cfg.workers}")
+    if cfg.max_debug_rounds is not None and cfg.max_debug_rounds < 0:
+        problems.append(f"--max-debug-rounds must be 0 or more, not {cfg.max_debug_rounds}")
     if cfg.sandbox not in ("local", "bwrap", "docker"):
         problems.append(f"--sandbox must be local, bwrap or docker, not {cfg.sandbox!r}")
     if len(set(cfg.models)) != len(cfg.models):

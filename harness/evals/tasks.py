@@ -81,6 +81,20 @@ class ExpectedHatch(_Strict):
     def tool_args(self) -> dict[str, Any]:
         return self.model_dump(exclude={"raised_by"})
 
+    @model_validator(mode="after")
+    def _fits_contract(self) -> "ExpectedHatch":
+        # The oracle raises exactly this hatch, so it must pass the contract's own rules.
+        from harness.contracts import EscapeHatch, StateSnapshot
+
+        EscapeHatch(
+            needs_user_input="yes", decision_type=self.decision_type, question=self.question,
+            recommended_option=self.recommended_option, options=self.options, safe_default=self.safe_default,
+            blocked_until_answered="yes",
+            state_snapshot=StateSnapshot(phase=self.raised_by, files_changed=[], command_or_test="not_run",
+                                         evidence=self.evidence),
+        )
+        return self
+
 
 class Success(_Strict):
     """What the graders require. Unset fields are not checked."""
