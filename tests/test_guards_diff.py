@@ -381,7 +381,7 @@ def test_existing_test_data_edit_is_caught(ws, packet, tmp_path) -> None:
     repo.git.commit(m="reference", author="t <t@example.com>",
                     env={"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
     ws2 = Workspace.create(ws.repo, "guards2", root=tmp_path / "home")
-    _write(ws2.path, "tests/local_tests/vaes/demo_reference.json", '{"decoded": [2.5]}')
+    _write(ws2.path, "tests/local_tests/vaes/demo_reference.json", '{"decoded": [2.5, 9.0]}')
     findings = check_guards(ws2, packet, mode="parity-debug")
     assert _names(findings) == [(PARITY_TEST_WEAKENED, True)] and "test_support_changed" in findings[0].detail
     _write(ws2.path, "tests/local_tests/demo/PORT_STATUS.md", "# state\n")  # state files are not inputs
