@@ -248,7 +248,7 @@ def register(app: typer.Typer) -> None:
         console = Console()
         try:
             code = init_example(console, init) if init is not None else run_demo(console, sandbox, ask, keep)
-        except (DemoError, FileExistsError, NotADirectoryError) as err:
+        except (DemoError, FileExistsError, NotADirectoryError, ModuleNotFoundError) as err:
             console.print(f"[red]error:[/red] {err}", highlight=False)
             raise typer.Exit(2)
         raise typer.Exit(code)
