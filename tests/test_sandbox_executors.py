@@ -18,14 +18,11 @@ from harness.sandbox.executors import InfrastructureError, make_executor, sandbo
 from harness.sandbox.executors.base import OutputCap, cap_text
 from harness.sandbox.executors.docker import LABEL_PID, LABEL_RUN, gpu_device_requests, prune_containers
 from harness.sandbox.workspace import Workspace
-from tests.sandbox_fixtures import (  # noqa: F401
-    bwrap_ok,
-    docker_client,
-    harness_root,
-    sandbox_image,
-    tree_digest,
-    user_repo,
-)
+# The fixtures module is also a pytest plugin (below); have pytest rewrite it on this import.
+pytest.register_assert_rewrite("tests.sandbox_fixtures")
+from tests.sandbox_fixtures import tree_digest
+
+pytest_plugins = ["tests.sandbox_fixtures"]
 
 SECRETS = {"OPENAI_API_KEY": "sk-test-openai-0123456789", "HF_TOKEN": "hf_test_token_0123456789",
            "ANTHROPIC_API_KEY": "sk-ant-test-0123456789", "AWS_SECRET_ACCESS_KEY": "aws-test-secret-0123"}

@@ -12,7 +12,8 @@ import pytest
 from harness.sandbox.executors import CommandResult, make_executor
 from harness.sandbox.pytest_runner import ParityRun, judge, missing_asset, parse_metrics, run_parity_test
 from harness.sandbox.workspace import Workspace
-from tests.sandbox_fixtures import bwrap_ok, docker_client, harness_root, sandbox_image, user_repo  # noqa: F401
+
+pytest_plugins = ["tests.sandbox_fixtures"]
 
 T = "tests/local_tests/vaes/"
 

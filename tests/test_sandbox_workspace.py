@@ -20,7 +20,11 @@ from harness.sandbox.workspace import (
     Workspace,
     WorkspaceError,
 )
-from tests.sandbox_fixtures import git, harness_root, make_repo, tree_digest, user_repo  # noqa: F401
+# The fixtures module is also a pytest plugin (below); have pytest rewrite it on this import.
+pytest.register_assert_rewrite("tests.sandbox_fixtures")
+from tests.sandbox_fixtures import git, tree_digest
+
+pytest_plugins = ["tests.sandbox_fixtures"]
 
 
 def test_create_branches_from_head_outside_the_checkout(user_repo, harness_root):

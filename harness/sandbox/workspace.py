@@ -113,7 +113,7 @@ class Workspace:
         branch = f"harness/{run_id}"
         if dest.exists():
             raise WorkspaceError(f"workspace {dest} already exists; use Workspace.open() to resume run {run_id!r}")
-        if branch in [h.name for h in user.heads]:
+        if _branch_exists(user, branch):
             raise WorkspaceError(f"branch {branch!r} already exists in {top}; pick another run id or remove it")
         official = Path(official_ref_dir).expanduser().resolve() if official_ref_dir else None
         if official is not None and not official.is_dir():
@@ -236,7 +236,7 @@ class Workspace:
         if self.path.exists():
             user.git.worktree("remove", "--force", str(self.path))
         user.git.worktree("prune")
-        if delete_branch and self.branch in [h.name for h in user.heads]:
+        if delete_branch and _branch_exists(user, self.branch):
             user.git.branch("-D", self.branch)
         meta = self.path.parent / f"{self.run_id}.json"
         meta.unlink(missing_ok=True)
@@ -293,6 +293,14 @@ def _from_sandbox_path(raw: Path, root: Path, official: Path | None) -> Path:
         if real is not None and posix.is_relative_to(alias) and not real.is_relative_to(Path(alias)):
             return real / posix.relative_to(alias)
     return raw
+
+
+def _branch_exists(repo: git.Repo, branch: str) -> bool:
+    try:
+        repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}")
+        return True
+    except git.GitCommandError:
+        return False
 
 
 def _write_meta(home: Path, run_id: str, meta: dict) -> None:
