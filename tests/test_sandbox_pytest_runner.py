@@ -285,3 +285,36 @@ def test_runner_through_bwrap(ws, bwrap_ok, tmp_path):
     assert run_case(ex, ws, "mixed", tmp_path).status == "scaffold_skip"
     assert run_case(ex, ws, "missing_weights", tmp_path).status == "blocked"
     assert not list(ws.path.rglob("*.xml"))
+
+
+@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker),
+                        pytest.param("bwrap", marks=pytest.mark.bwrap)])
+def sandbox_kind(request):
+    if request.param == "docker":
+        return "docker", {"image": request.getfixturevalue("sandbox_image"), "memory": "2g"}
+    request.getfixturevalue("bwrap_ok")
+    return "bwrap", {}
+
+
+def test_a_whole_run_leaves_a_dirty_user_checkout_byte_identical(user_repo, harness_root, tmp_path, sandbox_kind):
+    from tests.sandbox_fixtures import git, tree_digest
+
+    (user_repo / "README.md").write_text("# my uncommitted notes\n")
+    (user_repo / "notes.txt").write_text("untracked\n")
+    before, status = tree_digest(user_repo), git(user_repo, "status", "--porcelain")
+    ws = Workspace.create(user_repo, "whole-run", root=harness_root)
+    kind, options = sandbox_kind
+    ex = make_executor(kind, ws, **options)
+    ex.start()
+    try:
+        ex.run("echo 'scale = 0.13025' >> fastvideo/models/vaes/toyvae.py; rm README.md; mkdir -p out; "
+               "echo x > out/y", timeout_s=60)
+        run = run_parity_test(ex, "tests/local_tests/vaes/test_toy_vae_parity.py", tmp_path / "logs")
+        assert run.status == "non_skip_pass", run.first_failure
+        assert ws.checkpoint("agent step") is not None
+    finally:
+        ex.close()
+    assert ws.files_changed() == ["README.md", "fastvideo/models/vaes/toyvae.py", "out/y"]
+    ws.remove()
+    assert tree_digest(user_repo) == before
+    assert git(user_repo, "status", "--porcelain") == status
