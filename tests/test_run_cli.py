@@ -174,3 +174,43 @@ def test_runs_and_show_list_and_describe_a_finished_run(tmp_path):
     shown = harness_cli(["show", "shown1"], home, tmp_path)
     assert shown.returncode == 0
     assert "implementer" in shown.stdout and "+class TinyVidVAE" in shown.stdout
+
+
+@pytest.mark.slow
+def test_interactive_run_asks_at_the_terminal_and_resumes_with_the_answer(tmp_path):
+    import pty
+    import select
+
+    ex = example(tmp_path)
+    home = tmp_path / "home"
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=[SCOPE_HATCH] + write_gold_turns())
+    master, slave = pty.openpty()
+    env = {**os.environ, "HARNESS_HOME": str(home), "COLUMNS": "160", "TERM": "xterm"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "harness"),
+                             *run_args(ex, "vae:parity-debug", script, "--run-id", "tty1")],
+                            cwd=tmp_path, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    seen, answered = b"", False
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and b"Your answer" in seen:
+            os.write(master, b"1\n")
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=60)
+    os.close(master)
+    text = seen.decode("utf-8", "replace")
+    assert answered, text[-3000:]
+    assert "A person must decide" in text and "recommended: Keep the variant out" in text
+    assert proc.returncode == 0, text[-3000:]
+    assert load_handoff(home / "runs" / "tty1").parity_status == "non_skip_pass"

@@ -228,3 +228,37 @@ def test_parity_debug_run_in_bubblewrap(tmp_path):
     out = start_run(cfg)
     assert out.status == "completed", out.summary
     assert load_handoff(out.run_dir).parity_status == "non_skip_pass"
+
+
+def test_debugger_asks_to_loosen_tolerance_and_a_person_approves(tmp_path):
+    """The only way a looser tolerance passes: a person said yes, and the answer went back to
+    the debugger that asked (the same conversation, resumed)."""
+    ex = example(tmp_path)
+    ask = {"tool_calls": [{"name": "raise_escape_hatch", "args": {
+        "decision_type": "blocker",
+        "question": "decode_latents differs from the official output; loosen the tolerance ATOL/RTOL from 1e-4 to 1e3?",
+        "options": ["Loosen the tolerance to 1e3: the test passes with a documented looser bound",
+                    "Keep 1e-4: keep debugging"],
+        "recommended_option": "Keep 1e-4",
+        "safe_default": "keep 1e-4 and keep debugging",
+        "evidence": "max_abs of decode_latents above ATOL after checking every drift item",
+    }}]}
+    loosen = [
+        {"tool_calls": [{"name": "edit_file", "args": {
+            "path": "tests/local_tests/vaes/test_tinyvid_vae_parity.py", "old": "ATOL = 1e-4\nRTOL = 1e-4",
+            "new": "ATOL = 1e3\nRTOL = 1e3"}}]},
+        {"tool_calls": [{"name": "finish", "args": {"summary": "loosened as approved"}}]},
+    ]
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(),
+                          implementer=write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE)), debugger=[ask] + loosen)
+    cfg = run_cfg(tmp_path, ex, "vae:parity-debug", script)
+    out = start_run(cfg)
+    assert out.status == "paused", out.summary
+    assert out.summary["question"]["asked_by"] == "debug"
+    done = answer_run(out.run_id, option=1, home=cfg.home)
+    assert done.status == "completed", done.summary
+    assert done.summary["debug_rounds"] == 1
+    assert not [f for f in done.summary["guard_findings"] if f["blocking"]]
+    assert load_handoff(done.run_dir).parity_status == "non_skip_pass"
+    row = port_status(done.worktree).rows("Escape Hatches")[0]
+    assert "Loosen the tolerance" in row["Resolution"]
