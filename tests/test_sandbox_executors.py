@@ -278,6 +278,21 @@ def test_runs_with_no_capabilities(sandbox, ws):
     assert int(uid) == ws.path.stat().st_uid
 
 
+def test_bwrap_hides_credential_files_in_home(ws, bwrap_ok, host_dir_outside_tmp, monkeypatch):
+    home = host_dir_outside_tmp / "home"  # outside /tmp, which bwrap replaces anyway
+    (home / ".cache/huggingface").mkdir(parents=True)
+    (home / ".cache/huggingface/token").write_text("hf_secret_in_file_0123")
+    (home / ".ssh").mkdir()
+    (home / ".ssh/id_ed25519").write_text("PRIVATE KEY 0123")
+    (home / "notes.txt").write_text("not a secret")
+    monkeypatch.setenv("HOME", str(home))
+    ex = make_executor("bwrap", ws)
+    r = ex.run(f"cat {home}/.cache/huggingface/token {home}/.ssh/id_ed25519 {home}/notes.txt 2>&1; "
+               f"ls -a {home}/.ssh", timeout_s=30)
+    assert "hf_secret_in_file_0123" not in r.stdout and "PRIVATE KEY" not in r.stdout
+    assert "not a secret" in r.stdout
+
+
 def test_bwrap_hides_the_docker_socket(ws, bwrap_ok):
     if not Path("/var/run/docker.sock").exists():
         pytest.skip("no docker socket on this machine")

@@ -76,6 +76,9 @@ def test_checkpoint_commits_everything_with_harness_identity_and_no_hooks(user_r
     hook = (user_repo / hook if not hook.is_absolute() else hook) / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\ntouch \"$GIT_DIR/../hook-ran\"\nexit 1\n")
     hook.chmod(0o755)
+    post_checkout = hook.with_name("post-checkout")
+    post_checkout.write_text(f"#!/bin/sh\ntouch {user_repo}/post-checkout-ran\n")
+    post_checkout.chmod(0o755)
     ws = Workspace.create(user_repo, "ckpt", root=harness_root)
     assert ws.checkpoint("nothing yet") is None
 
@@ -90,7 +93,7 @@ def test_checkpoint_commits_everything_with_harness_identity_and_no_hooks(user_r
     commit = gitpython.Repo(user_repo).commit(sha)
     assert commit.author.name == HARNESS_AUTHOR_NAME and commit.message.strip() == "port toy vae"
     assert set(commit.stats.files) == {"fastvideo/models/vaes/toyvae.py", "fastvideo/configs/toy.py", "README.md"}
-    assert not (user_repo / "hook-ran").exists()
+    assert not (user_repo / "hook-ran").exists() and not (user_repo / "post-checkout-ran").exists()
     assert ws.checkpoint("again") is None  # the .pyc alone is not a change
 
 

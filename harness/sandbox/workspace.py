@@ -128,9 +128,16 @@ class Workspace:
             log.warning(notices[-1])
         dest.parent.mkdir(parents=True, exist_ok=True)
         _exclude_home_from(user, top, home)
-        user.git.worktree("add", "-b", branch, str(dest), base)
+        # The record goes first: a worktree that exists always has one for open().
         _write_meta(home, run_id, {"repo": str(top), "base_commit": base,
                                    "official_ref_dir": str(official) if official else None})
+        try:
+            # No hooks: the user's post-checkout hook is not the harness's business.
+            user.git.execute(["git", "-c", "core.hooksPath=/dev/null", "worktree", "add", "-q",
+                              "-b", branch, str(dest), base])
+        except git.GitCommandError as exc:
+            (home / "worktrees" / f"{run_id}.json").unlink(missing_ok=True)
+            raise WorkspaceError(f"git worktree add failed: {exc.stderr.strip()}") from None
         return cls(top, run_id, dest, base, official, notices)
 
     @classmethod

@@ -130,6 +130,7 @@ class BwrapExecutor(_ProcessExecutor):
                 # still let the sandbox connect to them.
                 "--tmpfs", "/run"]
         argv += _hide_docker_socket()
+        argv += _hide_credentials()
         # The user's git metadata: hidden; the worktree's `.git` pointer: read-only.
         gitdir = str(_common_git_dir(self.ws))
         argv += ["--tmpfs", gitdir, "--remount-ro", gitdir]
@@ -146,6 +147,30 @@ def _common_git_dir(ws: Workspace) -> Path:
     import git
 
     return Path(git.Repo(ws.repo).common_dir).resolve()
+
+
+# Files and dirs under $HOME that commonly hold tokens; the read-only host view must not show them.
+_CREDENTIAL_PATHS = (".ssh", ".aws", ".azure", ".gnupg", ".config/gcloud", ".config/gh", ".docker",
+                     ".kube", ".netrc", ".git-credentials", ".pypirc", ".huggingface",
+                     ".cache/huggingface/token", ".cache/huggingface/stored_tokens",
+                     ".config/anthropic", ".config/openai")
+
+
+def _hide_credentials() -> list[str]:
+    """bwrap arguments masking credential files (an empty file) and dirs (an empty tmpfs)."""
+    homes = {Path.home(), Path(os.environ.get("HOME", str(Path.home())))}
+    args: list[str] = []
+    for home in homes:
+        for rel in _CREDENTIAL_PATHS:
+            path = home / rel
+            if path.is_dir() and not path.is_symlink():
+                args += ["--tmpfs", str(path)]
+            elif path.is_file() and not path.is_symlink():
+                args += ["--ro-bind", "/dev/null", str(path)]
+    hf_token = os.environ.get("HF_TOKEN_PATH")
+    if hf_token and Path(hf_token).is_file():
+        args += ["--ro-bind", "/dev/null", hf_token]
+    return args
 
 
 def _hide_docker_socket() -> list[str]:
