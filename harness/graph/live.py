@@ -115,7 +115,7 @@ def summary_renderables(summary: dict[str, Any]) -> list[Any]:
     if nodes:
         table = Table(title="Time and cost per node", show_lines=False)
         for col in ("node", "runs", "total s", "model s", "test s", "overhead s", "tokens in", "tokens out", "cost $"):
-            table.add_column(col, justify="left" if col == "node" else "right")
+            table.add_column(col, justify="left" if col == "node" else "right", no_wrap=col == "node")
         for name, n in nodes.items():
             table.add_row(name, str(n["calls"]), f"{n['total_s']:.2f}", f"{n['model_s']:.2f}", f"{n['test_s']:.2f}",
                           f"{n['overhead_s']:.2f}", str(n["input_tokens"]), str(n["output_tokens"]), f"{n['cost_usd']:.4f}")
@@ -126,8 +126,8 @@ def summary_renderables(summary: dict[str, Any]) -> list[Any]:
                           f"{tot['cost_usd']:.4f}", style="bold")
         out.append(table)
     facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
     for label, key in (("run id", "run_id"), ("run dir", "run_dir"), ("handoff", "handoff_path"),
                        ("branch", "branch"), ("worktree", "worktree"), ("last parity", "last_parity"),
                        ("blocker", "blocker"), ("error", "error")):

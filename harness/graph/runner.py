@@ -253,6 +253,7 @@ def _summary(res: RunResources, values: dict, outcome: RunOutcome, error: str | 
         "last_parity": parity.get("summary_line"), "next_step": handoff.get("next_step"),
         "blocker": handoff.get("blocker") if handoff else values.get("blocker"),
         "debug_rounds": int(values.get("debug_rounds") or 0),
+        "agent_stop": values.get("agent_stop"), "budget_spent": values.get("budget_spent"),
         "debug_attempts": values.get("debug_attempts") or [],
         "parity_runs": len(values.get("parity_runs") or []),
         "guard_findings": values.get("guard_findings") or [],
