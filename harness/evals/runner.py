@@ -271,10 +271,23 @@ def check_config(cfg: EvalConfig) -> None:
         problems.append(f"--max-debug-rounds must be 0 or more, not {cfg.max_debug_rounds}")
     if cfg.sandbox not in ("local", "bwrap", "docker"):
         problems.append(f"--sandbox must be local, bwrap or docker, not {cfg.sandbox!r}")
+    if cfg.gpus_per_task > 0:
+        problems += _gpu_problems(cfg)
     if len(set(cfg.models)) != len(cfg.models):
         problems.append("a --model is given twice")
     if problems:
         raise TaskError("; ".join(problems))
+
+
+def _gpu_problems(cfg: EvalConfig) -> list[str]:
+    """GPU slots hand each attempt distinct device ids, which only the docker sandbox can pin."""
+    from harness.graph.config import RunConfig, config_problems
+
+    if cfg.sandbox != "docker":
+        return [f"--gpus-per-task needs --sandbox docker (the {cfg.sandbox} sandbox cannot pin devices)"]
+    probe = RunConfig(packet=Path("p"), repo=Path("r"), sandbox="docker", gpus="device=0")
+    rejected = [p for p in config_problems(probe) if p.startswith("gpus")]
+    return [f"--gpus-per-task: runs cannot be pinned to device ids here ({rejected[0]})"] if rejected else []
 
 
 ProgressFn = Callable[[dict[str, Any]], None]
