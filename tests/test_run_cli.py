@@ -214,3 +214,20 @@ def test_interactive_run_asks_at_the_terminal_and_resumes_with_the_answer(tmp_pa
     assert "A person must decide" in text and "recommended: Keep the variant out" in text
     assert proc.returncode == 0, text[-3000:]
     assert load_handoff(home / "runs" / "tty1").parity_status == "non_skip_pass"
+
+
+@pytest.mark.slow
+def test_model_failure_ends_blocked_with_the_precise_reason(tmp_path):
+    """The human model with no input left is a model error: no retry loop, a blocked handoff."""
+    ex = example(tmp_path)
+    home = tmp_path / "home"
+    result = harness_cli(["run", "--packet", str(ex.packets["vae:parity-debug"]), "--repo", str(ex.repo),
+                          "--model", "human", "--sandbox", "local", "--non-interactive", "--run-id", "nohuman"],
+                         home, tmp_path, stdin=subprocess.DEVNULL)
+    assert result.returncode == 4, result.stdout + result.stderr
+    summary = json.loads((home / "runs" / "nohuman" / "summary.json").read_text())
+    assert summary["agent_stop"].startswith("planner stopped: model_error")
+    assert "input ended" in summary["agent_stop"]
+    handoff = load_handoff(home / "runs" / "nohuman")
+    assert handoff.next_step == "blocked" and handoff.parity_status != "non_skip_pass"
+    assert "model_error" in handoff.blocker

@@ -262,3 +262,15 @@ def test_debugger_asks_to_loosen_tolerance_and_a_person_approves(tmp_path):
     assert load_handoff(done.run_dir).parity_status == "non_skip_pass"
     row = port_status(done.worktree).rows("Escape Hatches")[0]
     assert "Loosen the tolerance" in row["Resolution"]
+
+
+def test_text_encoder_port_reaches_non_skip_pass(tmp_path):
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=write_gold_turns("text_encoder"))
+    out = start_run(run_cfg(tmp_path, ex, "text_encoder:parity-debug", script))
+    assert out.status == "completed", out.summary
+    handoff = load_handoff(out.run_dir)
+    assert handoff.parity_status == "non_skip_pass" and handoff.component == "text_encoder"
+    status = port_status(out.worktree)
+    assert component_row(status, "text_encoder")["Parity"].strip("`") == "non_skip_pass"
+    assert component_row(status, "vae")["Parity"].strip("`") == "scaffold_skip"  # other rows untouched
