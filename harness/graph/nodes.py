@@ -202,8 +202,6 @@ def debug(state: RunState, res: RunResources) -> Update:
     if update.get("pending_hatch"):
         return update
     attempts = list(state.get("debug_attempts") or [])
-    if resuming and attempts and attempts[-1].get("round") == rounds:
-        attempts.pop()  # the same round, finished after the person's answer
     attempts.append({
         "round": rounds,
         "summary": str(finish.get("summary") or update.get("agent_stop") or "no summary"),
@@ -325,7 +323,7 @@ def finalize(state: RunState, res: RunResources) -> Update:
     handoff = build_handoff(
         packet=packet, workspace=ws, mode=packet.mode, last_parity=last, parity_current=current,
         concerns=list(state.get("concerns") or []), findings=findings, escape_hatch=None,
-        retry_request=_retry_from(state), prototype=_prototype_from(state, res, packet),
+        retry_request=_retry_from(state), prototype=_prototype_from(res, packet),
         budget_blocker=_budget_blocker(state),
     )
     handoff = update_port_status(ws, packet, handoff)  # sets readme_updated from the diff
@@ -369,7 +367,7 @@ def _retry_from(state: RunState) -> Any:
     return ConversionRetryRequest.model_validate(data) if data else None
 
 
-def _prototype_from(state: RunState, res: RunResources, packet: Any) -> Any:
+def _prototype_from(res: RunResources, packet: Any) -> Any:
     if packet.mode != "prototype":
         return None
     from harness.graph.evidence import prototype_evidence

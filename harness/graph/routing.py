@@ -60,8 +60,6 @@ def after_parity(state: RunState) -> str:
         return "finalize"  # next_step=phase_5_conversion: parity is not chased in prototype mode
     if state.get("retry_request"):
         return "finalize"  # conversion is implicated: hand back to conversion, do not debug it
-    if status == "blocked" and parity.get("infrastructure"):
-        return "finalize"
     if budget_left(state):
         return "debug"
     if _on_budget(state) == "blocked" or state.get("budget_decision") == "stop":
