@@ -363,6 +363,33 @@ def test_docker_missing_image_is_a_clear_error(ws, docker_client):
 
 
 @pytest.mark.docker
+def test_docker_image_without_the_needed_tools_is_a_clear_error(ws, docker_client, tmp_path):
+    import io
+    import tarfile
+
+    import docker.errors
+
+    # An image holding a single file: no shell, no setsid, no timeout.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"empty image\n"
+        info = tarfile.TarInfo("README")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    tag = "fastvideo-harness-test-empty:latest"
+    docker_client.api.import_image_from_data(buf.getvalue(), repository=tag.split(":")[0], tag="latest")
+    ex = make_executor("docker", ws, image=tag, memory="256m")
+    try:
+        with pytest.raises(InfrastructureError, match="cannot start the sandbox container|lacks sh, setsid or timeout"):
+            ex.start()
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.containers.get(ex.name)
+    finally:
+        ex.close()
+        docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.docker
 @pytest.mark.slow
 def test_docker_fork_bomb_is_contained_by_the_pids_limit(ws, sandbox_image):
     ex = make_executor("docker", ws, image=sandbox_image, memory="1g", pids_limit=64)

@@ -10,6 +10,7 @@ them, so `harness sandbox prune` can remove those whose owner died.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import shlex
 import signal
@@ -155,9 +156,27 @@ class DockerExecutor(Executor):
         try:
             self._container = client.containers.run(self.image, **self._container_config())
         except docker.errors.APIError as exc:
+            self._remove_by_name(client)  # created but not started: leave nothing behind
             raise InfrastructureError(f"cannot start the sandbox container {self.name}: {exc}") from exc
         _LIVE[self.name] = self
         _install_exit_cleanup()
+        self._check_tools()
+
+    def _check_tools(self) -> None:
+        """Every command runs under `setsid` and `timeout`; an image without them cannot be used."""
+        import docker.errors
+
+        try:
+            probe = self._container.exec_run(["sh", "-c", "command -v setsid && command -v timeout"],
+                                             user=self.user)
+        except docker.errors.APIError as exc:  # no sh at all
+            probe = docker.models.containers.ExecResult(126, str(exc).encode())
+        if probe.exit_code != 0:
+            self.close()
+            raise InfrastructureError(
+                f"docker image {self.image!r} lacks sh, setsid or timeout (util-linux, coreutils or "
+                f"busybox); the sandbox needs them to kill timed-out commands: {probe.output.decode(errors='replace')}"
+            )
 
     def _container_config(self) -> dict[str, Any]:
         from docker.types import Mount
@@ -195,6 +214,12 @@ class DockerExecutor(Executor):
                 f"owner pid {old.labels.get(LABEL_PID)})"
             )
         old.remove(force=True)
+
+    def _remove_by_name(self, client: Any) -> None:
+        try:
+            client.containers.get(self.name).remove(force=True)
+        except Exception:  # never created
+            pass
 
     def stop(self) -> None:
         """Stop the container for a pause; start() brings it back."""
@@ -246,7 +271,8 @@ class DockerExecutor(Executor):
         # timeout: TERM to the command's process group at the deadline, KILL shortly after.
         wrapper = ('mkdir -p "${0%/*}" 2>/dev/null; echo $$ > "$0"; '
                    f'timeout -k {_KILL_GRACE_S} "$1" sh -c "$2"')
-        argv = ["setsid", "-w", "sh", "-c", wrapper, pidfile, f"{timeout_s:g}", command]
+        seconds = str(max(1, math.ceil(timeout_s)))  # whole seconds: busybox timeout wants them
+        argv = ["setsid", "-w", "sh", "-c", wrapper, pidfile, seconds, command]
         api = self._client.api
         started = time.monotonic()
         try:
