@@ -70,7 +70,9 @@ def test_dirty_checkout_starts_from_head_and_stays_byte_identical(user_repo, har
     assert git(user_repo, "status", "--porcelain") == status_before
 
 
-def test_checkpoint_commits_everything_with_harness_identity_and_no_hooks(user_repo, harness_root):
+def test_checkpoint_commits_everything_with_harness_identity_and_no_hooks(user_repo, harness_root, monkeypatch):
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Someone Else")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "someone@example.com")
     # A hook in the user's repo that would leave a mark if it ran.
     hook = Path(git(user_repo, "rev-parse", "--git-common-dir").strip())
     hook = (user_repo / hook if not hook.is_absolute() else hook) / "hooks" / "pre-commit"
@@ -92,6 +94,7 @@ def test_checkpoint_commits_everything_with_harness_identity_and_no_hooks(user_r
     assert sha == ws.head() != ws.base_commit
     commit = gitpython.Repo(user_repo).commit(sha)
     assert commit.author.name == HARNESS_AUTHOR_NAME and commit.message.strip() == "port toy vae"
+    assert commit.committer.email == "harness@fastvideo-harness.invalid"
     assert set(commit.stats.files) == {"fastvideo/models/vaes/toyvae.py", "fastvideo/configs/toy.py", "README.md"}
     assert not (user_repo / "hook-ran").exists() and not (user_repo / "post-checkout-ran").exists()
     assert ws.checkpoint("again") is None  # the .pyc alone is not a change

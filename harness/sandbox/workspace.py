@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 HARNESS_AUTHOR_NAME = "fastvideo-harness"
 HARNESS_AUTHOR_EMAIL = "harness@fastvideo-harness.invalid"
 
+# Set as environment variables, which win over any identity in the user's config or env.
+_IDENTITY = {"GIT_AUTHOR_NAME": HARNESS_AUTHOR_NAME, "GIT_AUTHOR_EMAIL": HARNESS_AUTHOR_EMAIL,
+             "GIT_COMMITTER_NAME": HARNESS_AUTHOR_NAME, "GIT_COMMITTER_EMAIL": HARNESS_AUTHOR_EMAIL}
+
 # A run id becomes a branch name and a directory name, so keep it boring.
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -171,9 +175,8 @@ class Workspace:
         excludes = self._excludes_file()
         return self._git.execute(
             ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false",
-             "-c", f"core.excludesFile={excludes}", "-c", f"user.name={HARNESS_AUTHOR_NAME}",
-             "-c", f"user.email={HARNESS_AUTHOR_EMAIL}", *args],
-            env=env, strip_newline_in_stdout=False,
+             "-c", f"core.excludesFile={excludes}", *args],
+            env={**_IDENTITY, **(env or {})}, strip_newline_in_stdout=False,
         )
 
     def _check_gitfile(self) -> None:
