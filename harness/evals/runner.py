@@ -164,14 +164,15 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
     stats = _run_stats(outcome)
     record.update(stats, run_dir=out_json.get("run_dir"), status=out_json.get("status"),
                   exit_code=out_json.get("exit_code"), wall_s=round(run_wall, 3))
-    if out_json.get("status") == "invalid":  # the task's own packet is bad: a suite problem
+    if out_json.get("status") == "invalid":  # the task's packet or run settings are bad: not the agent
         problems = (out_json.get("summary") or {}).get("problems") or []
         record.update(outcome="error", error_class="infra_error",
-                      reasons=["the harness refused the task's packet: " + "; ".join(map(str, problems))])
+                      reasons=["the harness refused the run's input: " + "; ".join(map(str, problems))])
         return record
     if out_json.get("status") == "error" or "infra_error" in str(stats.get("agent_stop")):
+        detail = (out_json.get("summary") or {}).get("error") or stats.get("agent_stop") or "no detail"
         record.update(outcome="error", error_class="infra_error",
-                      reasons=[f"run ended with an internal or sandbox error (status {out_json.get('status')!r})"])
+                      reasons=[f"run ended with an internal or sandbox error: {str(detail)[:500]}"])
         return record
     record.update(grade(task, prepared, out_json, try_dir, job.sandbox, stats))
     return record
@@ -275,6 +276,10 @@ def check_config(cfg: EvalConfig) -> None:
         problems += _gpu_problems(cfg)
     if len(set(cfg.models)) != len(cfg.models):
         problems.append("a --model is given twice")
+    for model in cfg.models:
+        provider, _, rest = model.partition(":")
+        if provider in ("scripted", "replay") and not Path(rest).is_file():
+            problems.append(f"--model {model}: file {rest!r} not found")
     if problems:
         raise TaskError("; ".join(problems))
 
