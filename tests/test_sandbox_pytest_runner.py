@@ -168,6 +168,18 @@ def test_a_test_printing_a_fake_summary_is_not_trusted(local, ws, tmp_path):
     assert run.status == "scaffold_skip" and run.skipped == 1
 
 
+def test_tests_hidden_by_a_conftest_are_not_a_pass(local, ws, tmp_path):
+    rel = _write_case(ws, "mixed")
+    (ws.path / T / "conftest.py").write_text(
+        "def pytest_collection_modifyitems(config, items):\n"
+        "    hidden = [i for i in items if i.name == 'test_parity']\n"
+        "    config.hook.pytest_deselected(items=hidden)\n"
+        "    items[:] = [i for i in items if i not in hidden]\n")
+    run = run_parity_test(local, rel, tmp_path / "logs")
+    assert run.passed == 1 and run.skipped == 0
+    assert run.status == "debug_red" and "deselected" in run.first_failure
+
+
 def test_pytest_missing_in_the_sandbox_is_blocked(ws, tmp_path):
     # A `python` whose site-packages are off: the interpreter runs, pytest cannot be imported.
     bindir = tmp_path / "bin"

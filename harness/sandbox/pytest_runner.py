@@ -14,7 +14,8 @@ Status rules, in order:
    weights dir, or ModuleNotFoundError of a third-party module (not `fastvideo`, not a
    package of the checkout itself), or no CUDA device. Anything else is a bug to debug.
 4. no tests collected (exit 5 without skips), a missing or unreadable report, counts that
-   disagree, a non-zero exit code without failures -> debug_red (never a pass)
+   disagree, a non-zero exit code without failures, tests deselected by configuration
+                                             -> debug_red (never a pass)
 5. any xfailed or xpassed                    -> debug_red: a parity test carries no xfail
    marks; an xfail hides a red result and an xpass means the marks are stale
 6. skips (with or without passes)            -> scaffold_skip, with the reasons
@@ -329,6 +330,9 @@ def _disagreement(counts: dict, summary: dict[str, int], exit_code: int) -> str 
     allowed = (0, 5) if counts["skipped"] and not counts["passed"] else (0,)
     if exit_code not in allowed:
         return f"pytest exited {exit_code} although no test failed"
+    if summary.get("deselected"):
+        # The command selects nothing, so configuration or a plugin hid tests from the run.
+        return f"{summary['deselected']} test(s) were deselected by configuration; the run is not trusted"
     return None
 
 
