@@ -131,6 +131,10 @@ class BwrapExecutor(_ProcessExecutor):
                 "--tmpfs", "/run"]
         argv += _hide_docker_socket()
         argv += _hide_credentials()
+        # The harness's own python stays reachable even if it lives under the hidden /tmp.
+        for prefix in sorted({sys.prefix, sys.base_prefix}):
+            if Path(prefix).is_relative_to("/tmp"):
+                argv += ["--ro-bind", prefix, prefix]
         # The user's git metadata: hidden; the worktree's `.git` pointer: read-only.
         gitdir = str(_common_git_dir(self.ws))
         argv += ["--tmpfs", gitdir, "--remount-ro", gitdir]
