@@ -164,6 +164,10 @@ def test_conversion_retry_request_for_a_renamed_key(tmp_path):
     assert "post_quant_conv" in str(request.failing_keys) and request.suspected_fix == "rename"
     assert out.summary["debug_rounds"] == 0  # conversion is not debugged by the component skill
     assert out.status == "blocked" and out.exit_code == 4
+    status = port_status(out.worktree)
+    assert "retry requested" in component_row(status)["Conversion"]
+    issues = status.rows("Issues And Blockers")
+    assert len(issues) == 1 and "loading state_dict" in issues[0]["Issue"]
     changed = git.Repo(out.worktree).git.diff("--name-only", repo.head.commit.hexsha, "HEAD").splitlines()
     assert not [p for p in changed if p.startswith("converted_weights/")]
 
@@ -179,6 +183,10 @@ def test_budget_spent_with_on_budget_blocked_gives_precise_blocker(tmp_path):
     assert handoff.next_step == "blocked"
     assert "debug budget spent" in handoff.blocker and "1 of 1 debug rounds" in handoff.blocker
     assert "debug_red" in handoff.blocker
+    status = port_status(out.worktree)
+    assert component_row(status)["Parity"].strip("`") == "debug_red"
+    issues = status.rows("Issues And Blockers")
+    assert [i["ID"].strip("`") for i in issues] == ["I001"] and "debug budget spent" in issues[0]["Issue"]
 
 
 def test_budget_spent_asks_a_cost_question_then_extends_or_stops(tmp_path):
@@ -217,6 +225,9 @@ def test_cost_question_answered_stop_ends_blocked(tmp_path):
     done = answer_run(out.run_id, option=2, home=cfg.home)
     assert (done.status, done.exit_code) == ("blocked", 4), done.summary
     assert "debug budget spent" in load_handoff(done.run_dir).blocker
+    status = port_status(done.worktree)
+    assert status.rows("Escape Hatches")[0]["Status"].strip("`") != "open"
+    assert component_row(status)["Parity"].strip("`") == "debug_red"
 
 
 @pytest.mark.bwrap
