@@ -167,11 +167,11 @@ def _plain_events(console: Any) -> Any:
 
     def sink(kind: str, data: dict[str, Any]) -> None:
         if kind == "node_start":
-            console.print(f"[harness] {data.get('node')}", highlight=False)
+            console.print(f"[harness] {data.get('node')}", highlight=False, markup=False)
         elif kind == "parity":
-            console.print(f"[harness] parity {data.get('status')}: {data.get('summary')}", highlight=False)
+            console.print(f"[harness] parity {data.get('summary')}", highlight=False, markup=False)
         elif kind == "error":
-            console.print(f"[harness] error: {data.get('error')}", highlight=False)
+            console.print(f"[harness] error: {data.get('error')}", highlight=False, markup=False)
 
     return sink
 
@@ -199,7 +199,7 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
     print_summary(console, outcome.summary)
     if outcome.status == "paused":
         _show_question(console, outcome)
-        console.print("Answer it with:", highlight=False)
+        console.print("Answer it with:", highlight=False, markup=False)
         console.print(f"  {_exact_answer_command(outcome)}", highlight=False, markup=False)
     raise typer.Exit(outcome.exit_code)
 

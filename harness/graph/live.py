@@ -73,7 +73,7 @@ class LiveView:
         elif kind == "node_start":
             self.node = str(data.get("node"))
         elif kind == "parity":
-            self.last_test = f"{data.get('status')}: {data.get('summary')}"
+            self.last_test = str(data.get('summary') or data.get('status'))
         elif kind == "question":
             self.notes.append(f"question {data.get('hatch_id')}: {(data.get('hatch') or {}).get('question')}")
         elif kind == "guards":
