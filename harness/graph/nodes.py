@@ -68,14 +68,8 @@ def parity_from_dict(data: dict[str, Any] | None) -> Any:
         return None
     from harness.sandbox.pytest_runner import ParityRun
 
-    if hasattr(ParityRun, "model_validate"):
-        names = set(ParityRun.model_fields)
-        return ParityRun.model_validate({k: v for k, v in data.items() if k in names})
-    names = {f.name for f in dataclasses.fields(ParityRun)}
-    values = {k: v for k, v in data.items() if k in names}
-    if values.get("log_path") is not None:
-        values["log_path"] = Path(values["log_path"])
-    return ParityRun(**values)
+    names = set(ParityRun.model_fields)
+    return ParityRun.model_validate({k: v for k, v in data.items() if k in names})
 
 
 def timed(name: str) -> Callable:
