@@ -141,24 +141,31 @@ def _pct(x: float) -> str:
 
 
 def render_terminal(summary: Summary, console: Any = None) -> None:
-    """Print the score tables with rich."""
+    """Print the score tables with rich (narrow tables, so they fit an 80-column terminal)."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title="Eval results per model")
-    for col in ("model", "attempts", "success", "95% CI", "pass@k", "pass^k", "turns", "tokens", "cost $", "time s", "errors"):
-        table.add_column(col, justify="left" if col in ("model", "errors") else "right")
+    scores = Table(title="Success per model")
+    for col in ("model", "attempts", "success", "95% CI", "errors"):
+        scores.add_column(col, justify="right" if col in ("attempts", "success", "95% CI") else "left")
+    reliability = Table(title="pass@k (unbiased) and pass^k")
+    for col in ("model", "k", "pass@k", "pass^k"):
+        reliability.add_column(col, justify="left" if col == "model" else "right")
+    costs = Table(title="Mean per attempt")
+    for col in ("model", "turns", "tokens", "cost $", "time s", "total $"):
+        costs.add_column(col, justify="left" if col == "model" else "right")
     for m in summary.models:
         s = summary.models_summary[m]
-        table.add_row(
-            m, str(s.n), f"{_pct(s.rate)} ({s.passes}/{s.n})", f"{_pct(s.ci[0])}-{_pct(s.ci[1])}",
-            " ".join(f"@{k}={v:.2f}" for k, v in s.pass_at.items()),
-            " ".join(f"^{k}={v:.2f}" for k, v in s.pass_hat.items()),
-            f"{s.mean_turns:.1f}", f"{s.mean_tokens:.0f}", f"{s.mean_cost:.4f}", f"{s.mean_wall:.1f}",
-            ", ".join(f"{k}={v}" for k, v in sorted(s.errors.items())) or "-",
-        )
-    console.print(table)
+        errors = ", ".join(f"{k}={v}" for k, v in sorted(s.errors.items())) or "-"
+        scores.add_row(m, str(s.n), f"{_pct(s.rate)} ({s.passes}/{s.n})", f"{_pct(s.ci[0])}-{_pct(s.ci[1])}", errors)
+        for k in s.pass_at:
+            reliability.add_row(m, str(k), f"{s.pass_at[k]:.2f}", f"{s.pass_hat[k]:.2f}")
+        costs.add_row(m, f"{s.mean_turns:.1f}", f"{s.mean_tokens:.0f}", f"{s.mean_cost:.4f}", f"{s.mean_wall:.1f}",
+                      f"{s.total_cost:.4f}")
+    console.print(scores)
+    console.print(reliability)
+    console.print(costs)
 
     kinds = Table(title="Success by task kind")
     kinds.add_column("model")
@@ -171,12 +178,14 @@ def render_terminal(summary: Summary, console: Any = None) -> None:
     console.print(kinds)
 
     for c in summary.comparisons:
-        comp = Table(title=f"Paired: {c.a} vs {c.b}")
+        differing = {t: d for t, d in sorted(c.per_task.items()) if d != 0}
+        comp = Table(title=f"Paired: {c.a} vs {c.b} (tasks that differ)")
         comp.add_column("task")
-        comp.add_column("rate difference", justify="right")
-        for task, diff in sorted(c.per_task.items()):
+        comp.add_column(f"rate {c.a} - {c.b}", justify="right")
+        for task, diff in differing.items():
             comp.add_row(task, f"{diff:+.2f}")
-        console.print(comp)
+        if differing:
+            console.print(comp)
         w, l, t = c.task_wins
         console.print(
             f"tasks: {c.a} better on {w}, {c.b} better on {l}, tied {t} (sign test p={c.task_p:.3f}); "
