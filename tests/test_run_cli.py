@@ -77,7 +77,7 @@ def test_sigkill_mid_debug_then_resume_reaches_the_same_outcome(tmp_path):
     home = tmp_path / "home"
     debugger = [
         {"tool_calls": [{"name": "read_file", "args": {"path": VAE_MODEL, "start_line": 140}}]},
-        {"tool_calls": [{"name": "run", "args": {"command": "sleep 5"}}]},
+        {"tool_calls": [{"name": "run", "args": {"command": "sleep 8"}}]},
         {"tool_calls": [{"name": "edit_file", "args": {"path": VAE_MODEL, "old": BAD_UNSCALE, "new": GOOD_UNSCALE}}]},
         {"tool_calls": [{"name": "finish", "args": {"summary": "fixed unscale_latents"}}]},
     ]
@@ -94,7 +94,9 @@ def test_sigkill_mid_debug_then_resume_reaches_the_same_outcome(tmp_path):
             break
         time.sleep(0.1)
     assert proc.poll() is None, "the run ended before the debugger started"
-    time.sleep(1.0)  # inside the debugger's `sleep 5`
+    busy = harness_cli(["resume", "killed1", "--non-interactive"], home, tmp_path)  # the run is being driven
+    assert busy.returncode == 2 and "another process" in busy.stderr, busy.stderr
+    assert proc.poll() is None
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (home / "runs" / "killed1" / "handoff.json").exists()
