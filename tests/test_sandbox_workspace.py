@@ -293,3 +293,5 @@ def test_a_rewritten_git_pointer_stops_host_git(user_repo, harness_root):
     (ws.path / ".git").write_text("gitdir: /tmp/evil\n")
     with pytest.raises(WorkspaceError, match="was modified"):
         ws.checkpoint("x")
+    with pytest.raises(WorkspaceError, match="does not point into"):
+        Workspace.open(user_repo, "tamper", root=harness_root)

@@ -91,8 +91,8 @@ class Workspace:
         self.base_commit = base_commit
         self.official_ref_dir = official_ref_dir
         self.notices: list[str] = notices or []
+        self._gitfile = _checked_gitfile(repo, path)
         self._git = git.Repo(path).git
-        self._gitfile = (path / ".git").read_text()
 
     # ----- making and reopening -------------------------------------------------------
 
@@ -303,6 +303,16 @@ def _from_sandbox_path(raw: Path, root: Path, official: Path | None) -> Path:
         if real is not None and posix.is_relative_to(alias) and not real.is_relative_to(Path(alias)):
             return real / posix.relative_to(alias)
     return raw
+
+
+def _checked_gitfile(repo: Path, path: Path) -> str:
+    """The worktree's `.git` pointer, after checking it leads into the checkout's own git dir."""
+    text = (path / ".git").read_text()
+    target = Path(text.removeprefix("gitdir:").strip())
+    common = Path(git.Repo(repo).common_dir).resolve()
+    if not text.startswith("gitdir:") or not _is_within(target.resolve(), common / "worktrees"):
+        raise WorkspaceError(f"{path / '.git'} does not point into {common / 'worktrees'}; refusing to use it")
+    return text
 
 
 def _branch_exists(repo: git.Repo, branch: str) -> bool:
