@@ -256,6 +256,7 @@ def test_secrets_in_the_harness_environment_are_not_visible(sandbox, monkeypatch
         assert value not in r.stdout and f"{name}=" not in r.stdout
     with pytest.raises(ValueError, match="credential"):
         sandbox.run("true", env={"HF_TOKEN": "x"})
+    assert sandbox.run('echo "$SEED"', env={"SEED": "7"}, timeout_s=30).stdout == "7\n"
 
 
 def test_timeout_kills_the_command_and_its_children(sandbox):
