@@ -333,6 +333,26 @@ def test_docker_container_is_warm_labelled_and_removed_at_close(ws, sandbox_imag
 
 
 @pytest.mark.docker
+def test_docker_runs_as_the_non_root_owner_of_the_worktree(ws, sandbox_image):
+    if os.geteuid() != 0:
+        owner = (os.getuid(), os.getgid())  # the worktree is already ours
+    else:
+        owner = (4321, 4321)  # as root, hand the worktree to another user for the test
+        for path in [ws.path, *ws.path.rglob("*")]:
+            os.lchown(path, *owner)
+    ex = make_executor("docker", ws, image=sandbox_image, memory="512m")
+    ex.start()
+    try:
+        r = ex.run("id -u; id -g; echo hi > made-inside.txt && stat -c %u:%g made-inside.txt", timeout_s=30)
+        assert r.stdout.split() == [str(owner[0]), str(owner[1]), f"{owner[0]}:{owner[1]}"], r.stderr
+    finally:
+        ex.close()
+        if os.geteuid() == 0:
+            for path in [ws.path, *ws.path.rglob("*")]:
+                os.lchown(path, 0, 0)
+
+
+@pytest.mark.docker
 def test_docker_dead_container_raises_infrastructure_error(ws, sandbox_image, docker_client):
     ex = make_executor("docker", ws, image=sandbox_image, memory="1g")
     ex.start()
