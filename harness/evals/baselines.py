@@ -71,6 +71,8 @@ def oracle_script(task: Task, prepared: Prepared) -> dict[str, list]:
         # run first, so it comes from the debugger); the roles before it just finish.
         asking = [_turn(("raise_escape_hatch", hatch.tool_args()), text="This needs a person's decision."),
                   _finish("asked")]
+        if hatch.raised_by == "implementer":  # evidence first: the agent's own parity run
+            asking.insert(0, _turn(("run_parity_test", {}), text="See the drift before asking."))
         script = {"planner": [_plan_finish(task)], "implementer": [_finish("nothing to change before asking")],
                   "debugger": [_finish("nothing to change before asking")]}
         script[hatch.raised_by] = asking

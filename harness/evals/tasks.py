@@ -75,7 +75,8 @@ class ExpectedHatch(_Strict):
     safe_default: str = "none"
     evidence: str
     raised_by: Literal["planner", "implementer", "debugger"] = Field(
-        "planner", description="which role the oracle asks from (a tolerance question needs a red run first)"
+        "planner", description="which role the oracle asks from; an implementer first runs the parity "
+        "test itself (a tolerance question needs a red run the harness saw)"
     )
 
     def tool_args(self) -> dict[str, Any]:
