@@ -259,6 +259,15 @@ class DockerExecutor(Executor):
                 f"(exit code {state.get('ExitCode')}, OOMKilled={state.get('OOMKilled')})"
             )
 
+    def _check_alive_after_signal(self, settle_s: float = 1.0) -> None:
+        """_check_alive, watching a little while: the engine notes a killed container a bit late."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            self._check_alive()
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+
     def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
         """Run `command` via `docker exec`, in its own session, killed (with children) at the timeout."""
         self._check_alive()
@@ -301,7 +310,7 @@ class DockerExecutor(Executor):
             watchdog.cancel()
         duration = time.monotonic() - started
         if code is None or code >= 128:
-            self._check_alive()  # a signal death may be the container's, not the command's
+            self._check_alive_after_signal()  # a signal death may be the container's, not the command's
             code = -1 if code is None else code
         timed_out = duration >= timeout_s and code in (124, 137, -1)
         if timed_out:
