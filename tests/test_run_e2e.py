@@ -285,3 +285,20 @@ def test_text_encoder_port_reaches_non_skip_pass(tmp_path):
     status = port_status(out.worktree)
     assert component_row(status, "text_encoder")["Parity"].strip("`") == "non_skip_pass"
     assert component_row(status, "vae")["Parity"].strip("`") == "scaffold_skip"  # other rows untouched
+
+
+@pytest.mark.docker
+def test_run_in_docker_pauses_and_resumes_with_a_restarted_container(tmp_path):
+    from tests.test_run_cli import SCOPE_HATCH
+
+    ex = example(tmp_path)
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=[SCOPE_HATCH] + write_gold_turns())
+    cfg = run_cfg(tmp_path, ex, "vae:parity-debug", script)
+    cfg.sandbox = "docker"
+    out = start_run(cfg)
+    assert out.status == "paused", out.summary
+    done = answer_run(out.run_id, option=1, home=cfg.home)
+    assert done.status == "completed", done.summary
+    handoff = load_handoff(done.run_dir)
+    assert handoff.parity_status == "non_skip_pass"
+    assert port_status(done.worktree).rows("Escape Hatches")[0]["ID"].strip("`") == "E001"
