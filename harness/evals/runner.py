@@ -169,12 +169,15 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
         record.update(outcome="error", error_class="infra_error",
                       reasons=["the harness refused the run's input: " + "; ".join(map(str, problems))])
         return record
-    if out_json.get("status") == "error" or "infra_error" in str(stats.get("agent_stop")):
+    stop = str(stats.get("agent_stop"))
+    if out_json.get("status") == "error" or "infra_error" in stop or "model_error" in stop:
         detail = (out_json.get("summary") or {}).get("error") or stats.get("agent_stop") or "no detail"
         record.update(outcome="error", error_class="infra_error",
                       reasons=[f"run ended with an internal or sandbox error: {str(detail)[:500]}"])
         return record
+    graded = time.monotonic()
     record.update(grade(task, prepared, out_json, try_dir, job.sandbox, stats))
+    record["grade_s"] = round(time.monotonic() - graded, 3)
     return record
 
 
@@ -208,7 +211,8 @@ def run_attempt(job: AttemptJob) -> dict[str, Any]:
         "task": task.id, "kind": task.kind, "model": job.model, "attempt": job.attempt,
         "outcome": last.get("outcome", "error"), "reasons": last.get("reasons", []),
         "turns": last.get("turns", 0), "tokens": last.get("tokens", 0), "cost_usd": last.get("cost_usd", 0.0),
-        "wall_s": round(sum(t.get("wall_s", 0.0) for t in tries), 3), "run_dir": last.get("run_dir"),
+        "wall_s": round(sum(t.get("wall_s", 0.0) for t in tries), 3), "grade_s": last.get("grade_s", 0.0),
+        "run_dir": last.get("run_dir"),
         "attempt_dir": job.attempt_dir, "error_class": last.get("error_class"), "status": last.get("status"),
         "exit_code": last.get("exit_code"), "agent_stop": last.get("agent_stop"),
         "retries": [{"error_class": t.get("error_class"), "reasons": t.get("reasons", []), "try_dir": t["try_dir"]}
