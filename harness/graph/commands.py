@@ -36,6 +36,7 @@ def run_command(
     repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout to port into (never written).")],
     model: Annotated[str, typer.Option(help="anthropic:<m> | openai:<m> | scripted:<file> | human | replay:<file>")] = "human",
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    price: Annotated[Optional[str], typer.Option("--price", help="USD per million tokens 'in,out[,cache_read,cache_write]' for a model not in the price table.")] = None,
     sandbox: Annotated[Sandbox, typer.Option(help="Where commands and tests run.")] = Sandbox.docker,
     image: Annotated[Optional[str], typer.Option(help="Docker image for the sandbox.")] = None,
     gpus: Annotated[str, typer.Option(help="all | N | none")] = "none",
@@ -51,7 +52,7 @@ def run_command(
     from harness.graph.runner import RunConfig, start_run
 
     cfg = RunConfig(
-        packet=packet, repo=repo, model=model, base_url=base_url, sandbox=sandbox.value, image=image,
+        packet=packet, repo=repo, model=model, base_url=base_url, price=price, sandbox=sandbox.value, image=image,
         gpus=gpus, max_turns=max_turns, max_debug_rounds=max_debug_rounds, max_usd=max_usd,
         max_seconds=max_seconds, non_interactive=non_interactive or not _interactive(), on_budget=on_budget.value,
         run_id=run_id,

@@ -22,6 +22,7 @@ class RunConfig:
     repo: Path
     model: str = "human"
     base_url: str | None = None
+    price: str | None = None  # "in,out[,cache_read,cache_write]" USD per million tokens
     sandbox: SandboxKind = "docker"
     image: str | None = None
     gpus: str = "none"

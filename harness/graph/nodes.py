@@ -143,7 +143,8 @@ def prepare_workspace(state: RunState, res: RunResources) -> Update:
     for notice in getattr(ws, "notices", []):
         res.log.warning(notice)
     res.executor  # start it now: one sandbox, kept warm for every test of the run
-    skill = skill_for(packet.component_type, ws.path)
+    # The skill text comes from the user's checkout, which agents cannot write, never from the worktree.
+    skill = skill_for(packet.component_type, res.cfg.repo)
     res.log.info(skill.describe_source())
     return {
         "workspace": {"path": str(ws.path), "branch": ws.branch, "base_commit": ws.base_commit},
@@ -187,7 +188,7 @@ def debug(state: RunState, res: RunResources) -> Update:
     from harness.skills import skill_for
 
     resuming = state.get("asked_by") == "debug" and bool(state.get("hatch_answer"))
-    skill = skill_for(state["packet"]["component_type"], res.workspace.path)
+    skill = skill_for(state["packet"]["component_type"], res.cfg.repo)
     before = res.workspace.head()
     update = _run_agent_node("debug", state, res, tasks.debug_task(state, skill.drift_checklist))
     finish = update.pop("finish_args", None) or {}
@@ -424,9 +425,15 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
 def _run_test(res: RunResources, packet: Any) -> Any:
     from harness.sandbox.pytest_runner import run_parity_test
 
+    from harness.sandbox.executors import InfrastructureError
+
     start = time.monotonic()
     try:
         return run_parity_test(res.executor, packet.parity_test, res.logs_dir)
+    except InfrastructureError:
+        # The node's retry policy runs it again; it must get a live sandbox, not the dead one.
+        res.restart_executor()
+        raise
     finally:
         res.test_s += time.monotonic() - start
 
@@ -477,7 +484,7 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
     concerns = list(state.get("concerns") or [])
     ctx = ToolContext(ws, res.executor, role, run_parity=agent_parity, hatch_policy=policy,
                       concerns=concerns, phase=f"{packet.mode} {node}")
-    skill = skill_for(packet.component_type, ws.path)
+    skill = skill_for(packet.component_type, res.cfg.repo)
     model = res.model(state)
     res.emit("agent_start", node=node, role=role, resuming=resuming)
     result = run_agent(

@@ -104,6 +104,11 @@ class RunResources:
             self._executor_started = True
         return self._executor
 
+    def restart_executor(self) -> None:
+        """After an infrastructure failure: the next use starts the sandbox again
+        (a stopped container is restarted, a removed one recreated)."""
+        self._executor_started = False
+
     # -- model and trajectory -------------------------------------------------------------
     def model(self, state: dict | None = None) -> TimedModel:
         """One model per process. A scripted or replay model serves its turns in order per
@@ -111,7 +116,7 @@ class RunResources:
         if self._model is None:
             from harness.agents.models import make_model
 
-            self._model = make_model(self.cfg.model, base_url=self.cfg.base_url)
+            self._model = make_model(self.cfg.model, base_url=self.cfg.base_url, price=self.cfg.price)
             served = getattr(self._model, "served", None)
             if isinstance(served, dict):
                 served.update((state or {}).get("model_positions") or {})

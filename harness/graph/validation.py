@@ -15,7 +15,7 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
     """
     problems = list(config_problems(cfg))
     problems += _repo_problems(Path(cfg.repo))
-    problems += model_problems(cfg.model)
+    problems += model_problems(cfg.model, cfg.price)
     packet, packet_problems = _load_packet(Path(cfg.packet))
     problems += packet_problems
     if packet is not None and not _repo_problems(Path(cfg.repo)):
@@ -24,12 +24,20 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
     return packet, problems
 
 
-def model_problems(spec: str) -> list[str]:
-    """The model spec names a known provider, and a scripted/replay file that exists."""
+def model_problems(spec: str, price: str | None = None) -> list[str]:
+    """The model spec names a known provider, a priced API model (never a silent $0),
+    and a scripted/replay file that exists."""
     from harness.agents.models import SPEC_HELP
+    from harness.agents.models.pricing import UnknownPriceError, price_for
 
     kind, _, rest = spec.partition(":")
-    if spec == "human" or (kind in ("anthropic", "openai") and rest):
+    if spec == "human":
+        return []
+    if kind in ("anthropic", "openai") and rest:
+        try:
+            price_for(rest, price)
+        except (UnknownPriceError, ValueError) as err:
+            return [f"model: {err}"]
         return []
     if kind in ("scripted", "replay") and rest:
         return [] if Path(rest).is_file() else [f"model: {kind} file {rest} does not exist"]
