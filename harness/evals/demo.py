@@ -124,7 +124,7 @@ def _events(console: Any):
         if kind == "node_start":
             console.print(f"  [dim]node[/dim] {data.get('node')}", highlight=False)
         elif kind == "parity":
-            console.print(f"  [bold]parity {data.get('status')}[/bold]: {data.get('summary')}", highlight=False)
+            console.print(f"  [bold]parity[/bold] {data.get('summary')}", highlight=False)
         elif kind == "error":
             console.print(f"  [red]error:[/red] {data.get('error')}", highlight=False)
 
@@ -200,11 +200,12 @@ def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: 
     finally:
         ok = outcome is not None and outcome.status == "completed" and outcome.handoff is not None \
             and outcome.handoff.parity_status == "non_skip_pass"
+        # Kept by default so the branch, handoff and PORT_STATUS.md printed above can be read.
         if ok and not keep and workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
-            console.print("(the demo folder was removed; pass --keep to keep it)", highlight=False)
+            console.print("(the demo folder was removed: --clean)", highlight=False)
         else:
-            console.print(f"Files kept in {tmp}", highlight=False)
+            console.print(f"Files kept in {tmp} (remove the folder when done, or pass --clean)", highlight=False)
     if ok:
         console.print("\n[bold green]Demo finished: the scripted port ends with a non-skip parity pass "
                       "and a validated handoff.[/bold green]")
@@ -240,7 +241,7 @@ def register(app: typer.Typer) -> None:
         ask: Annotated[bool, typer.Option("--ask", help="Show an escape hatch being raised and answered.")] = False,
         init: Annotated[Optional[Path], typer.Option(
             "--init", help="Only write the example repo and packets to DIR and print how to run on it.")] = None,
-        keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary demo folder.")] = False,
+        keep: Annotated[bool, typer.Option("--keep/--clean", help="Keep the demo folder to read its branch, handoff and PORT_STATUS.md, or remove it after a successful run.")] = True,
     ) -> None:
         """Port the bundled TinyVid VAE end to end with a scripted model (no API key needed)."""
         from rich.console import Console

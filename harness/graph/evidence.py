@@ -78,7 +78,8 @@ def _official_files(packet: Any) -> list[str]:
 def _pytest_output(run: Any | None, current: bool) -> str:
     if run is None:
         return "not_run"
-    line = f"{run.command}: {run.summary_line()}"
+    # The contract's command; the exact invocation (report flags, temp paths) stays in the run's log.
+    line = f"pytest {run.parity_test} -v -s: {run.summary_line()}"
     return line if current else f"{line} (stale: inputs changed after this run)"
 
 
