@@ -50,6 +50,11 @@ def _answer_text(hatch: Any) -> str:
     return answer if isinstance(answer, str) else str(_field(answer, "text", "") or "")
 
 
+def hatch_covers_tolerance(hatches: Iterable[Any]) -> bool:
+    """Public: whether a person approved loosening the parity tolerance."""
+    return _hatch_covers_tolerance(hatches)
+
+
 def _hatch_covers_tolerance(hatches: Iterable[Any]) -> bool:
     """Loosening a tolerance is a person's decision: it is covered only by an answered
     `blocker`/`scope` hatch about the tolerance whose answer approves the loosening

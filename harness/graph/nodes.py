@@ -218,8 +218,9 @@ def run_parity(state: RunState, res: RunResources) -> Update:
     ws = res.workspace
     ws.checkpoint("run_parity: state before the test")
     commit = ws.head()
-    run = _run_test(res, packet)
+    run, verdict_test = _run_verdict_test(state, res, packet)
     parity = parity_dict(run, "harness", commit)
+    parity["verdict_test"] = verdict_test
     update: Update = {"last_parity": parity, "parity_runs": [parity], "parity_commit": commit}
     if packet.mode == "prototype":
         update["prototype"] = _prototype_dict(prototype_evidence(ws, packet, res.executor))
@@ -420,6 +421,32 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
             "evidence": f"{parity.get('summary_line') or 'no parity run'}; log {parity.get('log_path')}",
         },
     }
+
+
+def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[Any, str]:
+    """The harness's own verdict run. When the parity test existed at the base commit and an
+    agent changed it, the verdict comes from the test as it was at the base commit, run against
+    the agent's code: rewriting the check can never produce a pass. Only a tolerance loosening
+    that a person approved through an escape hatch makes the edited test the verdict."""
+    from harness.graph.guards import hatch_covers_tolerance
+
+    ws = res.workspace
+    original = ws.file_at_base(packet.parity_test)
+    path = ws.path / packet.parity_test
+    edited = path.read_text() if path.is_file() else None
+    if original is None or edited == original or hatch_covers_tolerance(_accepted(state)):
+        return _run_test(res, packet), "as in the worktree"
+    res.log.warning("the parity test differs from the base commit; the verdict runs the base version")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(original)
+    try:
+        return _run_test(res, packet), "base commit version (the agent's edits to the test are not trusted)"
+    finally:
+        # The agent's version is already committed (checkpoint above); put it back for the agents.
+        if edited is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(edited)
 
 
 def _run_test(res: RunResources, packet: Any) -> Any:
