@@ -386,3 +386,37 @@ def test_existing_test_data_edit_is_caught(ws, packet, tmp_path) -> None:
     assert _names(findings) == [(PARITY_TEST_WEAKENED, True)] and "test_support_changed" in findings[0].detail
     _write(ws2.path, "tests/local_tests/demo/PORT_STATUS.md", "# state\n")  # state files are not inputs
     assert len(check_guards(ws2, packet, mode="parity-debug")) == 1
+
+
+# ---- official_reference_at_runtime -------------------------------------------------
+
+def _ws_with_official(tmp_path: Path) -> Workspace:
+    official = tmp_path / "official"
+    (official / "demo_official").mkdir(parents=True)
+    (official / "demo_official" / "__init__.py").write_text("")
+    (official / "demo_official" / "vae.py").write_text("class OfficialVAE: pass\n")
+    repo_dir = tmp_path / "checkout2"
+    repo = git.Repo.init(repo_dir)
+    _write(repo_dir, MODEL, MODEL_SRC)
+    repo.git.add(A=True)
+    repo.git.commit(m="base", author="t <t@example.com>", env={"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    return Workspace.create(repo_dir, "official", root=tmp_path / "home2", official_ref_dir=official)
+
+
+@pytest.mark.parametrize("line", [
+    "from demo_official.vae import OfficialVAE\n",
+    "import demo_official.vae as ref\n",
+    "import importlib\nref = importlib.import_module('demo_official.vae')\n",
+    "import os\nROOT = os.environ['OFFICIAL_REF_DIR']\n",
+])
+def test_production_code_calling_the_official_reference_is_caught(tmp_path, packet, line) -> None:
+    ws = _ws_with_official(tmp_path)
+    _edit(ws, MODEL, "class DemoVAE(nn.Module):", line + "\n\nclass DemoVAE(nn.Module):")
+    findings = _run(ws, packet)
+    assert ("official_reference_at_runtime", True) in _names(findings)
+
+
+def test_production_code_with_its_own_numerics_is_not_caught(tmp_path, packet) -> None:
+    ws = _ws_with_official(tmp_path)
+    _edit(ws, MODEL, "class DemoVAE(nn.Module):", "import math\n\n\nclass DemoVAE(nn.Module):")
+    assert _run(ws, packet) == []

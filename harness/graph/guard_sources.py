@@ -76,6 +76,58 @@ def boundary_imports(source: str) -> set[str]:
     return found
 
 
+def official_module_names(official_ref_dir: object) -> set[str]:
+    """Top-level importable names of the official reference (packages and modules)."""
+    from pathlib import Path
+
+    if not official_ref_dir or not Path(str(official_ref_dir)).is_dir():
+        return set()
+    root = Path(str(official_ref_dir))
+    names = set()
+    for base in (root, root / "src"):
+        if base.is_dir():
+            for child in base.iterdir():
+                if child.is_dir() and (child / "__init__.py").is_file():
+                    names.add(child.name)
+                elif child.suffix == ".py" and child.stem != "__init__":
+                    names.add(child.stem)
+    return names
+
+
+def official_reference_uses(source: str, official_names: set[str]) -> set[str]:
+    """Ways production code reaches the official reference at run time: importing its
+    modules, or reading OFFICIAL_REF_DIR. A port that calls the reference passes parity trivially."""
+    found: set[str] = set()
+    if "OFFICIAL_REF_DIR" in source:
+        found.add("reads OFFICIAL_REF_DIR")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return found
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Call) and _dotted_call(node) in ("importlib.import_module", "__import__"):
+            modules = [a.value for a in node.args[:1] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        for module in modules:
+            if module.split(".")[0] in official_names:
+                found.add(f"imports {module}")
+    return found
+
+
+def _dotted_call(node: ast.Call) -> str:
+    func, parts = node.func, []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))
+
+
 PROVENANCE = re.compile(
     r"vendored from|copied from|matches upstream|ported from|adapted from|taken from|borrowed from"
     r"|\bREVIEW\b|TODO\(session\)|\bsession[- ]history\b",

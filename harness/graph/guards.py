@@ -19,13 +19,20 @@ from harness.graph.guard_files import (
     walk_tamper_candidates,
 )
 from harness.graph.guard_parity_test import Weakening, check_new_parity_test, compare_parity_tests
-from harness.graph.guard_sources import boundary_imports, machinery_patches, new_provenance_comments
+from harness.graph.guard_sources import (
+    boundary_imports,
+    machinery_patches,
+    new_provenance_comments,
+    official_module_names,
+    official_reference_uses,
+)
 
 PARITY_TEST_WEAKENED = "parity_test_weakened"
 PYTEST_TAMPERING = "pytest_tampering"
 CONVERSION_EDIT = "conversion_edit"
 PRODUCTION_IMPORT_BOUNDARY = "production_import_boundary"
 PROVENANCE_COMMENT = "provenance_comment"
+OFFICIAL_REFERENCE_AT_RUNTIME = "official_reference_at_runtime"
 CLAIM_WITHOUT_RUN = "claim_without_run"
 
 
@@ -153,6 +160,7 @@ def _conversion_findings(changed: list[str], packet: Any) -> list[GuardFinding]:
 
 def _production_findings(workspace: Any, changed: list[str]) -> list[GuardFinding]:
     findings = []
+    official = official_module_names(getattr(workspace, "official_ref_dir", None))
     for rel in changed:
         if not rel.startswith("fastvideo/"):
             continue
@@ -161,6 +169,10 @@ def _production_findings(workspace: Any, changed: list[str]) -> list[GuardFindin
             continue
         base = workspace.file_at_base(rel)
         if rel.endswith(".py"):
+            for use in sorted(official_reference_uses(now, official) - official_reference_uses(base or "", official)):
+                findings.append(GuardFinding(OFFICIAL_REFERENCE_AT_RUNTIME, rel,
+                                             f"production code {use}: the port must compute its own numbers, "
+                                             "not call the official reference it is compared with"))
             for imp in sorted(boundary_imports(now) - boundary_imports(base or "")):
                 module, name = imp.split(":")
                 findings.append(GuardFinding(PRODUCTION_IMPORT_BOUNDARY, rel,
