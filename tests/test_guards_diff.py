@@ -64,18 +64,25 @@ def _write(root: Path, rel: str, text: str) -> None:
     path.write_text(text)
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
+def _workspace(tmp_path: Path, files: dict[str, str], official_ref_dir: Path | None = None) -> Workspace:
     repo_dir = tmp_path / "checkout"
     repo = git.Repo.init(repo_dir)
-    _write(repo_dir, PARITY, PARITY_SRC)
-    _write(repo_dir, MODEL, MODEL_SRC)
-    _write(repo_dir, "scripts/checkpoint_conversion/convert_demo.py", "MAPPING = {}\n")
-    _write(repo_dir, "pyproject.toml", '[project]\nname = "x"\n\n[tool.pytest.ini_options]\naddopts = "-q"\n')
-    _write(repo_dir, "setup.cfg", "[metadata]\nname = x\n")
+    for rel, text in files.items():
+        _write(repo_dir, rel, text)
     repo.git.add(A=True)
     repo.git.commit(m="base", author="t <t@example.com>", env={"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
-    return Workspace.create(repo_dir, "guards", root=tmp_path / "home")
+    return Workspace.create(repo_dir, "guards", root=tmp_path / "home", official_ref_dir=official_ref_dir)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return _workspace(tmp_path, {
+        PARITY: PARITY_SRC,
+        MODEL: MODEL_SRC,
+        "scripts/checkpoint_conversion/convert_demo.py": "MAPPING = {}\n",
+        "pyproject.toml": '[project]\nname = "x"\n\n[tool.pytest.ini_options]\naddopts = "-q"\n',
+        "setup.cfg": "[metadata]\nname = x\n",
+    })
 
 
 @pytest.fixture
@@ -395,12 +402,7 @@ def _ws_with_official(tmp_path: Path) -> Workspace:
     (official / "demo_official").mkdir(parents=True)
     (official / "demo_official" / "__init__.py").write_text("")
     (official / "demo_official" / "vae.py").write_text("class OfficialVAE: pass\n")
-    repo_dir = tmp_path / "checkout2"
-    repo = git.Repo.init(repo_dir)
-    _write(repo_dir, MODEL, MODEL_SRC)
-    repo.git.add(A=True)
-    repo.git.commit(m="base", author="t <t@example.com>", env={"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
-    return Workspace.create(repo_dir, "official", root=tmp_path / "home2", official_ref_dir=official)
+    return _workspace(tmp_path, {MODEL: MODEL_SRC}, official_ref_dir=official)
 
 
 @pytest.mark.parametrize("line", [

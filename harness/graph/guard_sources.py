@@ -110,22 +110,12 @@ def official_reference_uses(source: str, official_names: set[str]) -> set[str]:
             modules = [node.module]
         elif isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.Call) and _dotted_call(node) in ("importlib.import_module", "__import__"):
+        elif isinstance(node, ast.Call) and _dotted_name(node.func) in ("importlib.import_module", "__import__"):
             modules = [a.value for a in node.args[:1] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
         for module in modules:
             if module.split(".")[0] in official_names:
                 found.add(f"imports {module}")
     return found
-
-
-def _dotted_call(node: ast.Call) -> str:
-    func, parts = node.func, []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
-    return ".".join(reversed(parts))
 
 
 PROVENANCE = re.compile(
