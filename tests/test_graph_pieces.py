@@ -119,3 +119,16 @@ def test_summary_printout_names_where_things_are(tmp_path):
     out = console.file.getvalue()
     for text in ("Outcome: completed", "model s", "overhead s", "harness/r1", "handoff.json", "r1"):
         assert text in out
+
+
+def test_gpu_option_uses_the_docker_executors_parser():
+    from harness.graph.config import RunConfig, config_problems
+
+    def gpu_problems(gpus: str, sandbox: str = "docker") -> list[str]:
+        cfg = RunConfig(packet=Path("p"), repo=Path("r"), sandbox=sandbox, gpus=gpus)
+        return [p for p in config_problems(cfg) if p.startswith("gpus")]
+
+    for ok in ("none", "all", "2", "device=0,1"):
+        assert gpu_problems(ok) == [], ok
+    assert gpu_problems("lots")  # not a count, not device ids
+    assert gpu_problems("device=0", sandbox="bwrap")  # only docker pins devices

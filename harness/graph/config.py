@@ -67,10 +67,15 @@ def config_problems(cfg: RunConfig) -> list[str]:
         problems.append(f"max_usd: must be positive, not {cfg.max_usd}")
     if cfg.max_seconds is not None and cfg.max_seconds <= 0:
         problems.append(f"max_seconds: must be positive, not {cfg.max_seconds}")
-    if cfg.gpus != "none" and cfg.gpus != "all" and not str(cfg.gpus).isdigit():
-        problems.append(f"gpus: must be all, none or a number, not {cfg.gpus!r}")
-    elif cfg.sandbox != "docker" and str(cfg.gpus) not in ("none", "all", "0"):
-        problems.append(f"gpus: {cfg.gpus} GPUs need the docker sandbox; {cfg.sandbox} sees the host's devices as they are")
+    from harness.sandbox.executors.docker import gpu_device_requests
+
+    try:
+        gpu_device_requests(cfg.gpus)  # the executor's own parser: none | all | N | device=0,1
+    except ValueError as err:
+        problems.append(f"gpus: {err}")
+    else:
+        if cfg.sandbox != "docker" and str(cfg.gpus) not in ("none", "all", "0"):
+            problems.append(f"gpus: {cfg.gpus} GPUs need the docker sandbox; {cfg.sandbox} sees the host's devices as they are")
     if cfg.run_id is not None and not RUN_ID_RE.match(cfg.run_id):
         problems.append(f"run_id: {cfg.run_id!r} may hold only letters, digits, '.', '_' and '-'")
     return problems
