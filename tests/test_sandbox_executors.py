@@ -353,6 +353,31 @@ def test_docker_runs_as_the_non_root_owner_of_the_worktree(ws, sandbox_image):
 
 
 @pytest.mark.docker
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root-owned worktree case needs the harness to run as root")
+def test_docker_never_runs_as_root_even_when_the_harness_does(ws, sandbox_image):
+    from harness.sandbox.executors.docker import SANDBOX_UID
+
+    assert os.stat(ws.path).st_uid == 0
+    ex = make_executor("docker", ws, image=sandbox_image, memory="512m")
+    ex.start()
+    try:
+        r = ex.run("id -u; echo hi > made-inside.txt && stat -c %u made-inside.txt", timeout_s=30)
+        assert r.stdout.split() == [str(SANDBOX_UID), str(SANDBOX_UID)], r.stderr
+        # Files and folders the host-side tools create later (as root) stay writable inside.
+        (ws.path / "new_pkg").mkdir()
+        (ws.path / "new_pkg" / "mod.py").write_text("x = 1\n")
+        r = ex.run("echo y = 2 >> new_pkg/mod.py && touch new_pkg/other.py && cat new_pkg/mod.py", timeout_s=30)
+        assert r.exit_code == 0 and "y = 2" in r.stdout, r.stderr
+        # The host still commits the sandbox's files, and group bits make no diff noise.
+        assert ws.checkpoint("after sandbox writes") is not None
+        assert "made-inside.txt" in ws.files_changed()
+        ex.run("true", timeout_s=30)  # shares the tree with the sandbox group again
+        assert ws.checkpoint("nothing new") is None
+    finally:
+        ex.close()
+
+
+@pytest.mark.docker
 def test_docker_dead_container_raises_infrastructure_error(ws, sandbox_image, docker_client):
     ex = make_executor("docker", ws, image=sandbox_image, memory="1g")
     ex.start()

@@ -234,6 +234,10 @@ def test_missing_asset_rules():
         == "missing file: /w/vae/config.json"
     assert missing_asset("No such file or directory: 'weights/part'") == "missing file: weights/part"
     assert missing_asset("FileNotFoundError: [Errno 2] No such file or directory: 'src/helper.py'") is None
+    # safetensors and torch name the path bare at the end of the line
+    assert missing_asset("E   FileNotFoundError: No such file or directory: /official/weights/vae.safetensors\nnext") \
+        == "missing file: /official/weights/vae.safetensors"
+    assert missing_asset("FileNotFoundError: No such file or directory: fastvideo/models/x.py") is None
     assert missing_asset("ModuleNotFoundError: No module named 'einops'") is not None
     assert missing_asset("ModuleNotFoundError: No module named 'fastvideo.models.x'") is None
     assert missing_asset("AssertionError: Torch not compiled with CUDA enabled") == \

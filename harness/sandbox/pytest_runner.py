@@ -54,7 +54,11 @@ _SUMMARY = re.compile(r"^=+ (.*?) in [\d.]+s(?: \([^)]*\))? =+$", re.MULTILINE)
 _SUMMARY_ITEM = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?|deselected|warnings?|rerun)")
 _REPORT_SECTION = re.compile(r"^=+ (?:FAILURES|ERRORS|warnings summary|short test summary info) =+$",
                              re.MULTILINE)
-_NO_SUCH_FILE = re.compile(r"(?:FileNotFoundError|No such file or directory)[^\n]*?['\"]([^'\"\n]+)['\"]")
+# The path quoted (Python's OSError form) or bare at the end of the line (safetensors, torch).
+_NO_SUCH_FILE = re.compile(
+    r"(?:FileNotFoundError|No such file or directory)[^\n]*?(?:['\"]([^'\"\n]+)['\"]|:\s*(/?[\w.\-/]+\.\w+)[ \t]*$)",
+    re.MULTILINE,
+)
 _NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 _NO_CUDA = re.compile(r"Torch not compiled with CUDA enabled|no CUDA GPUs are available|"
                       r"Found no NVIDIA driver|CUDA driver initialization failed")
@@ -242,7 +246,7 @@ def parse_metrics(stdout: str) -> dict[str, float]:
 def missing_asset(text: str) -> str | None:
     """The blocker when `text` (an error) shows a missing asset rather than a bug; see module doc."""
     if m := _NO_SUCH_FILE.search(text):
-        path = m.group(1)
+        path = m.group(1) or m.group(2)
         parts = PurePosixPath(path).parts
         if path.lower().endswith(_ASSET_SUFFIXES) or any(p in _ASSET_DIRS for p in parts):
             return f"missing file: {path}"

@@ -14,6 +14,7 @@ import math
 import os
 import shlex
 import signal
+import stat
 import socket
 import threading
 import time
@@ -271,6 +272,8 @@ class DockerExecutor(Executor):
     def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
         """Run `command` via `docker exec`, in its own session, killed (with children) at the timeout."""
         self._check_alive()
+        if self.user == f"{SANDBOX_UID}:{SANDBOX_UID}" and owner_of(self.ws.path)[0] == 0:
+            share_with_sandbox_group(self.ws.path)
         base = {"PATH": _SANDBOX_PATH, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         if self.official_dir:
             base["OFFICIAL_REF_DIR"] = self.official_dir
@@ -327,10 +330,37 @@ class DockerExecutor(Executor):
             pass
 
 
+# The unprivileged identity commands run as when the worktree belongs to root.
+SANDBOX_UID = 10001
+
+
 def _default_user(path: Path) -> str:
-    """uid:gid owning the worktree, so files written inside stay the user's."""
+    """uid:gid owning the worktree, so files written inside stay the user's; never root."""
     uid, gid = owner_of(path)
+    if uid == 0:
+        return f"{SANDBOX_UID}:{SANDBOX_UID}"
     return f"{uid}:{gid}"
+
+
+def share_with_sandbox_group(root: Path, gid: int = SANDBOX_UID) -> None:
+    """When the harness runs as root, its worktree files are root's: give them to the sandbox
+    user's group, group-writable (directories setgid so new files stay in the group). Git
+    tracks only the executable bit, so this changes nothing in the diff. Run before every
+    command because the host-side tools create files as root between commands."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [None, *filenames]:
+            path = Path(dirpath) if name is None else Path(dirpath) / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            extra = stat.S_IRGRP | stat.S_IWGRP | (stat.S_IXGRP | stat.S_ISGID if stat.S_ISDIR(st.st_mode) else 0)
+            if st.st_gid != gid:
+                os.chown(path, -1, gid)
+            if (st.st_mode | extra) != st.st_mode:
+                os.chmod(path, stat.S_IMODE(st.st_mode) | extra)
 
 
 # ----- cleanup of this process's containers on exit and Ctrl-C ------------------------
