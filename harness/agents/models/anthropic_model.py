@@ -10,10 +10,10 @@ its own history from the cache.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from harness.agents.models.base import (
+    sdk_client,
     AssistantMessage,
     AssistantTurn,
     Message,
@@ -122,19 +122,8 @@ class AnthropicModel(Model):
         self.context_window = _context_window(model)
         self.max_output_tokens = max_output_tokens
         self.retry = retry or RetryPolicy()
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
-        url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        if not key and url is None:
-            # Only a self-hosted compatible server may go without a key.
-            raise ModelError(f"{self.provider}: no API key; set ANTHROPIC_API_KEY (or give a base_url for a local server)",
-                             provider=self.provider)
-        # Retries are ours (see retry.py), so the SDK must not retry on its own.
-        self.client = anthropic.Anthropic(
-            api_key=key or "no-key-needed-for-this-server",
-            base_url=url,
-            max_retries=0,
-            timeout=timeout_s,
-        )
+        self.client = sdk_client(anthropic.Anthropic, provider=self.provider, key_env="ANTHROPIC_API_KEY", url_env="ANTHROPIC_BASE_URL",
+                                 api_key=api_key, base_url=base_url, timeout_s=timeout_s)
 
     def _complete(
         self, role: str, system: SystemPrompt, messages: list[Message], tools: list[ToolSpec]

@@ -6,6 +6,7 @@ the trajectory and the checkpointed graph state never see an SDK object.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -155,3 +156,16 @@ class Model:
     def estimate_cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         """Upper-bound cost of a call with this many (uncached) input and output tokens."""
         return self.cost_usd(Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+def sdk_client(client_cls: Any, *, provider: str, key_env: str, url_env: str, api_key: str | None,
+               base_url: str | None, timeout_s: float) -> Any:
+    """An SDK client with the key and server from the arguments or the environment. Only a
+    self-hosted compatible server (a base URL) may go without a key. Retries are the harness's
+    own (see retry.py), so the SDK must not retry on its own."""
+    key = api_key or os.environ.get(key_env)
+    url = base_url or os.environ.get(url_env) or None
+    if not key and url is None:
+        raise ModelError(f"{provider}: no API key; set {key_env} (or give a base_url for a local server)",
+                         provider=provider)
+    return client_cls(api_key=key or "no-key-needed-for-this-server", base_url=url, max_retries=0, timeout=timeout_s)

@@ -8,11 +8,11 @@ the server reports them, and are subtracted from `input_tokens` (which counts un
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from typing import Any
 
 from harness.agents.models.base import (
+    sdk_client,
     AssistantMessage,
     AssistantTurn,
     Message,
@@ -125,19 +125,8 @@ class OpenAIModel(Model):
         self.context_window = context_window or _context_window(model)
         self.max_output_tokens = max_output_tokens
         self.retry = retry or RetryPolicy()
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        if not key and url is None:
-            # Only a self-hosted compatible server may go without a key.
-            raise ModelError(f"{self.provider}: no API key; set OPENAI_API_KEY (or give a base_url for a local server)",
-                             provider=self.provider)
-        # Retries are ours (see retry.py), so the SDK must not retry on its own.
-        self.client = openai.OpenAI(
-            api_key=key or "no-key-needed-for-this-server",
-            base_url=url,
-            max_retries=0,
-            timeout=timeout_s,
-        )
+        self.client = sdk_client(openai.OpenAI, provider=self.provider, key_env="OPENAI_API_KEY", url_env="OPENAI_BASE_URL",
+                                 api_key=api_key, base_url=base_url, timeout_s=timeout_s)
 
     def _complete(
         self, role: str, system: SystemPrompt, messages: list[Message], tools: list[ToolSpec]
