@@ -90,8 +90,8 @@ def test_sigkill_mid_debug_then_resume_reaches_the_same_outcome(tmp_path):
     trajectory = home / "runs" / "killed1" / "trajectory.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if trajectory.is_file() and '"role": "debugger"' in trajectory.read_text():
-            break
+        if trajectory.is_file() and "sleep 8" in trajectory.read_text():
+            break  # the debugger is inside its `run` call
         time.sleep(0.1)
     assert proc.poll() is None, "the run ended before the debugger started"
     busy = harness_cli(["resume", "killed1", "--non-interactive"], home, tmp_path)  # the run is being driven
@@ -110,6 +110,14 @@ def test_sigkill_mid_debug_then_resume_reaches_the_same_outcome(tmp_path):
     worktree = home / "worktrees" / "killed1"
     assert (worktree / VAE_MODEL).read_text().count(GOOD_UNSCALE) == 1
     assert port_status(worktree).rows("Component Matrix")
+    # The debugger's conversation went on where it was killed: the cut-short call was answered
+    # "interrupted" and the agent did not start over.
+    events = [json.loads(line) for line in trajectory.read_text().splitlines()]
+    results = [e for e in events if e.get("event") == "tool_result" and e.get("role") == "debugger"]
+    assert any(str(e.get("content", "")).startswith("interrupted") for e in results), results
+    reads = [e for e in events if e.get("event") == "model_turn" and e.get("role") == "debugger"
+             and "read_file" in json.dumps(e)]
+    assert len(reads) == 1
 
 
 def test_bad_packet_exits_2_listing_every_problem_and_writes_nothing(tmp_path):

@@ -143,6 +143,8 @@ class _Run:
         fixed = approx_tokens(system_text(system)) + approx_tokens(json.dumps([s.model_dump() for s in self.specs]))
         self.view = ContextView(model.context_window, fixed)
         self.messages: list[Message] = []
+        # Called with the conversation whenever it grows, so a crash can resume it.
+        self.on_messages: Callable[[list[Message]], Any] | None = None
 
     def end(self, reason: Reason, detail: str = "", finish_args: dict | None = None, hatch: Any = None) -> AgentResult:
         if self.traj:
@@ -161,6 +163,10 @@ class _Run:
         self.messages.append(ToolResultMessage(tool_call_id=call.id, name=call.name, content=content, is_error=is_error))
         if self.traj:
             self.traj.tool_result(self.role, call.id, call.name, content, is_error, duration_s)
+
+    def saved(self) -> None:
+        if self.on_messages is not None:
+            self.on_messages(self.messages)
 
     def budget_stop(self, est_input: int) -> Reason | None:
         b = self.budget
@@ -195,6 +201,7 @@ class _Run:
         if self.traj:
             self.traj.model_turn(self.role, self.model.name, self.turns, turn, cost, self.clock() - t0)
         self.messages.append(AssistantMessage(text=turn.text, tool_calls=turn.tool_calls))
+        self.saved()  # before the tools run: a call cut short by a crash is then marked interrupted
         if not turn.tool_calls:
             self.messages.append(UserMessage(text=NUDGE))
             return None
@@ -253,15 +260,19 @@ def run_agent(
     tools: list[Tool] | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_step: Callable[[int], Any] | None = None,
+    on_messages: Callable[[list[Message]], Any] | None = None,
 ) -> AgentResult:
     """Run `role` until it finishes, asks, or a budget ends it. See the module docstring.
 
     `task` starts a conversation; with `messages` it is appended as a new user message.
     `on_step(turn_number)` is called after each turn's tool calls ran (the graph commits there).
+    `on_messages(messages)` gets the conversation after each model turn and each step, to be
+    saved: passed back as `messages` after a crash, it continues where the agent was.
     """
     if not messages and not task:
         raise ValueError("run_agent needs a task (first run) or the saved messages (resume)")
     r = _Run(role, model, ctx, system, tools or tools_for_role(role), budget or Budget(), trajectory, clock)
+    r.on_messages = on_messages
     if trajectory:
         trajectory.agent_start(role, model.name, task or "(resumed)")
     if messages:
@@ -281,5 +292,6 @@ def run_agent(
         result = r.step()
         if result is not None:
             return result
+        r.saved()
         if on_step is not None:
             on_step(r.turns)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -513,19 +514,50 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
                       concerns=concerns, phase=f"{packet.mode} {node}")
     skill = skill_for(packet.component_type, res.cfg.repo)
     model = res.model(state)
-    res.emit("agent_start", node=node, role=role, resuming=resuming)
+    progress = _progress_path(res, node, state)
+    crashed = None if resuming else _load_progress(progress, res)
+    if crashed is not None:
+        saved = crashed
+        res.log.warning("continuing the %s conversation a killed process left (%d messages)", role, len(saved))
+    res.emit("agent_start", node=node, role=role, resuming=resuming or crashed is not None)
     result = run_agent(
         role, model, ctx,
         system=tasks.system_prompt(role, skill, state.get("packet") or {}),
-        task=None if resuming else task,
+        task=None if (resuming or crashed is not None) else task,
         budget=_budget(state),
         trajectory=CheckpointingTrajectory(res.run_dir / "trajectory.jsonl", ws, node),
         messages=_messages_from(saved) if saved else None,
         resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
+        on_messages=lambda messages: _save_progress(progress, messages, res),
     )
+    progress.unlink(missing_ok=True)  # the result now lives in the graph state
     ws.checkpoint(f"{node}: {role} ended ({result.reason})")
     res.model_s += model.seconds
     return _agent_update(node, state, res, result, ctx, agent_runs)
+
+
+def _progress_path(res: RunResources, node: str, state: RunState) -> Path:
+    """Where one visit of an agent node keeps its conversation while it runs."""
+    visit = int(state.get("debug_rounds") or 0) if node == "debug" else 0
+    return res.run_dir / "agents" / f"{node}-{visit}.json"
+
+
+def _save_progress(path: Path, messages: list[Any], res: RunResources) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"messages": [_jsonable(m) for m in messages], "model_positions": res.model_positions()}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)  # atomic: a kill leaves the old or the new conversation, never half
+
+
+def _load_progress(path: Path, res: RunResources) -> list[Any] | None:
+    """The conversation a killed process left for this node visit, if any. A tool call it made
+    without a result is answered "interrupted" by the agent loop."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    res.restore_model_positions(data.get("model_positions") or {})
+    return data["messages"] or None
 
 
 class CheckpointingTrajectory(Trajectory):

@@ -122,6 +122,12 @@ class RunResources:
                 served.update((state or {}).get("model_positions") or {})
         return TimedModel(self._model)
 
+    def restore_model_positions(self, positions: dict[str, int]) -> None:
+        """Put a scripted/replay model back where a killed process had got to."""
+        served = getattr(self._model, "served", None)
+        if isinstance(served, dict):
+            served.update({str(k): int(v) for k, v in positions.items()})
+
     def model_positions(self) -> dict[str, int]:
         served = getattr(self._model, "served", None)
         return {str(k): int(v) for k, v in served.items()} if isinstance(served, dict) else {}
