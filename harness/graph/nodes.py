@@ -418,8 +418,9 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
         "state_snapshot": {
             "phase": f"{(state.get('packet') or {}).get('mode')} debug round {rounds}",
             "files_changed": list(ws.files_changed()),
-            "command_or_test": parity.get("command") or "not_run",
-            "evidence": f"{parity.get('summary_line') or 'no parity run'}; log {parity.get('log_path')}",
+            # The contract's command and the log's name: no machine-local paths in PORT_STATUS.md.
+            "command_or_test": f"pytest {parity['parity_test']} -v -s" if parity.get("parity_test") else "not_run",
+            "evidence": f"{parity.get('summary_line') or 'no parity run'}; log {Path(str(parity.get('log_path'))).name}",
         },
     }
 
