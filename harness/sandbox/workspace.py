@@ -33,6 +33,10 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Files that tools leave behind and that must never land in a checkpoint.
 _HARNESS_EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n"
 
+# FastVideo keeps converted and official weights out of git, so a new worktree lacks them; the
+# sandboxes mount the checkout's own folders read-only in their place (see local_assets()).
+LOCAL_ASSET_DIRS = ("converted_weights", "official_weights")
+
 
 class WorkspaceError(Exception):
     """The workspace cannot be made, opened or used (the message says why)."""
@@ -232,6 +236,21 @@ class Workspace:
         """Paths added, modified or deleted since the base commit, sorted."""
         out = self._host_git("diff", "--name-only", "--no-renames", self.base_commit, self._snapshot_tree())
         return sorted(line for line in out.splitlines() if line)
+
+    def local_assets(self) -> list[tuple[str, Path]]:
+        """(name, folder in the user's checkout) for each git-ignored weights folder the
+        worktree lacks; executors mount them read-only at that name in the workspace."""
+        assets = []
+        for name in LOCAL_ASSET_DIRS:
+            source, here = self.repo / name, self.path / name
+            if not source.is_dir() or (here.exists() and any(here.iterdir())):
+                continue
+            try:
+                git.Repo(self.repo).git.check_ignore("-q", name)
+            except git.GitCommandError:
+                continue  # not ignored: tracked content is in the worktree already
+            assets.append((name, source.resolve()))
+        return assets
 
     def file_at_base(self, rel: str) -> str | None:
         """The text of `rel` at the base commit, or None if it did not exist there."""

@@ -188,6 +188,8 @@ class DockerExecutor(Executor):
                   Mount(f"{WORKDIR}/.git", f"{wt}/.git", type="bind", read_only=True)]
         if self.ws.official_ref_dir:
             mounts.append(Mount(OFFICIAL_DIR, str(self.ws.official_ref_dir), type="bind", read_only=True))
+        for name, source in self.ws.local_assets():
+            mounts.append(Mount(f"{WORKDIR}/{name}", str(source), type="bind", read_only=True))
         pid = os.getpid()
         return dict(
             entrypoint=["sleep", "infinity"], command=[], name=self.name, detach=True, init=True,

@@ -141,6 +141,8 @@ class BwrapExecutor(_ProcessExecutor):
         argv += ["--bind", wt, wt, "--ro-bind", f"{wt}/.git", f"{wt}/.git"]
         if self.official_dir:
             argv += ["--ro-bind", self.official_dir, self.official_dir]
+        for name, source in self.ws.local_assets():
+            argv += ["--ro-bind", str(source), f"{wt}/{name}"]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                  "--chdir", wt, "--", "/bin/sh", "-c", command]
