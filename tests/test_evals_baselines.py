@@ -5,30 +5,18 @@ import json
 from collections import Counter
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from harness.evals import commands
+from harness.cli import app
 from harness.evals.runner import EvalConfig, read_results, run_eval
 from harness.evals.tasks import load_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.bwrap]
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """test app"""
-
-    commands.register(app)
-    return app
-
-
 def test_oracle_scores_100_and_null_scores_0(tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(_app(), [
+    result = CliRunner().invoke(app, [
         "eval", "--suite", "core", "--model", "oracle", "--model", "null", "--attempts", "1", "--workers", "2",
         "--sandbox", "bwrap", "--max-debug-rounds", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output

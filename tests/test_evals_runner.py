@@ -5,11 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from harness.agents.models.pricing import UnknownPriceError
-from harness.evals import commands
+from harness.cli import app
 from harness.evals.runner import EvalConfig, read_results, rescore, run_eval
 from harness.evals.tasks import TaskError
 
@@ -17,23 +16,12 @@ ROW_FIELDS = {"task", "kind", "model", "attempt", "outcome", "reasons", "turns",
               "run_dir", "error_class", "retries"}
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """test app"""
-
-    commands.register(app)
-    return app
-
-
 def test_model_without_price_stops_before_anything_runs(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(UnknownPriceError, match="anthropic:claude-nonexistent-9"):
         run_eval(EvalConfig(suite="core", models=["oracle", "anthropic:claude-nonexistent-9"], out=out))
     assert not out.exists()
-    result = CliRunner().invoke(_app(), ["eval", "--model", "openai:my-local-llm", "--out", str(out), "--no-progress"])
+    result = CliRunner().invoke(app, ["eval", "--model", "openai:my-local-llm", "--out", str(out), "--no-progress"])
     assert result.exit_code == 2 and "no price known for openai:my-local-llm" in result.output
     assert not out.exists()
 
@@ -82,10 +70,10 @@ def test_runs_resumes_rescores_and_reports(tmp_path):
     assert all(r["outcome"] == "fail" for r in read_results(out))
 
     html = tmp_path / "report.html"
-    result = CliRunner().invoke(_app(), ["eval", "report", str(out), "--html", str(html)])
+    result = CliRunner().invoke(app, ["eval", "report", str(out), "--html", str(html)])
     assert result.exit_code == 0, result.output
     assert "0% (0/2)" in result.output and html.is_file()
-    result = CliRunner().invoke(_app(), ["eval", "score", str(out)])
+    result = CliRunner().invoke(app, ["eval", "score", str(out)])
     assert result.exit_code == 0 and "re-graded 2 attempts; 0 changed outcome" in result.output
 
 

@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from harness.agents.models.base import (
-    sdk_client,
     AssistantMessage,
     AssistantTurn,
     Message,
@@ -25,6 +24,7 @@ from harness.agents.models.base import (
     ToolSpec,
     Usage,
     UserMessage,
+    sdk_client,
     system_blocks,
 )
 from harness.agents.models.pricing import Price, cost_usd, price_for

@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 from harness.agents.models.base import (
-    sdk_client,
     AssistantMessage,
     AssistantTurn,
     Message,
@@ -24,6 +23,7 @@ from harness.agents.models.base import (
     ToolSpec,
     Usage,
     UserMessage,
+    sdk_client,
     system_text,
 )
 from harness.agents.models.pricing import Price, cost_usd, price_for
