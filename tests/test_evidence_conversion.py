@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.evidence_conversion import classify_conversion_failure
+from harness.verify.evidence_conversion import classify_conversion_failure
 from harness.sandbox.pytest_runner import ParityRun
 from tests.test_evidence_fixture_repo import make_packet
 

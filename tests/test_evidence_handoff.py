@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from harness.contracts import ComponentSkillHandoff, EscapeHatch, PortStatus
-from harness.graph.evidence import (
+from harness.verify.evidence import (
     build_handoff,
     parity_is_current,
     prototype_evidence,
     record_escape_hatch,
 )
-from harness.graph.evidence_conversion import classify_conversion_failure
-from harness.graph.guards import check_guards
+from harness.verify.evidence_conversion import classify_conversion_failure
+from harness.verify.guards import check_guards
 from harness.sandbox.executors import make_executor
 from tests.test_evidence_fixture_repo import (
     CONFIG,
@@ -128,7 +128,7 @@ def test_guard_hit_forbids_non_skip_pass(ws, tmp_path) -> None:
 
 
 def test_recorded_non_blocking_finding_lands_in_concerns(ws, tmp_path) -> None:
-    from harness.graph.guards import GuardFinding
+    from harness.verify.guards import GuardFinding
 
     run, commit = run_parity(ws, tmp_path)
     note = GuardFinding("parity_test_weakened", PARITY, "tolerance_loosened: atol 1e-06 -> 1e-05 (accepted by an escape hatch)", False)

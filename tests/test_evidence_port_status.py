@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.contracts import ComponentSkillHandoff, EscapeHatch, PortStatus, PortStatusError
-from harness.graph.evidence import (
+from harness.verify.evidence import (
     build_handoff,
     parity_is_current,
     record_escape_hatch,

@@ -7,7 +7,7 @@ import git
 import pytest
 
 from harness.contracts import ComponentContext, EscapeHatch
-from harness.graph.guards import (
+from harness.verify.guards import (
     CLAIM_WITHOUT_RUN,
     CONVERSION_EDIT,
     PARITY_TEST_WEAKENED,

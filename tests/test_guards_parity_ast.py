@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.graph.guard_parity_test import check_new_parity_test, compare_parity_tests, read_parity_test
+from harness.verify.guard_parity_test import check_new_parity_test, compare_parity_tests, read_parity_test
 
 BASE = '''"""Coverage scope: both."""
 import pytest

@@ -94,7 +94,7 @@ def _must_rerun(task: Task, claimed: str | None) -> bool:
 def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandbox: str,
                   claimed: str | None, reasons: list[str], checks: dict[str, Any]) -> None:
     """Fresh workspace + executor: guards on the final diff, the parity test, the hidden test."""
-    from harness.graph.guards import blocking, check_guards
+    from harness.verify.guards import blocking, check_guards
     from harness.sandbox.executors import make_executor
     from harness.sandbox.pytest_runner import run_parity_test
     from harness.sandbox.workspace import Workspace

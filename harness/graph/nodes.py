@@ -213,7 +213,7 @@ def debug(state: RunState, res: RunResources) -> Update:
 @timed("run_parity")
 def run_parity(state: RunState, res: RunResources) -> Update:
     """Run the parity test in the executor after the last edit, and read what it means."""
-    from harness.graph.evidence import classify_conversion_failure, prototype_evidence
+    from harness.verify.evidence import classify_conversion_failure, prototype_evidence
 
     packet = _packet(state)
     ws = res.workspace
@@ -256,7 +256,7 @@ def _prototype_dict(evidence: Any) -> dict[str, Any]:
 def ask_human(state: RunState, res: RunResources) -> Update:
     """Record the question in PORT_STATUS.md (idempotent), pause, and check the answer."""
     from harness.contracts import EscapeHatch
-    from harness.graph.evidence import record_escape_hatch, resolve_escape_hatch
+    from harness.verify.evidence import record_escape_hatch, resolve_escape_hatch
 
     hatch = state["pending_hatch"] or {}
     packet = _packet(state)
@@ -303,8 +303,8 @@ def _budget_decision(state: RunState, answer: dict[str, Any]) -> Update:
 @timed("finalize")
 def finalize(state: RunState, res: RunResources) -> Update:
     """Build the handoff from evidence, update PORT_STATUS.md, commit, and write it out."""
-    from harness.graph.evidence import build_handoff, parity_is_current, update_port_status
-    from harness.graph.guards import check_guards
+    from harness.verify.evidence import build_handoff, parity_is_current, update_port_status
+    from harness.verify.guards import check_guards
 
     packet = _packet(state)
     ws = res.workspace
@@ -367,7 +367,7 @@ def _retry_from(state: RunState) -> Any:
 def _prototype_from(res: RunResources, packet: Any) -> Any:
     if packet.mode != "prototype":
         return None
-    from harness.graph.evidence import prototype_evidence
+    from harness.verify.evidence import prototype_evidence
 
     return prototype_evidence(res.workspace, packet, res.executor)  # fresh: files may have changed
 
@@ -430,7 +430,7 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[
     agent changed it, the verdict comes from the test as it was at the base commit, run against
     the agent's code: rewriting the check can never produce a pass. Only a tolerance loosening
     that a person approved through an escape hatch makes the edited test the verdict."""
-    from harness.graph.guards import hatch_covers_tolerance
+    from harness.verify.guards import hatch_covers_tolerance
 
     ws = res.workspace
     original = ws.file_at_base(packet.parity_test)
@@ -475,7 +475,7 @@ def _changed_between(ws: Any, before: str) -> list[str]:
 
 
 def _guards(state: RunState, res: RunResources, update: Update) -> list[dict[str, Any]]:
-    from harness.graph.guards import check_guards
+    from harness.verify.guards import check_guards
 
     packet = _packet(state)
     findings = check_guards(res.workspace, packet, mode=packet.mode, accepted_hatches=_accepted(state))

@@ -13,12 +13,12 @@ from pathlib import PurePosixPath
 from typing import Any, Iterable
 
 from harness.contracts import ComponentSkillHandoff, ConversionRetryRequest, EscapeHatch, HandoffKeyDumps, find_secret
-from harness.graph.evidence_conversion import classify_conversion_failure
-from harness.graph.evidence_git import changed_since
-from harness.graph.evidence_port_status import record_escape_hatch, resolve_escape_hatch, update_port_status
-from harness.graph.evidence_prototype import PrototypeEvidence, prototype_evidence
-from harness.graph.guard_files import is_conversion_path
-from harness.graph.guards import GuardFinding
+from harness.verify.evidence_conversion import classify_conversion_failure
+from harness.verify.evidence_git import changed_since
+from harness.verify.evidence_port_status import record_escape_hatch, resolve_escape_hatch, update_port_status
+from harness.verify.evidence_prototype import PrototypeEvidence, prototype_evidence
+from harness.verify.guard_files import is_conversion_path
+from harness.verify.guards import GuardFinding
 
 __all__ = [
     "PrototypeEvidence",

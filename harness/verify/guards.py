@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
-from harness.graph.guard_files import (
+from harness.verify.guard_files import (
     allowed_key_dumps,
     is_conversion_path,
     tamper_change,
     walk_tamper_candidates,
 )
-from harness.graph.guard_parity_test import Weakening, check_new_parity_test, compare_parity_tests
-from harness.graph.guard_sources import (
+from harness.verify.guard_parity_test import Weakening, check_new_parity_test, compare_parity_tests
+from harness.verify.guard_sources import (
     boundary_imports,
     machinery_patches,
     new_provenance_comments,
