@@ -326,7 +326,7 @@ def test_symlink_escape_is_rejected(tmp_path: Path) -> None:
 
     result = _repo_case(tmp_path, change)
     assert result.exit_code == 2
-    assert "parity_test: tests/local_tests/vaes/test_stable_audio_vae_parity.py resolves outside the repository" in result.output
+    assert "parity_test: tests/local_tests/stable_audio/test_oobleck_vae_parity.py resolves outside the repository" in result.output
     assert "local_tests_readme:" in result.output
 
 

@@ -45,6 +45,14 @@ def test_sdist_has_the_components_the_examples_name(fastvideo_sdist: Path) -> No
     assert (fastvideo_sdist / "tests/local_tests").is_dir()
 
 
+def test_examples_name_parity_tests_the_sdist_has(fastvideo_sdist: Path) -> None:
+    for name in ("t5_text_encoder", "oobleck_vae"):
+        parity_test = load_packet(EXAMPLES / f"{name}.json").parity_test
+        assert (fastvideo_sdist / parity_test).is_file(), parity_test
+    handoff = (EXAMPLES / "handoff_oobleck_vae_ask_user.md").read_text()
+    assert load_packet(EXAMPLES / "oobleck_vae.json").parity_test in handoff
+
+
 @pytest.mark.parametrize("name", ["t5_text_encoder", "oobleck_vae"])
 @pytest.mark.parametrize("form", ["json", "yaml", "md"])
 def test_examples_validate_against_real_fastvideo(checkout: Path, name: str, form: str) -> None:
@@ -75,9 +83,9 @@ def test_symlink_in_real_tree_escaping_is_caught(checkout: Path, tmp_path: Path)
     _place_official_files(checkout, "oobleck_vae")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    vaes = checkout / "tests/local_tests/vaes"
-    shutil.rmtree(vaes, ignore_errors=True)
-    vaes.symlink_to(outside, target_is_directory=True)
+    family_tests = checkout / "tests/local_tests/stable_audio"
+    shutil.rmtree(family_tests, ignore_errors=True)
+    family_tests.symlink_to(outside, target_is_directory=True)
     packet = load_packet(EXAMPLES / "oobleck_vae.json")
     problems = check_packet_paths(packet, checkout)
-    assert [p.field_path for p in problems] == ["parity_test"]
+    assert [p.field_path for p in problems] == ["local_tests_readme", "port_state_file", "parity_test"]

@@ -142,6 +142,23 @@ def test_bad_packet_exits_2_listing_every_problem_and_writes_nothing(tmp_path):
     assert subprocess.run(["git", "-C", str(ex.repo), "status", "--porcelain"], capture_output=True, text=True).stdout == ""
 
 
+@pytest.mark.slow
+def test_parity_scaffold_packet_is_refused_not_run_as_a_prototype(tmp_path):
+    ex = example(tmp_path)
+    home = tmp_path / "home"
+    packet = json.loads(Path(ex.packets["vae:prototype"]).read_text())
+    packet["mode"] = "parity-scaffold"
+    scaffold = tmp_path / "scaffold.json"
+    scaffold.write_text(json.dumps(packet))
+    valid = harness_cli(["validate", str(scaffold), "--repo", str(ex.repo)], home, tmp_path)
+    assert valid.returncode == 0, valid.stdout + valid.stderr  # a valid packet ...
+    result = harness_cli(["run", "--packet", str(scaffold), "--repo", str(ex.repo), "--model", "human",
+                          "--sandbox", "local", "--non-interactive"], home, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr  # ... that a run does not take
+    assert "mode: parity-scaffold belongs to the add-model-02-parity skill" in result.stdout
+    assert not home.exists()
+
+
 def test_bad_options_and_unknown_runs_are_clear_errors(tmp_path):
     ex = example(tmp_path)
     home = tmp_path / "home"

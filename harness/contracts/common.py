@@ -114,12 +114,23 @@ TextList = Annotated[list[str], BeforeValidator(lambda value: _to_str_list(value
 JoinedStr = Annotated[str, BeforeValidator(_join_str_list)]
 
 PLACEHOLDER_RE = re.compile(r"<[a-z_][^<>\n]{0,80}>")
+# One-word slots of the contract templates. Other one-word `<...>` are real text, such as the
+# tokenizer tokens `<pad>`, `<s>` or `<extra_id_0>` an encoder packet may name.
+TEMPLATE_SLOTS = frozenset({
+    "snake_case", "name", "family", "model_family", "component", "bucket", "path", "paths", "file",
+    "list", "components", "stage", "parity_test", "arch_or_family", "_class_name",
+})
+_SLOT_SEPARATORS = re.compile(r"[\s|/,*]")
 
 
 def placeholder_in(value: str) -> str | None:
-    """The first unfilled template placeholder (`<dit|vae>`, `<model_family>`) in a value, if any."""
-    match = PLACEHOLDER_RE.search(value)
-    return match.group(0) if match else None
+    """The first unfilled template placeholder in a value, if any: a contract slot name
+    (`<model_family>`) or a described slot (`<dit|vae>`, `<class/function names>`)."""
+    for match in PLACEHOLDER_RE.finditer(value):
+        inner = match.group(0)[1:-1]
+        if inner in TEMPLATE_SLOTS or _SLOT_SEPARATORS.search(inner):
+            return match.group(0)
+    return None
 
 
 def walk_strings(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

@@ -6,9 +6,12 @@ in a FastVideo checkout). Besides field types, `ComponentContext` enforces these
 - `local_tests_readme` / `port_state_file` are `tests/local_tests/<model_family>/README.md` /
   `PORT_STATUS.md`; `parity_test` is a `test_*.py` file under `tests/local_tests/`.
 - `fastvideo_target_files` sit under `fastvideo/models/<bucket>/` or
-  `fastvideo/configs/models/<bucket>/`; the bucket follows `component_type` (vae -> vaes,
-  encoder/conditioner -> encoders, dit -> dits; other types may use any bucket).
+  `fastvideo/configs/models/<bucket>/`; the bucket follows `component_type` (vae -> vaes or
+  audio, encoder/conditioner -> encoders, dit -> dits; other types may use any bucket). A reused
+  pipeline config may be named directly under `fastvideo/configs/pipelines/`.
   `path.py::Symbol` is accepted for a reused class.
+- `official_ref_dir` is a path (relative to the checkout, or absolute) or an import path, which
+  may be a bare package name (`stable_audio_tools`).
 - `prototype_key_dumps` values are paths under `converted_weights/<model_family>/_mapping/`, or
   `planned` / `unknown`. Conversion paths are under `scripts/checkpoint_conversion/` and
   `converted_weights/<model_family>/`, or `not_created` / `not_needed` / `unknown`.
@@ -21,7 +24,9 @@ in a FastVideo checkout). Besides field types, `ComponentContext` enforces these
 - Any `unknown` value needs the search already done: an entry of `concerns_or_unknowns` that names
   the field (`conversion.script` or `script`) and says what was searched (a word such as searched,
   grep, looked, checked, not found).
-- No unfilled template placeholders (`<dit|vae>`) and no raw secret values anywhere.
+- No unfilled template placeholders (`<dit|vae>`, `<model_family>`; tokenizer tokens such as
+  `<pad>` are text) and no raw secret values anywhere.
+- Checked with `--repo`: in `parity-debug` the parity test exists in the checkout.
 """
 
 from __future__ import annotations
@@ -62,10 +67,12 @@ _GENERIC_LEAVES = {"path", "symbols", "notes", "args", "official", "fastvideo"}
 def _names_for(field: str) -> set[str]:
     """How a concern may name a field: `conversion.script`, `script`, `official_definition_files.path`, ..."""
     plain = re.sub(r"\[\d+\]", "", field)
-    leaf = plain.rsplit(".", 1)[-1]
+    parent, _, leaf = plain.rpartition(".")
     names = {field.lower(), plain.lower()}
     if leaf not in _GENERIC_LEAVES:  # `path` alone would match almost any concern
         names.add(leaf.lower())
+    elif parent:  # `prototype_key_dumps: searched ...` covers its `.official` and `.fastvideo`
+        names.add(parent.lower())
     return names
 
 
@@ -125,7 +132,7 @@ class ComponentContext(ContractModel):
     """The per-component packet (`component_context`) passed to a component skill."""
 
     model_family: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case model family name.")
-    component: str = Field(min_length=1, pattern=r"^\S+$", description="Component name, e.g. vae or text_encoder.")
+    component: str = Field(min_length=1, pattern=r"^[^\n]+$", description="Component name, e.g. vae, text_encoder or `UMT5 text encoder`.")
     component_type: ComponentType = Field(description="Kind of component; selects the skill and loader bucket.")
     mode: Mode = Field(description="Which skill mode the packet is for.")
     official_ref_dir: str = Field(min_length=1, description="Path or import path of the official reference code.")

@@ -19,13 +19,23 @@ if TYPE_CHECKING:
 
 PATH_WORDS = ("planned", "not_created", "not_needed", "unknown")
 _BUCKETS = {"vae": "vaes", "encoder": "encoders", "conditioner": "encoders", "dit": "dits"}
+# Buckets a component type may also use: FastVideo keeps audio VAEs (and their configs) under `audio/`.
+_EXTRA_BUCKETS = {"vae": ("audio",)}
 _TARGET_ROOTS = ("fastvideo/models/", "fastvideo/configs/models/")
+# Pipeline configs are flat files; a port may reuse or extend one (`stable_audio.py::StableAudioT2AConfig`).
+_PIPELINE_CONFIGS = "fastvideo/configs/pipelines/"
 _IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def bucket_for(component_type: str) -> str | None:
     """The loader bucket a component type lives in, or None when any bucket may fit."""
     return _BUCKETS.get(component_type)
+
+
+def buckets_for(component_type: str) -> tuple[str, ...]:
+    """Every bucket a component type may put files in; empty when any bucket fits."""
+    bucket = bucket_for(component_type)
+    return (bucket, *_EXTRA_BUCKETS.get(component_type, ())) if bucket else ()
 
 
 def strip_symbol(path: str) -> str:
@@ -64,25 +74,31 @@ def target_file_problem(value: str, component_type: str) -> str | None:
     if problem:
         return problem
     normal = PurePosixPath(path).as_posix()
-    bucket = bucket_for(component_type)
+    buckets = buckets_for(component_type)
+    if normal.startswith(_PIPELINE_CONFIGS):
+        rest = normal[len(_PIPELINE_CONFIGS):]
+        if "/" in rest or not rest.endswith(".py") or rest == ".py":
+            return f"must name a Python file directly in {_PIPELINE_CONFIGS}, got {value}"
+        return None
     for root in _TARGET_ROOTS:
         if normal.startswith(root):
             parts = normal[len(root):].split("/")
             if len(parts) < 2 or not parts[0] or not parts[-1]:
                 return f"must name a file inside a bucket, {root}<bucket>/<file>.py, got {value}"
-            if bucket and parts[0] != bucket:
-                return (f"component_type {component_type} belongs in bucket `{bucket}` "
-                        f"({root}{bucket}/...), got bucket `{parts[0]}`")
+            if buckets and parts[0] not in buckets:
+                allowed = " or ".join(f"`{b}`" for b in buckets)
+                return (f"component_type {component_type} belongs in bucket {allowed} "
+                        f"({root}{buckets[0]}/...), got bucket `{parts[0]}`")
             if not normal.endswith(".py"):
                 return f"must be a Python file, got {value}"
             return None
-    expected = " or ".join(f"{root}{bucket or '<bucket>'}/" for root in _TARGET_ROOTS)
-    return f"must be under {expected}, got {value}"
+    expected = ", ".join(f"{root}{b}/" for root in _TARGET_ROOTS for b in (buckets or ("<bucket>",)))
+    return f"must be under {expected} (or {_PIPELINE_CONFIGS} for a pipeline config), got {value}"
 
 
 def is_import_path(value: str) -> bool:
-    """`diffusers.models` style official references: dotted names, no path separators."""
-    return "/" not in value and "\\" not in value and "." in value and bool(_IMPORT_PATH_RE.match(value))
+    """`diffusers.models` or a bare package name (`stable_audio_tools`): dotted names, no separators."""
+    return bool(_IMPORT_PATH_RE.match(value))
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -133,6 +149,9 @@ def _repo_path_problems(packet: ComponentContext, repo: Path) -> list[Problem]:
             problems.append(Problem(field, lexical))
         elif not _inside((root / value).resolve(), root):
             problems.append(Problem(field, f"{value} resolves outside the repository (through a symlink)"))
+    if packet.mode == "parity-debug" and not (root / packet.parity_test).is_file():
+        problems.append(Problem("parity_test", f"{packet.parity_test} does not exist in the checkout; parity-debug "
+                                               "debugs an existing parity test (parity-scaffold writes it first)"))
     return problems
 
 

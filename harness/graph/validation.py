@@ -18,6 +18,8 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
     problems += model_problems(cfg.model, cfg.price)
     packet, packet_problems = _load_packet(Path(cfg.packet))
     problems += packet_problems
+    if packet is not None:
+        problems += mode_problems(packet)
     if packet is not None and not _repo_problems(Path(cfg.repo)):
         problems += _path_problems(packet, Path(cfg.repo))
         problems += _skill_problems(packet, Path(cfg.repo))
@@ -42,6 +44,18 @@ def model_problems(spec: str, price: str | None = None) -> list[str]:
     if kind in ("scripted", "replay") and rest:
         return [] if Path(rest).is_file() else [f"model: {kind} file {rest} does not exist"]
     return [f"model: unknown model spec {spec!r}; expected {SPEC_HELP}"]
+
+
+def mode_problems(packet: Any) -> list[str]:
+    """A run ports a component (prototype, parity-debug); writing the skip-gated parity test
+    (parity-scaffold) is the parity skill's job, which the harness does not run."""
+    if packet.mode == "parity-scaffold":
+        from harness.skills.catalog import PARITY_SKILL
+
+        return [f"mode: parity-scaffold belongs to the {PARITY_SKILL} skill (write the skip-gated parity test), "
+                "which `harness run` does not run; scaffold the test, then run the packet with mode prototype "
+                "or parity-debug"]
+    return []
 
 
 def _repo_problems(repo: Path) -> list[str]:

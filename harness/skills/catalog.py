@@ -12,6 +12,7 @@ VAE_SKILL = "add-model-04-port-vae"
 ENCODER_SKILL = "add-model-05-port-encoder"
 DIT_SKILL = "add-model-03-port-dit"
 GENERIC_SKILL = "add-model-06-port-generic"
+PARITY_SKILL = "add-model-02-parity"  # writes the parity test (mode parity-scaffold); not run by the harness
 
 # component_type -> skill name; anything not listed uses the generic skill.
 SKILL_BY_TYPE = MappingProxyType(
