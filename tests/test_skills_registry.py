@@ -116,7 +116,8 @@ def test_size_cap_keeps_text_bounded(tmp_path: Path) -> None:
     big.write_text("x" * (loader.MAX_TOTAL_CHARS + 10))
     skill = skill_for("vae", tmp_path)
     assert len(skill.text) < loader.MAX_TOTAL_CHARS + 500
-    assert "not included (size cap): add-model/shared/common_rules.md" in skill.text
+    assert "- .agents/skills/add-model/shared/common_rules.md (60010 chars, over the 60000-char" in skill.text
+    assert skill.left_out and "common_rules.md" in skill.describe_source()
 
 
 def test_skill_file_symlinked_out_of_the_tree_is_not_read(tmp_path: Path) -> None:
@@ -128,3 +129,59 @@ def test_skill_file_symlinked_out_of_the_tree_is_not_read(tmp_path: Path) -> Non
     main.symlink_to(outside)
     skill = skill_for("vae", tmp_path)
     assert skill.source == "builtin" and "PRIVATE" not in skill.text
+
+
+TEMPLATE = "def test_component_parity():\n    pytest.skip('TODO: fill in the official and FastVideo calls')\n"
+
+
+def test_template_repo_root_and_bare_references_are_included(tmp_path: Path) -> None:
+    root = make_skills_tree(tmp_path)
+    common = root / "add-model" / "shared" / "component_skill_common.md"
+    common.write_text(COMMON + "Copy `../../add-model-02-parity/templates/component_parity_test.py`.\n"
+                      "See `fastvideo/models/vaes/oobleck.py`.\n")
+    _write(root / "add-model-02-parity" / "templates" / "component_parity_test.py",
+           TEMPLATE + "# Report with `contracts/parity_status.md`.\n")
+    _write(root / "add-model" / "contracts" / "parity_status.md", "# Parity Status Contract\n")
+    _write(tmp_path / "fastvideo" / "layers" / "AGENTS.md", "# Layer guidance\nUse ReplicatedLinear.\n")
+    _write(tmp_path / "fastvideo" / "models" / "vaes" / "oobleck.py", "class OobleckVAE: ...\n")
+    skill = skill_for("vae", tmp_path)
+    assert f"```python\n{TEMPLATE}# Report with" in skill.text
+    assert "# Layer guidance" in skill.text and "# Parity Status Contract" in skill.text
+    assert "fastvideo/layers/AGENTS.md" in skill.source_paths
+    assert ".agents/skills/add-model/contracts/parity_status.md" in skill.source_paths
+    # Model code is read with the tools, not pasted into the skill text.
+    assert "class OobleckVAE" not in skill.text
+    assert not skill.left_out, skill.left_out
+
+
+def test_what_is_left_out_is_named(tmp_path: Path) -> None:
+    from harness.skills import loader
+
+    root = make_skills_tree(tmp_path)  # names fastvideo/layers/AGENTS.md, which this checkout lacks
+    common = root / "add-model" / "shared" / "component_skill_common.md"
+    common.write_text(COMMON + "Copy `../../add-model-02-parity/templates/component_parity_test.py`.\n")
+    skill = skill_for("vae", tmp_path)
+    assert skill.left_out == ("fastvideo/layers/AGENTS.md (named, not found in the checkout)",
+                              "../../add-model-02-parity/templates/component_parity_test.py (named, not found in the checkout)")
+    assert "Named by the skill but not included above:\n- fastvideo/layers/AGENTS.md" in skill.text
+    root = tmp_path / ".agents" / "skills"
+    names = [f"extra_{i}.md" for i in range(loader.MAX_INCLUDED_FILES + 2)]
+    (root / "add-model" / "shared" / "common_rules.md").write_text(" ".join(f"`{n}`" for n in names))
+    for name in names:
+        _write(root / "add-model" / "shared" / name, f"# {name}\n")
+    skill = skill_for("vae", tmp_path)
+    assert len(skill.source_paths) == loader.MAX_INCLUDED_FILES
+    assert sum("file budget" in item for item in skill.left_out) >= 2
+
+
+def test_repo_root_reference_cannot_read_git_or_leave_the_checkout(tmp_path: Path) -> None:
+    root = make_skills_tree(tmp_path)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "notes.md").write_text("GIT INTERNALS")
+    (tmp_path.parent / "beside.md").write_text("OUTSIDE THE CHECKOUT")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "link.md").symlink_to(tmp_path.parent / "beside.md")
+    main = root / "add-model-04-port-vae" / "SKILL.md"
+    main.write_text(main.read_text() + "See `.git/notes.md` and `docs/link.md`.\n")
+    text = skill_for("vae", tmp_path).text
+    assert "GIT INTERNALS" not in text and "OUTSIDE THE CHECKOUT" not in text

@@ -23,12 +23,14 @@ class Skill:
     text: str
     source: Literal["checkout", "builtin"]
     source_paths: tuple[str, ...] = field(default=())
+    left_out: tuple[str, ...] = field(default=())  # files the skill names that are not in `text`
 
     def describe_source(self) -> str:
         """One line for the run log: which skill text the agents were given."""
         where = ", ".join(self.source_paths) if self.source_paths else "-"
         origin = "from the checkout" if self.source == "checkout" else "built-in card"
-        return f"skill {self.name} ({origin}: {where}; {len(self.text)} chars)"
+        missing = f"; left out: {', '.join(self.left_out)}" if self.left_out else ""
+        return f"skill {self.name} ({origin}: {where}; {len(self.text)} chars{missing})"
 
     def checklist_markdown(self) -> str:
         return "\n".join(f"- [ ] {item}" for item in self.drift_checklist)
@@ -56,4 +58,5 @@ def skill_for(component_type: str, checkout: Path | None = None) -> Skill:
         text=loaded.text,
         source=loaded.source,  # type: ignore[arg-type]
         source_paths=loaded.paths,
+        left_out=loaded.left_out,
     )
