@@ -277,26 +277,110 @@ def test_runs_with_no_capabilities(sandbox, ws):
     cap, uid = r.stdout.split("\n")[:2]
     assert cap.split()[1] == "0000000000000000"
     owner = ws.path.stat().st_uid
-    if sandbox.kind == "docker" and owner == 0:
-        from harness.sandbox.executors.docker import SANDBOX_UID
+    if owner == 0:
+        from harness.sandbox.executors.limits import SANDBOX_UID
 
-        owner = SANDBOX_UID  # the container never runs as root
+        owner = SANDBOX_UID  # neither sandbox ever runs commands as root
     assert int(uid) == owner
 
 
-def test_bwrap_hides_credential_files_in_home(ws, bwrap_ok, host_dir_outside_tmp, monkeypatch):
-    home = host_dir_outside_tmp / "home"  # outside /tmp, which bwrap replaces anyway
+def test_bwrap_shows_only_what_commands_need(ws, bwrap_ok, host_dir_outside_tmp, harness_root, monkeypatch):
+    home = host_dir_outside_tmp / "home"
     (home / ".cache/huggingface").mkdir(parents=True)
     (home / ".cache/huggingface/token").write_text("hf_secret_in_file_0123")
-    (home / ".ssh").mkdir()
-    (home / ".ssh/id_ed25519").write_text("PRIVATE KEY 0123")
-    (home / "notes.txt").write_text("not a secret")
+    (home / ".gitconfig").write_text("[user]\n\tname = secret-gitconfig-0123\n")
+    other_run = harness_root / "runs" / "other-run"
+    other_run.mkdir(parents=True)
+    (other_run / "trajectory.jsonl").write_text("other-run-trajectory-0123\n")
     monkeypatch.setenv("HOME", str(home))
     ex = make_executor("bwrap", ws)
-    r = ex.run(f"cat {home}/.cache/huggingface/token {home}/.ssh/id_ed25519 {home}/notes.txt 2>&1; "
-               f"ls -a {home}/.ssh", timeout_s=30)
-    assert "hf_secret_in_file_0123" not in r.stdout and "PRIVATE KEY" not in r.stdout
-    assert "not a secret" in r.stdout
+    ex.start()
+    r = ex.run(f"cat /etc/shadow /etc/gshadow /etc/gitconfig /etc/npmrc /etc/pip.conf /root/.gitconfig "
+               f"{home}/.cache/huggingface/token {home}/.gitconfig {other_run}/trajectory.jsonl 2>&1; "
+               f"ls / /etc {harness_root} 2>&1; id -un", timeout_s=30)
+    assert "hf_secret" not in r.stdout and "secret-gitconfig" not in r.stdout and "other-run-" not in r.stdout
+    assert r.stdout.count("No such file or directory") >= 9, r.stdout
+    assert "shadow" not in r.stdout.split("/etc:", 1)[1] and "var" not in r.stdout.split()
+    # Name resolution of the sandbox user works (tools such as getpass need it).
+    assert r.stdout.split()[-1] == ("sandbox" if os.geteuid() == 0 else r.stdout.split()[-1])
+    assert "uid" in ex.notice and ("cgroup" in ex.notice or "rlimits" in ex.notice)
+    ex.close()
+
+
+def test_bwrap_pids_limit_holds_against_a_fork_bomb(ws, bwrap_ok):
+    ex = make_executor("bwrap", ws, pids_limit=64)
+    ex.start()
+    bomb = textwrap.dedent("""
+        import os, time
+        n = 0
+        try:
+            for _ in range(5000):
+                if os.fork() == 0:
+                    time.sleep(600)
+                    os._exit(0)
+                n += 1
+        except OSError as e:
+            print("refused after", n)
+    """)
+    (ws.path / "bomb.py").write_text(bomb)
+    r = ex.run("python bomb.py", timeout_s=60)
+    assert "refused after" in r.stdout, r.stdout + r.stderr
+    assert int(r.stdout.split()[-1]) < 64
+    time.sleep(0.3)
+    assert _host_processes("bomb.py") == []  # nothing of the bomb outlives the command
+    assert ex.run("echo fine", timeout_s=30).stdout == "fine\n"
+    ex.close()
+
+
+@pytest.mark.parametrize("kind", [pytest.param("docker", marks=pytest.mark.docker),
+                                  pytest.param("bwrap", marks=pytest.mark.bwrap)])
+def test_file_size_and_tmp_size_limits(kind, ws, request):
+    from harness.sandbox.executors.limits import SandboxLimits
+
+    limits = SandboxLimits(file_size="2m", tmp_size="8m")
+    if kind == "docker":
+        ex = make_executor("docker", ws, image=request.getfixturevalue("sandbox_image"), memory="512m",
+                           limits=limits)
+    else:
+        request.getfixturevalue("bwrap_ok")
+        ex = make_executor("bwrap", ws, limits=limits)
+    ex.start()
+    try:
+        r = ex.run("head -c 1000000 /dev/zero > ok.bin && echo small-ok; "
+                   "head -c 3000000 /dev/zero > big.bin; echo big=$?; "
+                   "for i in 1 2 3 4 5 6; do head -c 1500000 /dev/zero > /tmp/f$i || echo tmp-full; done", timeout_s=60)
+        assert "small-ok" in r.stdout and "big=0" not in r.stdout and "tmp-full" in r.stdout, r.stdout + r.stderr
+        assert (ws.path / "big.bin").stat().st_size <= 2 * 1024 ** 2
+    finally:
+        ex.close()
+
+
+LEFTOVER = "(while true; do date +%s%N >> tick.txt; sleep 0.05; done) >/dev/null 2>&1 </dev/null &"
+
+
+def test_processes_left_behind_die_with_the_command(sandbox, ws):
+    r = sandbox.run(f"{LEFTOVER} setsid sh -c '{LEFTOVER}' ; sleep 0.3; echo started", timeout_s=30)
+    assert "started" in r.stdout, r.stderr
+    time.sleep(0.5)
+    size = (ws.path / "tick.txt").stat().st_size
+    time.sleep(0.5)
+    assert (ws.path / "tick.txt").stat().st_size == size  # nobody writes any more
+    ps = sandbox.run("ps -eo args=", timeout_s=30).stdout
+    assert "while true" not in ps and "sleep 0.05" not in ps
+
+
+@pytest.mark.docker
+def test_docker_a_leftover_holding_the_output_cannot_hang_the_next_command(ws, sandbox_image):
+    ex = make_executor("docker", ws, image=sandbox_image, memory="512m", pids_limit=64)
+    ex.start()
+    try:
+        # The detached child keeps the exec's output open and leaves the command's session.
+        r = ex.run("setsid sh -c 'sleep 4501' & echo detached", timeout_s=2)
+        assert "detached" in r.stdout
+        after = ex.run("ps -eo args=; echo next-ran", timeout_s=30)
+        assert "next-ran" in after.stdout and "sleep 4501" not in after.stdout
+    finally:
+        ex.close()
 
 
 def test_bwrap_hides_the_docker_socket(ws, bwrap_ok):

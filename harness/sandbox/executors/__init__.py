@@ -15,6 +15,7 @@ from harness.sandbox.executors.base import (
     is_secret_name,
     sandbox_env,
 )
+from harness.sandbox.executors.limits import DEFAULT_MEMORY, DEFAULT_PIDS, SandboxLimits
 from harness.sandbox.workspace import Workspace
 
 ExecutorKind = Literal["docker", "bwrap", "local"]
@@ -28,13 +29,14 @@ def make_executor(
     gpus: str | int | None = "none",
     network: bool = False,
     run_id: str | None = None,
-    memory: str = "8g",
-    pids_limit: int = 512,
+    memory: str = DEFAULT_MEMORY,
+    pids_limit: int = DEFAULT_PIDS,
     **options: object,
 ) -> Executor:
     """The executor of `kind` for `ws` (not started yet).
 
-    Only docker knows images, GPUs and resource limits; bwrap never has network and local
+    Only docker knows images and GPUs; docker and bwrap enforce the resource limits
+    (`limits=SandboxLimits(...)` for file and /tmp sizes); bwrap never has network and local
     is not isolated at all, so asking either of them for network or GPUs is an error.
     """
     if kind == "docker":
@@ -50,9 +52,14 @@ def make_executor(
         raise ValueError(f"--gpus {gpus!r} needs the docker executor; {kind} sees the host's devices as they are")
     from harness.sandbox.executors.process import BwrapExecutor, LocalExecutor
 
-    cls = BwrapExecutor if kind == "bwrap" else LocalExecutor
-    return cls(ws, **options)  # type: ignore[arg-type]
+    if kind == "bwrap":
+        limits = options.pop("limits", None) or SandboxLimits()
+        limits = SandboxLimits(pids=pids_limit, memory=memory, file_size=limits.file_size,  # type: ignore[union-attr]
+                               tmp_size=limits.tmp_size)  # type: ignore[union-attr]
+        return BwrapExecutor(ws, limits=limits, **options)  # type: ignore[arg-type]
+    options.pop("limits", None)  # local is not isolated: nothing to limit
+    return LocalExecutor(ws, **options)  # type: ignore[arg-type]
 
 
 __all__ = ["make_executor", "Executor", "CommandResult", "InfrastructureError", "ExecutorKind",
-           "KINDS", "sandbox_env", "is_secret_name"]
+           "KINDS", "sandbox_env", "is_secret_name", "SandboxLimits"]

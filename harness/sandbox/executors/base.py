@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
+
+from harness.sandbox.executors.limits import SANDBOX_UID
 
 # Only these host variables may reach a sandboxed command; everything else (API keys,
 # tokens, cloud credentials) stays outside.
@@ -141,3 +145,24 @@ class Executor(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def share_with_sandbox_group(root: Path, gid: int = SANDBOX_UID) -> None:
+    """When the harness runs as root, its worktree files are root's: give them to the sandbox
+    user's group, group-writable (directories setgid so new files stay in the group). Git
+    tracks only the executable bit, so this changes nothing in the diff. Run before every
+    command because the host-side tools create files as root between commands."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [None, *filenames]:
+            path = Path(dirpath) if name is None else Path(dirpath) / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            extra = stat.S_IRGRP | stat.S_IWGRP | (stat.S_IXGRP | stat.S_ISGID if stat.S_ISDIR(st.st_mode) else 0)
+            if st.st_gid != gid:
+                os.chown(path, -1, gid)
+            if (st.st_mode | extra) != st.st_mode:
+                os.chmod(path, stat.S_IMODE(st.st_mode) | extra)

@@ -12,13 +12,10 @@ from __future__ import annotations
 import atexit
 import math
 import os
-import shlex
 import signal
-import stat
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,9 @@ from harness.sandbox.executors.base import (
     InfrastructureError,
     OutputCap,
     sandbox_env,
+    share_with_sandbox_group,
 )
+from harness.sandbox.executors.limits import DEFAULT_MEMORY, DEFAULT_PIDS, SANDBOX_UID, SandboxLimits
 from harness.sandbox.workspace import Workspace, owner_of
 
 DEFAULT_IMAGE = "fastvideo-harness-sandbox:test"
@@ -39,7 +38,6 @@ LABEL_RUN = "fastvideo-harness.run_id"
 LABEL_PID = "fastvideo-harness.owner_pid"
 LABEL_START = "fastvideo-harness.owner_start"
 LABEL_HOST = "fastvideo-harness.owner_host"
-_PIDS_DIR = "/tmp/.fastvideo-harness"
 _KILL_GRACE_S = 2  # SIGTERM at the timeout, SIGKILL this much later
 _SANDBOX_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -105,16 +103,20 @@ class DockerExecutor(Executor):
         gpus: str | int | None = "none",
         network: bool = False,
         run_id: str | None = None,
-        memory: str = "8g",
-        pids_limit: int = 512,
+        memory: str = DEFAULT_MEMORY,
+        pids_limit: int = DEFAULT_PIDS,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         user: str | None = None,
+        limits: SandboxLimits | None = None,
     ) -> None:
         self.ws = ws
         self.image = image or DEFAULT_IMAGE
         self.device_requests = gpu_device_requests(gpus)  # checked now: bad input fails early
         self.network = network
         self.run_id = run_id or ws.run_id
+        base_limits = limits or SandboxLimits()
+        self.limits = SandboxLimits(pids=pids_limit, memory=memory, file_size=base_limits.file_size,
+                                    tmp_size=base_limits.tmp_size)
         self.memory = memory
         self.pids_limit = pids_limit
         self.max_output_bytes = max_output_bytes
@@ -191,14 +193,20 @@ class DockerExecutor(Executor):
         for name, source in self.ws.local_assets():
             mounts.append(Mount(f"{WORKDIR}/{name}", str(source), type="bind", read_only=True))
         pid = os.getpid()
+        from docker.types import Ulimit
+
+        file_size = self.limits.file_size_bytes
         return dict(
+            # The keep-alive process runs as root (no capabilities) so that killing every process
+            # of the command's uid after each command leaves the container itself running.
             entrypoint=["sleep", "infinity"], command=[], name=self.name, detach=True, init=True,
-            user=self.user, working_dir=WORKDIR, mounts=mounts,
+            user="0:0", working_dir=WORKDIR, mounts=mounts,
             network_mode="bridge" if self.network else "none",
             mem_limit=self.memory, memswap_limit=self.memory, pids_limit=self.pids_limit,
             device_requests=self.device_requests, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], read_only=True,
-            tmpfs={"/tmp": "rw,exec,nosuid,size=4g"},
+            tmpfs={"/tmp": f"rw,exec,nosuid,size={self.limits.tmp_size_bytes}"},
+            ulimits=[Ulimit(name="fsize", soft=file_size, hard=file_size), Ulimit(name="core", soft=0, hard=0)],
             labels={LABEL_RUN: self.run_id, LABEL_PID: str(pid),
                     LABEL_START: process_start_time(pid) or "", LABEL_HOST: socket.gethostname()},
         )
@@ -280,13 +288,10 @@ class DockerExecutor(Executor):
         if self.official_dir:
             base["OFFICIAL_REF_DIR"] = self.official_dir
         full_env = sandbox_env(base, env)
-        pidfile = f"{_PIDS_DIR}/{uuid.uuid4().hex}.pid"
-        # setsid: the command gets its own session, so the whole tree can be found and killed;
-        # timeout: TERM to the command's process group at the deadline, KILL shortly after.
-        wrapper = ('mkdir -p "${0%/*}" 2>/dev/null; echo $$ > "$0"; '
-                   f'timeout -k {_KILL_GRACE_S} "$1" sh -c "$2"')
+        # setsid: the command gets its own session; timeout: TERM to the command's process
+        # group at the deadline, KILL shortly after.
         seconds = str(max(1, math.ceil(timeout_s)))  # whole seconds: busybox timeout wants them
-        argv = ["setsid", "-w", "sh", "-c", wrapper, pidfile, seconds, command]
+        argv = ["setsid", "-w", "timeout", "-k", str(_KILL_GRACE_S), seconds, "sh", "-c", command]
         api = self._client.api
         started = time.monotonic()
         try:
@@ -296,8 +301,9 @@ class DockerExecutor(Executor):
         except Exception as exc:
             self._check_alive()
             raise InfrastructureError(f"docker exec failed in {self.name}: {exc}") from exc
-        # Backstop for a wedged `timeout`: kill the session from a second exec.
-        watchdog = threading.Timer(timeout_s + _KILL_GRACE_S + 10, self._kill_session, [pidfile])
+        # Backstop for a wedged `timeout` or a child that left the session and holds the output
+        # open: kill every process of the command's uid.
+        watchdog = threading.Timer(timeout_s + _KILL_GRACE_S + 10, self.kill_leftovers)
         watchdog.daemon = True
         watchdog.start()
         out, err = OutputCap(self.max_output_bytes), OutputCap(self.max_output_bytes)
@@ -313,27 +319,25 @@ class DockerExecutor(Executor):
             raise InfrastructureError(f"lost the docker exec in {self.name}: {exc}") from exc
         finally:
             watchdog.cancel()
+            # Nothing a command started may outlive it: a process left behind could change the
+            # tree while the next command (the verdict among them) runs.
+            self.kill_leftovers()
         duration = time.monotonic() - started
         if code is None or code >= 128:
             self._check_alive_after_signal()  # a signal death may be the container's, not the command's
             code = -1 if code is None else code
         timed_out = duration >= timeout_s and code in (124, 137, -1)
-        if timed_out:
-            self._kill_session(pidfile)  # children that left the process group
         return CommandResult(code, out.text(), err.text(), duration, timed_out)
 
-    def _kill_session(self, pidfile: str) -> None:
-        script = (f'sid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && [ -n "$sid" ] && '
-                  f'{{ pkill -KILL -s "$sid" 2>/dev/null; kill -KILL -- -"$sid" 2>/dev/null; }}; '
-                  f'rm -f {shlex.quote(pidfile)}; true')
+    def kill_leftovers(self) -> None:
+        """Kill every process of the sandbox uid in the container (`kill -9 -1` as that uid: all
+        the processes it may signal; the root keep-alive is out of its reach)."""
+        if self.user.split(":")[0] in ("0", "root"):
+            return  # as root it would take the container down with it
         try:
-            self._container.exec_run(["sh", "-c", script], user=self.user)
+            self._container.exec_run(["sh", "-c", "kill -9 -1 2>/dev/null; true"], user=self.user)
         except Exception:  # container gone: nothing left to kill
             pass
-
-
-# The unprivileged identity commands run as when the worktree belongs to root.
-SANDBOX_UID = 10001
 
 
 def _default_user(path: Path) -> str:
@@ -342,27 +346,6 @@ def _default_user(path: Path) -> str:
     if uid == 0:
         return f"{SANDBOX_UID}:{SANDBOX_UID}"
     return f"{uid}:{gid}"
-
-
-def share_with_sandbox_group(root: Path, gid: int = SANDBOX_UID) -> None:
-    """When the harness runs as root, its worktree files are root's: give them to the sandbox
-    user's group, group-writable (directories setgid so new files stay in the group). Git
-    tracks only the executable bit, so this changes nothing in the diff. Run before every
-    command because the host-side tools create files as root between commands."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [None, *filenames]:
-            path = Path(dirpath) if name is None else Path(dirpath) / name
-            try:
-                st = path.lstat()
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            extra = stat.S_IRGRP | stat.S_IWGRP | (stat.S_IXGRP | stat.S_ISGID if stat.S_ISDIR(st.st_mode) else 0)
-            if st.st_gid != gid:
-                os.chown(path, -1, gid)
-            if (st.st_mode | extra) != st.st_mode:
-                os.chmod(path, stat.S_IMODE(st.st_mode) | extra)
 
 
 # ----- cleanup of this process's containers on exit and Ctrl-C ------------------------

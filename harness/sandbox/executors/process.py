@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -18,8 +19,12 @@ from harness.sandbox.executors.base import (
     InfrastructureError,
     read_capped,
     sandbox_env,
+    share_with_sandbox_group,
 )
+from harness.sandbox.executors.limits import SANDBOX_UID, CommandCgroup, SandboxLimits, rlimit_prefix
 from harness.sandbox.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 def _kill_group(pgid: int) -> None:
@@ -111,79 +116,186 @@ class LocalExecutor(_ProcessExecutor):
 
 
 class BwrapExecutor(_ProcessExecutor):
-    """bubblewrap: read-only host, writable worktree, private /tmp, no network, own pid namespace."""
+    """bubblewrap: only system dirs, the interpreter, the worktree, the official dir and the asset
+    mounts are visible; private /tmp and pids; no network; an unprivileged uid; resource limits.
+
+    When the harness runs as root, bwrap sets up the mounts as root and `setpriv` then drops to
+    SANDBOX_UID with no capabilities (the worktree is shared with that uid's group, as in
+    docker); otherwise commands keep the harness's own uid inside a user namespace.
+    """
 
     kind = "bwrap"
 
+    def __init__(self, ws: Workspace, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+                 limits: SandboxLimits | None = None) -> None:
+        super().__init__(ws, max_output_bytes)
+        self.limits = limits or SandboxLimits()
+        self._etc_dir: str | None = None
+        self.notice = ""
+
+    @property
+    def _as_root(self) -> bool:
+        return os.geteuid() == 0
+
+    @property
+    def uid(self) -> int:
+        return SANDBOX_UID if self._as_root else os.getuid()
+
     def start(self) -> None:
-        if shutil.which("bwrap") is None:
-            raise InfrastructureError("bubblewrap (bwrap) is not installed; install it or pick another executor")
+        missing = [tool for tool in ("bwrap", "prlimit", *(["setpriv"] if self._as_root else []))
+                   if shutil.which(tool) is None]
+        if missing:
+            raise InfrastructureError(f"the bwrap sandbox needs {', '.join(missing)} (bubblewrap, util-linux); "
+                                      "install them or pick another executor")
+        if self._etc_dir is None:
+            self._etc_dir = _identity_files(self.uid)
+        probe = CommandCgroup.create(self.limits)
+        held_by = probe.describe(self.limits) if probe else (
+            f"rlimits (processes of uid {self.uid} +{self.limits.pids}, {self.limits.memory} data per process)")
+        if probe:
+            probe.remove()
+        self.notice = (f"bwrap sandbox: uid {self.uid}; pids and memory by {held_by}; "
+                       f"files up to {self.limits.file_size}; /tmp {self.limits.tmp_size}")
+        log.info(self.notice)
+
+    def close(self) -> None:
+        if self._etc_dir:
+            shutil.rmtree(self._etc_dir, ignore_errors=True)
+            self._etc_dir = None
 
     def _home(self) -> str:
         return "/tmp"
 
+    def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
+        if self._etc_dir is None:
+            self.start()
+        if self._as_root:
+            share_with_sandbox_group(self.ws.path)
+        self._cgroup = CommandCgroup.create(self.limits)
+        try:
+            return super().run(command, timeout_s, env)
+        finally:
+            if self._cgroup:
+                self._cgroup.remove()
+            self._cgroup = None
+
     def _argv(self, command: str) -> list[str]:
         wt = str(self.ws.path)
-        argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--tmpfs", "/tmp",
-                # /run holds daemon sockets (docker's among them); a read-only bind would
-                # still let the sandbox connect to them.
-                "--tmpfs", "/run"]
-        argv += _hide_docker_socket()
-        argv += _hide_credentials()
-        # The harness's own python stays reachable even if it lives under the hidden /tmp.
-        for prefix in sorted({sys.prefix, sys.base_prefix}):
-            if Path(prefix).is_relative_to("/tmp"):
-                argv += ["--ro-bind", prefix, prefix]
-        # The user's git metadata: hidden; the worktree's `.git` pointer: read-only.
-        gitdir = str(_common_git_dir(self.ws))
-        argv += ["--tmpfs", gitdir, "--remount-ro", gitdir]
-        argv += ["--bind", wt, wt, "--ro-bind", f"{wt}/.git", f"{wt}/.git"]
+        mounts = _Mounts()
+        for top in _SYSTEM_DIRS:
+            path = Path(top)
+            if path.is_symlink():
+                mounts.add("--symlink", os.readlink(path), top)
+            elif path.is_dir():
+                mounts.add("--ro-bind", top, top)
+        # /tmp first: the interpreter or the worktree may live below it.
+        mounts.args += ["--size", str(self.limits.tmp_size_bytes), "--perms", "1777"]
+        mounts.add("--tmpfs", None, "/tmp")
+        mounts.add("--dev", None, "/dev")
+        mounts.add("--proc", None, "/proc")
+        for name in _ETC_FILES:
+            if Path("/etc", name).exists():
+                mounts.add("--ro-bind", f"/etc/{name}", f"/etc/{name}")
+        assert self._etc_dir is not None
+        for name in ("passwd", "group"):
+            mounts.add("--ro-bind", f"{self._etc_dir}/{name}", f"/etc/{name}")
+        for prefix in _interpreter_dirs():
+            mounts.add("--ro-bind", prefix, prefix)
+        mounts.add("--bind", wt, wt)
+        mounts.add("--ro-bind", f"{wt}/.git", f"{wt}/.git")
         if self.official_dir:
-            argv += ["--ro-bind", self.official_dir, self.official_dir]
+            mounts.add("--ro-bind", self.official_dir, self.official_dir)
         for name, source in self.ws.local_assets():
-            argv += ["--ro-bind", str(source), f"{wt}/{name}"]
+            mounts.add("--ro-bind", str(source), f"{wt}/{name}")
+        argv = ["bwrap", *mounts.args, *_hide_credentials(mounts.bound)]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                 "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                 "--chdir", wt, "--", "/bin/sh", "-c", command]
+                 "--die-with-parent", "--new-session", "--chdir", wt, "--"]
+        argv += rlimit_prefix(self.limits, self.uid, with_cgroup=self._cgroup is not None)
+        if self._as_root:
+            # bwrap keeps its capabilities for the mounts; setpriv gives them all up with root.
+            argv += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        else:
+            argv[1:1] = ["--cap-drop", "ALL"]
+        argv += ["/bin/sh", "-c", command]
+        if self._cgroup:
+            argv = self._cgroup.enter_prefix() + argv
         return argv
 
-
-def _common_git_dir(ws: Workspace) -> Path:
-    import git
-
-    return Path(git.Repo(ws.repo).common_dir).resolve()
+    _cgroup: CommandCgroup | None = None
 
 
-# Files and dirs under $HOME that commonly hold tokens; the read-only host view must not show them.
+class _Mounts:
+    """bwrap mount arguments in order, with each mount point's missing parents made first as
+    world-readable dirs (bwrap would make them 0700, closed to the unprivileged uid)."""
+
+    def __init__(self) -> None:
+        self.args: list[str] = []
+        self.bound: list[str] = []  # destinations showing host content
+        self._made = {"/"}
+
+    def add(self, flag: str, source: str | None, dest: str) -> None:
+        for parent in reversed(Path(dest).parents):
+            if str(parent) not in self._made:
+                self.args += ["--perms", "0755", "--dir", str(parent)]
+                self._made.add(str(parent))
+        self.args += [flag, *([source] if source is not None else []), dest]
+        self._made.add(dest)
+        if flag in ("--bind", "--ro-bind"):
+            self.bound.append(dest)
+
+
+# What commands need from the host: system dirs, and /etc only for users, locale, time and TLS.
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = ("nsswitch.conf", "hosts", "localtime", "timezone", "locale.alias", "locale.conf",
+              "ssl", "ca-certificates", "ca-certificates.conf", "alternatives", "ld.so.cache",
+              "ld.so.conf", "ld.so.conf.d", "mime.types", "os-release")
+
+
+def _identity_files(uid: int) -> str:
+    """A private /etc/passwd and /etc/group naming only root and the sandbox user (tools such as
+    getpass want a name for their uid; the host's user list stays outside)."""
+    folder = tempfile.mkdtemp(prefix="fastvideo-harness-etc-")
+    Path(folder, "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nsandbox:x:{uid}:{uid}:sandbox:/tmp:/bin/sh\n")
+    Path(folder, "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
+    for name in ("passwd", "group"):
+        os.chmod(Path(folder, name), 0o644)
+    os.chmod(folder, 0o755)
+    return folder
+
+
+def _interpreter_dirs() -> list[str]:
+    """The harness's python (its venv and the base install) where it lies outside the system dirs."""
+    dirs = set()
+    for prefix in (sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)):
+        path = Path(prefix).resolve()
+        if path.is_dir() and not any(path.is_relative_to(top) for top in ("/usr", "/bin", "/lib")):
+            dirs.add(str(path))
+    # Keep the outermost of nested prefixes (a venv inside the base install is bound with it).
+    return sorted(d for d in dirs if not any(d != o and Path(d).is_relative_to(o) for o in dirs))
+
+
+# Files and dirs under $HOME that commonly hold tokens: masked if a bound dir would show them.
 _CREDENTIAL_PATHS = (".ssh", ".aws", ".azure", ".gnupg", ".config/gcloud", ".config/gh", ".docker",
-                     ".kube", ".netrc", ".git-credentials", ".pypirc", ".huggingface",
+                     ".kube", ".netrc", ".git-credentials", ".pypirc", ".npmrc", ".gitconfig", ".huggingface",
                      ".cache/huggingface/token", ".cache/huggingface/stored_tokens",
                      ".config/anthropic", ".config/openai")
 
 
-def _hide_credentials() -> list[str]:
-    """bwrap arguments masking credential files (an empty file) and dirs (an empty tmpfs)."""
+def _hide_credentials(bound: list[str]) -> list[str]:
+    """bwrap arguments masking credential files (an empty file) and dirs (an empty tmpfs) that lie
+    inside one of the `bound` dirs (e.g. a home dir holding the interpreter)."""
     homes = {Path.home(), Path(os.environ.get("HOME", str(Path.home())))}
-    args: list[str] = []
-    for home in homes:
-        for rel in _CREDENTIAL_PATHS:
-            path = home / rel
-            if path.is_dir() and not path.is_symlink():
-                args += ["--tmpfs", str(path)]
-            elif path.is_file() and not path.is_symlink():
-                args += ["--ro-bind", "/dev/null", str(path)]
+    candidates = [home / rel for home in homes for rel in _CREDENTIAL_PATHS]
     hf_token = os.environ.get("HF_TOKEN_PATH")
-    if hf_token and Path(hf_token).is_file():
-        args += ["--ro-bind", "/dev/null", hf_token]
+    if hf_token:
+        candidates.append(Path(hf_token))
+    args: list[str] = []
+    for path in candidates:
+        if not any(path.is_relative_to(b) for b in bound):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            args += ["--tmpfs", str(path)]
+        elif path.is_file() and not path.is_symlink():
+            args += ["--ro-bind", "/dev/null", str(path)]
     return args
-
-
-def _hide_docker_socket() -> list[str]:
-    """Mask a docker socket that lives outside /run (e.g. DOCKER_HOST=unix:///somewhere)."""
-    host = os.environ.get("DOCKER_HOST", "")
-    if host.startswith("unix://"):
-        sock = Path(host[len("unix://"):])
-        if sock.exists() and not str(sock).startswith(("/run/", "/var/run/")):
-            return ["--ro-bind", "/dev/null", str(sock)]
-    return []
