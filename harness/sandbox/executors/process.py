@@ -202,7 +202,8 @@ class BwrapExecutor(_ProcessExecutor):
         for prefix in _interpreter_dirs():
             mounts.add("--ro-bind", prefix, prefix)
         mounts.add("--bind", wt, wt)
-        mounts.add("--ro-bind", f"{wt}/.git", f"{wt}/.git")
+        if os.path.lexists(f"{wt}/.git"):
+            mounts.add("--ro-bind", f"{wt}/.git", f"{wt}/.git")  # the pointer to the host's git dir
         if self.official_dir:
             mounts.add("--ro-bind", self.official_dir, self.official_dir)
         for name, source in self.ws.local_assets():
