@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.contracts.secrets import ALLOWED_TOKEN_ENV_VARS, find_secret
+from harness.verify.environment import environment_problem
 
 DECISION_TYPES = ("scope", "dependency", "auth", "cost", "destructive", "ambiguity", "blocker")
+# What a person may decide after the environment stopped the parity test (GPU time, installs).
+ENVIRONMENT_DECISIONS = ("cost", "dependency")
 MAX_OPTIONS = 4  # one recommendation plus at most three alternatives
 
 
@@ -165,6 +168,8 @@ def review_escape_hatch(hatch: Any, *, last_parity: Any | None = None) -> str | 
             return _refuse("tolerance_needs_red_run", "loosening a tolerance can only be asked after a red parity run "
                            "the harness saw (debug_red with printed drift metrics)")
         return None
+    if decision in ENVIRONMENT_DECISIONS and environment_problem(last_parity):
+        return None  # the machine, not the code, stopped the test: running it elsewhere is a person's call
     if failure is not None and not intents:
         return _refuse(failure.name, f"this is a normal recoverable failure, not a {decision} decision: {failure.advice}")
     return None

@@ -50,12 +50,25 @@ def budget_left(state: RunState) -> bool:
     return int(state.get("debug_rounds") or 0) < rounds_allowed(state)
 
 
+def environment_stop(state: RunState) -> str | None:
+    """The environment problem that ends the run without debugging: any blocked run, and in
+    parity-debug a skip that only the machine explains (no CUDA, no weights, no reference)."""
+    from harness.verify.environment import environment_problem
+
+    parity = state.get("last_parity") or {}
+    if parity.get("status") == "scaffold_skip" and _mode(state) != "parity-debug":
+        return None  # a prototype's parity test may skip; the prototype evidence decides
+    return environment_problem(parity)
+
+
 def after_parity(state: RunState) -> str:
     parity = state.get("last_parity") or {}
     status = parity.get("status")
     clean = not blocking_findings(state)
     if status == "non_skip_pass" and clean:
         return "finalize"
+    if environment_stop(state):
+        return "finalize"  # no debug round can fix the machine; the handoff names the problem
     if _mode(state) == "prototype" and (state.get("prototype") or {}).get("complete") and clean:
         return "finalize"  # next_step=phase_5_conversion: parity is not chased in prototype mode
     if state.get("retry_request"):
@@ -74,7 +87,7 @@ def needs_budget_question(state: RunState) -> bool:
         return False
     if _mode(state) == "prototype" and (state.get("prototype") or {}).get("complete"):
         return False
-    if state.get("retry_request") or budget_left(state):
+    if state.get("retry_request") or budget_left(state) or environment_stop(state):
         return False
     return _on_budget(state) == "ask" and state.get("budget_decision") != "stop"
 

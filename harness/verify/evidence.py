@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from harness.contracts import ComponentSkillHandoff, ConversionRetryRequest, EscapeHatch, HandoffKeyDumps, find_secret
 from harness.verify.evidence_conversion import classify_conversion_failure
+from harness.verify.environment import ENVIRONMENT_PREFIX, environment_problem
 from harness.verify.evidence_git import changed_since
 from harness.verify.evidence_port_status import record_escape_hatch, resolve_escape_hatch, update_port_status
 from harness.verify.evidence_prototype import PrototypeEvidence, prototype_evidence
@@ -163,8 +164,11 @@ def build_handoff(
         blockers.append(f"the last parity run ({last_parity.summary_line()}) is stale: files changed after it")
     else:
         status = last_parity.status
+        environment = environment_problem(last_parity) if mode == "parity-debug" or status == "blocked" else None
         if status == "non_skip_pass" and stops:
             status = "blocked"  # a pass of a weakened or tampered test proves nothing
+        elif environment:
+            blockers.append(ENVIRONMENT_PREFIX + environment)  # named once: not a component bug
         elif status == "scaffold_skip":
             reasons = "; ".join(last_parity.skip_reasons[:3]) or "no reason given"
             blockers.append(f"parity skipped: {reasons}")

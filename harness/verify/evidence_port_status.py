@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.contracts import ComponentSkillHandoff, EscapeHatch, PortStatus
+from harness.verify.environment import is_environment_blocker
 
 README_BEGIN = "<!-- harness:parity {component} -->"
 README_END = "<!-- /harness:parity {component} -->"
@@ -167,7 +168,8 @@ def update_port_status(
         _record_hatch(doc, packet, hatch)
     for issue in issues:
         _ensure_issue(doc, packet, issue, "recorded during the run", phase)
-    if handoff.blocker != "none" and handoff.next_step not in _SUCCESS:
+    # An environment problem (no CUDA, a missing module or weights) is not the component's issue.
+    if handoff.blocker != "none" and handoff.next_step not in _SUCCESS and not is_environment_blocker(handoff.blocker):
         _ensure_issue(doc, packet, f"{packet.component}: {handoff.blocker}", handoff.pytest_output, phase)
     open_ids = [r["ID"] for r in doc.rows("Issues And Blockers")
                 if r.get("Status") != "resolved" and packet.component in (r.get("Component") or "")]
