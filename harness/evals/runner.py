@@ -284,8 +284,23 @@ def check_config(cfg: EvalConfig) -> None:
         provider, _, rest = model.partition(":")
         if provider in ("scripted", "replay") and not Path(rest).is_file():
             problems.append(f"--model {model}: file {rest!r} not found")
+        problems += model_spec_problems(model)
     if problems:
         raise TaskError("; ".join(problems))
+
+
+def model_spec_problems(model: str) -> list[str]:
+    """A baseline, or a run model spec whose provider is known and whose key is set."""
+    from harness.agents.models import SPEC_HELP
+    from harness.evals.baselines import BASELINES
+    from harness.graph.inputs import model_access_problems
+
+    provider, _, rest = model.partition(":")
+    if model in BASELINES or (provider in ("scripted", "replay") and rest):
+        return []
+    if provider not in ("anthropic", "openai") or not rest:
+        return [f"--model {model}: unknown model spec; expected one of {', '.join(BASELINES)} or {SPEC_HELP}"]
+    return [f"--model {p.removeprefix('model: ')}" for p in model_access_problems(model)]
 
 
 def _gpu_problems(cfg: EvalConfig) -> list[str]:

@@ -1,4 +1,5 @@
-"""Everything a run checks before it writes anything: options, checkout, packet, skill."""
+"""Everything a run checks before it writes anything: options, checkout, packet, skill,
+model access and sandbox."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.graph.config import RunConfig, config_problems
+from harness.graph.inputs import input_problems
 
 
 def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
@@ -16,6 +18,7 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
     problems = list(config_problems(cfg))
     problems += _repo_problems(Path(cfg.repo))
     problems += model_problems(cfg.model, cfg.price)
+    problems += input_problems(cfg.model, cfg.base_url, cfg.sandbox, cfg.image)
     packet, packet_problems = _load_packet(Path(cfg.packet))
     problems += packet_problems
     if packet is not None:
