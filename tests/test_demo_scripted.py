@@ -80,14 +80,15 @@ def _kept_dir(output: str) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.bwrap
-def test_demo_ports_the_vae_end_to_end_in_bwrap():
+def test_demo_ports_the_vae_end_to_end_in_bwrap(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(app, ["demo", "--sandbox", "bwrap", "--keep"])
     kept = _kept_dir(result.output)
     try:
         assert result.exit_code == 0, result.output
         assert "SCRIPTED" in result.output
         assert "parity debug_red" in result.output and "parity non_skip_pass" in result.output
-        handoffs = list((kept / "harness-home" / "runs").glob("*/handoff.json"))
+        handoffs = list((tmp_path / "home" / "runs").glob("*/handoff.json"))
         assert len(handoffs) == 1
         handoff = json.loads(handoffs[0].read_text())
         assert handoff["parity_status"] == "non_skip_pass"
@@ -98,7 +99,8 @@ def test_demo_ports_the_vae_end_to_end_in_bwrap():
 
 
 @pytest.mark.slow
-def test_demo_ask_pauses_on_the_hatch_then_finishes(tmp_path):
+def test_demo_ask_pauses_on_the_hatch_then_finishes(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(app, ["demo", "--ask", "--sandbox", "local"])
     assert result.exit_code == 0, result.output
     out = result.output

@@ -1,7 +1,7 @@
 """`harness demo`: the bundled TinyVid example, ported end to end by a scripted model.
 
 The demo writes the example (a FastVideo-shaped repo, the official reference, packets) to a
-temporary folder and runs the VAE parity-debug port through the real graph: plan,
+temporary folder and, in the user's harness home (so `harness runs` / `show` find it), runs the VAE parity-debug port through the real graph: plan,
 implement (with a planted numerical bug), parity red, debug, fix, parity pass, validated
 handoff. The model is a bundled script, so no API key is needed and no LLM is called; the
 sandbox, git worktree, pytest run and handoff checks are all real. `--ask` adds an
@@ -168,6 +168,7 @@ def _report(console: Any, outcome: Any) -> None:
 def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: Path | None = None) -> int:
     """Run the demo; returns the run's exit code (0 when the port ends with a validated handoff)."""
     from harness.evals.fixtures import write_example_repo
+    from harness.graph.config import harness_home
     from harness.graph.runner import RunConfig, answer_run, start_run
 
     kind, notice = choose_sandbox(sandbox)
@@ -185,7 +186,10 @@ def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: 
             shutil.copyfile(SECOND_CONFIG, example.official_dir / "configs" / SECOND_CONFIG.name)
         script = write_script(example.official_dir, tmp / "scripted_model.yaml", ask)
         console.print(f"example repo: {example.repo}\nsandbox: {kind}\nscript: {script}\n", highlight=False)
-        home = tmp / "harness-home"
+        # The user's own harness home, so `harness runs` and `harness show` find the demo's run.
+        home = harness_home()
+        console.print(f"runs live in {home} (HARNESS_HOME, default ./.harness): "
+                      "`harness runs` lists them, `harness show <id>` opens one\n", highlight=False)
         cfg = RunConfig(packet=example.packets[PACKET_KEY], repo=example.repo, model=f"scripted:{script}",
                         sandbox=kind, non_interactive=True, home=home)
         outcome = start_run(cfg, events=_events(console))
@@ -202,6 +206,9 @@ def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: 
             and outcome.handoff.parity_status == "non_skip_pass"
         # Kept by default so the branch, handoff and PORT_STATUS.md printed above can be read.
         if ok and not keep and workdir is None:
+            from harness.graph.cleanup import clean_run
+
+            clean_run(outcome.run_id)  # its worktree points into the folder removed next
             shutil.rmtree(tmp, ignore_errors=True)
             console.print("(the demo folder was removed: --clean)", highlight=False)
         else:
@@ -244,9 +251,9 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[bool, typer.Option("--keep/--clean", help="Keep the demo folder to read its branch, handoff and PORT_STATUS.md, or remove it after a successful run.")] = True,
     ) -> None:
         """Port the bundled TinyVid VAE end to end with a scripted model (no API key needed)."""
-        from rich.console import Console
+        from harness.graph.commands import wide_console
 
-        console = Console()
+        console = wide_console()
         try:
             code = init_example(console, init) if init is not None else run_demo(console, sandbox, ask, keep)
         except (DemoError, FileExistsError, NotADirectoryError, ModuleNotFoundError) as err:

@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command("resume")(resume_command)
     app.command("runs")(runs_command)
     app.command("show")(show_command)
+    app.command("clean")(clean_command)
     app.command("graph")(graph_command)
 
 
@@ -91,20 +92,62 @@ def resume_command(
     _finish(outcome, interactive=not non_interactive and _interactive())
 
 
-def runs_command() -> None:
-    """List runs: id, status, packet, started, outcome."""
-    from rich.console import Console
+def runs_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as a JSON list.")] = False,
+) -> None:
+    """List runs: id, status, packet, started, outcome (whole ids; plain rows when piped)."""
+    import json
+
     from rich.table import Table
 
     from harness.graph.runner import list_runs
 
     rows = list_runs()
+    columns = ("run_id", "status", "packet", "started", "outcome")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    console = wide_console()
+    if not rows:
+        console.print("No runs yet.")
+        return
+    if not console.is_terminal:  # one tab-separated row per run, nothing cut, for scripts and logs
+        for r in [dict(zip(columns, columns))] + rows:
+            typer.echo("\t".join(str(r[c]) for c in columns))
+        return
     table = Table(title="Runs")
-    for col in ("id", "status", "packet", "started", "outcome"):
-        table.add_column(col)
+    for col in columns:
+        # Ids must stay whole to be copied; long packet paths and outcomes wrap instead.
+        table.add_column("id" if col == "run_id" else col, no_wrap=col == "run_id",
+                         min_width=max(len(r["run_id"]) for r in rows) if col == "run_id" else None,
+                         overflow="fold")
     for r in rows:
-        table.add_row(r["run_id"], r["status"], r["packet"], r["started"], r["outcome"])
-    Console().print(table if rows else "No runs yet.")
+        table.add_row(*(str(r[c]) for c in columns))
+    console.print(table)
+
+
+def clean_command(
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids to clean.")] = None,
+    finished: Annotated[bool, typer.Option("--finished", help="Clean every run that ended with a handoff (completed or blocked).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Also clean a run paused on a question.")] = False,
+) -> None:
+    """Remove runs' worktrees and harness/<id> branches; the run records stay for `show`."""
+    from harness.graph.cleanup import CleanError, clean_run, finished_runs
+
+    ids = list(runs or []) + (finished_runs() if finished else [])
+    if not ids:
+        _fail("name a run id, or pass --finished")
+    failed = False
+    for run_id in dict.fromkeys(ids):
+        try:
+            removed = clean_run(run_id, force=force)
+        except CleanError as err:
+            typer.echo(f"error: {err}", err=True)
+            failed = True
+            continue
+        typer.echo(f"{run_id}: " + ("; ".join(f"removed {r}" for r in removed) if removed else "nothing to remove"))
+    if failed:
+        raise typer.Exit(2)
 
 
 def show_command(
@@ -112,7 +155,6 @@ def show_command(
     diff: Annotated[bool, typer.Option("--diff/--no-diff", help="Show the run's diff.")] = True,
 ) -> None:
     """Show a run: summary, trajectory and diff."""
-    from rich.console import Console
     from rich.syntax import Syntax
 
     from harness.agents.trajectory import render_trajectory
@@ -123,7 +165,7 @@ def show_command(
         details = run_details(run)
     except RunError as err:
         _fail(str(err))
-    console = Console()
+    console = wide_console()
     print_summary(console, details["summary"])
     trajectory = Path(details["run_dir"]) / "trajectory.jsonl"
     if trajectory.is_file():
@@ -144,18 +186,25 @@ def graph_command() -> None:
 # ----- shared pieces ------------------------------------------------------------------------------
 
 
+def wide_console() -> Any:
+    """A rich console; when output is piped, wide enough that tables never cut ids or numbers."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, 200))
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def _with_view(call: Any, live: bool = True) -> Any:
     """Run `call(events)` under a live rich view when stdout is a terminal."""
-    from rich.console import Console
     from rich.live import Live
 
     from harness.graph.live import LiveView
 
-    console = Console()
+    console = wide_console()
     if not (live and console.is_terminal):
         return call(_plain_events(console))
     view = LiveView()
@@ -179,12 +228,11 @@ def _plain_events(console: Any) -> Any:
 
 def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
     """Print the outcome; ask the question at the terminal when there is one and we may."""
-    from rich.console import Console
 
     from harness.graph.live import print_summary
     from harness.graph.runner import AnswerError, answer_run
 
-    console = Console()
+    console = wide_console()
     while outcome.status == "paused" and interactive:
         _show_question(console, outcome)
         option, text = _prompt_answer(console, outcome.summary.get("question") or {})
@@ -198,6 +246,9 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
             console.print(f"  - {problem}", highlight=False, markup=False)
         raise typer.Exit(outcome.exit_code)
     print_summary(console, outcome.summary)
+    if outcome.status == "interrupted":
+        console.print("Interrupted. Continue the run with:", highlight=False, markup=False)
+        console.print(f"  harness resume {outcome.run_id}", highlight=False, markup=False)
     if outcome.status == "paused":
         _show_question(console, outcome)
         console.print("Answer it with:", highlight=False, markup=False)

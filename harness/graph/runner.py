@@ -1,7 +1,7 @@
 """Start, resume and answer runs; used by the CLI, `harness demo` and the eval suite.
 
 Exit codes: 0 success handoff, 2 invalid input, 3 paused on an escape hatch, 4 blocked
-handoff, 1 internal error.
+handoff, 1 internal error, 130 interrupted (Ctrl-C; `harness resume` continues).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from harness.graph.config import RunConfig, harness_home, new_run_id, run_dir as
 from harness.graph.resources import EventSink, RunResources
 from harness.graph.validation import validate_run_input
 
-Status = Literal["completed", "paused", "blocked", "invalid", "error"]
-EXIT_CODES: dict[str, int] = {"completed": 0, "error": 1, "invalid": 2, "paused": 3, "blocked": 4}
+Status = Literal["completed", "paused", "blocked", "invalid", "error", "interrupted"]
+EXIT_CODES: dict[str, int] = {"completed": 0, "error": 1, "invalid": 2, "paused": 3, "blocked": 4, "interrupted": 130}
 
 __all__ = [
     "AnswerError", "RunBusyError", "RunConfig", "RunError", "RunOutcome",
@@ -114,13 +114,22 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
             continue
         rows.append({
             "run_id": rdir.name,
-            "status": summary.get("status", "running?"),
+            "status": summary.get("status") or _unfinished_status(rdir),
             "packet": (meta.get("config") or {}).get("packet", ""),
             "started": meta.get("started", ""),
             "outcome": summary.get("outcome_line", ""),
             "run_dir": str(rdir),
         })
     return rows
+
+
+def _unfinished_status(rdir: Path) -> str:
+    """A run without a summary: driven right now (its lock is held), or killed."""
+    try:
+        with run_lock(rdir):
+            return "killed"
+    except RunBusyError:
+        return "running"
 
 
 def run_details(run_id: str, home: Path | None = None) -> dict[str, Any]:
@@ -144,6 +153,7 @@ def run_details(run_id: str, home: Path | None = None) -> dict[str, Any]:
 
 def _drive(res: RunResources, graph_input: Any, *, only_report: bool = False) -> RunOutcome:
     error: str | None = None
+    interrupted = False
     res.emit("run", run_id=res.run_id, run_dir=str(res.run_dir))
     try:
         with run_lock(res.run_dir), open_checkpointer(res.run_dir) as saver:
@@ -161,8 +171,11 @@ def _drive(res: RunResources, graph_input: Any, *, only_report: bool = False) ->
                     error = f"{type(err).__name__}: {err}"
                     res.log.error("run failed: %s\n%s", error, traceback.format_exc())
                     res.emit("error", error=error)
+                except KeyboardInterrupt:  # Ctrl-C: recorded, and resumable from the last checkpoint
+                    interrupted = True
+                    res.log.warning("interrupted (SIGINT); `harness resume %s` continues", res.run_id)
             snapshot = graph.get_state(config)
-        outcome = _outcome(res, snapshot, error)
+        outcome = _outcome(res, snapshot, error, interrupted)
     except RunBusyError:
         raise
     finally:
@@ -180,7 +193,7 @@ def _release(res: RunResources, error: str | None) -> None:
         res.log.exception("stopping the executor failed")
 
 
-def _outcome(res: RunResources, snapshot: Any, error: str | None) -> RunOutcome:
+def _outcome(res: RunResources, snapshot: Any, error: str | None, interrupted: bool = False) -> RunOutcome:
     values = snapshot.values or {}
     ws = values.get("workspace") or {}
     common = dict(
@@ -188,8 +201,10 @@ def _outcome(res: RunResources, snapshot: Any, error: str | None) -> RunOutcome:
         branch=ws.get("branch"), worktree=Path(ws["path"]) if ws.get("path") else None,
     )
     pending = None
-    if error is not None:
-        status: Status = "error"
+    if interrupted:
+        status: Status = "interrupted"
+    elif error is not None:
+        status = "error"
     elif snapshot.interrupts:
         status = "paused"
         pending = _hatch_model(snapshot.interrupts[0].value.get("hatch"))
@@ -280,6 +295,8 @@ def _outcome_line(summary: dict[str, Any]) -> str:
         return f"paused: {summary['question'].get('hatch_id')} {summary['question'].get('decision_type')}"
     if status in ("completed", "blocked"):
         return f"{status}: {summary.get('parity_status')} -> {summary.get('next_step')}"
+    if status == "interrupted":
+        return f"interrupted: `harness resume {summary['run_id']}` continues"
     return f"{status}: {summary.get('error') or ''}".strip()
 
 

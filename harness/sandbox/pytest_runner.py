@@ -141,7 +141,13 @@ def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, t
               f"rm -f {report_path}; exit $rc")
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
-    result = executor.run(script, timeout_s=timeout_s)
+    try:
+        result = executor.run(script, timeout_s=timeout_s)
+    except KeyboardInterrupt as stop:  # keep the cut-off log: it shows how far the test got
+        partial = getattr(stop, "partial_result", None)
+        if partial is not None:
+            _save_log(Path(log_dir), parity_test, f"{command}  # INTERRUPTED", partial, partial.stdout, started_at)
+        raise
     stdout, xml_text = _split_report(result.stdout, marker)
     log_path = _save_log(Path(log_dir), parity_test, command, result, stdout, started_at)
     run = judge(result, stdout, xml_text, parity_test=parity_test, command=command,

@@ -84,6 +84,12 @@ class _ProcessExecutor(Executor):
                 timed_out = True
                 _kill_group(proc.pid)
                 code = proc.wait()
+            except KeyboardInterrupt as stop:  # Ctrl-C: the output so far travels with it
+                _kill_group(proc.pid)
+                stop.partial_result = CommandResult(  # type: ignore[attr-defined]
+                    proc.wait(), read_capped(out, self.max_output_bytes), read_capped(err, self.max_output_bytes),
+                    time.monotonic() - started, False)
+                raise
             finally:
                 # Nothing a command started may outlive it (background children included).
                 _kill_group(proc.pid)
