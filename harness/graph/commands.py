@@ -48,6 +48,8 @@ def run_command(
     non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; exit 3 on a question.")] = False,
     on_budget: Annotated[OnBudget, typer.Option("--on-budget", help="When the budget is spent: ask a cost question, or stop blocked.")] = OnBudget.ask,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time-family-component-random).")] = None,
+    notify: Annotated[Optional[str], typer.Option("--notify", help="Shell command run when the run pauses on a question or ends; the event JSON is on its stdin.")] = None,
+    notify_url: Annotated[Optional[str], typer.Option("--notify-url", help="URL the pause/end event JSON is POSTed to.")] = None,
 ) -> None:
     """Port one component: plan, implement, run parity, debug, and end with a handoff."""
     from harness.graph.runner import RunConfig, start_run
@@ -56,7 +58,7 @@ def run_command(
         packet=packet, repo=repo, model=model, base_url=base_url, price=price, sandbox=sandbox.value, image=image,
         gpus=gpus, max_turns=max_turns, max_debug_rounds=max_debug_rounds, max_usd=max_usd,
         max_seconds=max_seconds, non_interactive=non_interactive or not _interactive(), on_budget=on_budget.value,
-        run_id=run_id,
+        run_id=run_id, notify=notify, notify_url=notify_url,
     )
     outcome = _with_view(lambda events: start_run(cfg, events=events), live=model != "human")
     _finish(outcome, interactive=not cfg.non_interactive, live=model != "human")

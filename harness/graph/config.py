@@ -34,6 +34,8 @@ class RunConfig:
     on_budget: OnBudget = "ask"
     home: Path | None = None
     run_id: str | None = None
+    notify: str | None = None       # shell command given each pause/end event as JSON on stdin
+    notify_url: str | None = None   # URL each pause/end event is POSTed to as JSON
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,6 +78,8 @@ def config_problems(cfg: RunConfig) -> list[str]:
     else:
         if cfg.sandbox != "docker" and str(cfg.gpus) not in ("none", "all", "0"):
             problems.append(f"gpus: {cfg.gpus} GPUs need the docker sandbox; {cfg.sandbox} sees the host's devices as they are")
+    if cfg.notify_url is not None and not cfg.notify_url.startswith(("http://", "https://")):
+        problems.append(f"notify_url: must be an http:// or https:// URL, not {cfg.notify_url!r}")
     if cfg.run_id is not None and not RUN_ID_RE.match(cfg.run_id):
         problems.append(f"run_id: {cfg.run_id!r} may hold only letters, digits, '.', '_' and '-'")
     return problems

@@ -182,6 +182,10 @@ def _drive(res: RunResources, graph_input: Any, *, only_report: bool = False) ->
         _release(res, error)
     _write_json(res.run_dir / "summary.json", outcome.summary)
     res.emit("outcome", status=outcome.status, exit_code=outcome.exit_code)
+    if res.cfg.notify or res.cfg.notify_url:
+        from harness.graph.notify import build_event, send
+
+        send(build_event(outcome.summary, (snapshot.values or {}).get("packet")), res.cfg.notify, res.cfg.notify_url, res.log)
     return outcome
 
 
