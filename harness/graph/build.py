@@ -15,8 +15,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
-from harness.graph import nodes, routing
-from harness.graph.resources import RunResources
+from harness.graph import nodes, routing, server
 from harness.graph.state import RunState
 
 
@@ -53,8 +52,10 @@ def recursion_limit(max_debug_rounds: int, extensions: int = 0) -> int:
     return 12 + 3 * rounds + 12
 
 
-def build_graph(checkpointer: Any = None) -> Any:
-    g = StateGraph(RunState, context_schema=RunResources)
+def build_graph(checkpointer: Any = None, *, server_entry: bool = False) -> Any:
+    """The skill loop. `server_entry` adds `open_run` first, for runs a LangGraph server starts
+    (the harness's runner makes the run directory itself)."""
+    g = StateGraph(RunState, context_schema=server.RunContext)
 
     g.add_node("validate_packet", nodes.validate_packet)
     g.add_node("prepare_workspace", nodes.prepare_workspace, retry_policy=SANDBOX_RETRY)
@@ -65,7 +66,12 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("ask_human", nodes.ask_human)
     g.add_node("finalize", nodes.finalize, retry_policy=SANDBOX_RETRY)
 
-    g.add_edge(START, "validate_packet")
+    if server_entry:
+        g.add_node("open_run", server.open_run)
+        g.add_edge(START, "open_run")
+        g.add_conditional_edges("open_run", server.after_open, ["validate_packet", END])
+    else:
+        g.add_edge(START, "validate_packet")
     g.add_conditional_edges("validate_packet", routing.after_validate, ["prepare_workspace", END])
     g.add_edge("prepare_workspace", "plan")
     g.add_conditional_edges("plan", routing.after_agent("implement"), ["implement", "ask_human", "finalize"])
@@ -81,4 +87,4 @@ def build_graph(checkpointer: Any = None) -> Any:
 
 def make_graph() -> Any:
     """Factory for LangGraph's own tools (see langgraph.json); they bring their checkpointer."""
-    return build_graph()
+    return build_graph(server_entry=True)

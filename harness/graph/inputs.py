@@ -7,8 +7,10 @@ directory exist (and after retries). Each problem names its fix; the runner exit
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from typing import Any
 
 # Per API provider: the env var holding its key and the one naming a compatible server.
@@ -56,10 +58,15 @@ def endpoint_problems(provider: str, url: str) -> list[str]:
 def sandbox_problems(sandbox: str, image: str | None) -> list[str]:
     if sandbox == "docker":
         return docker_problems(image)
+    problems = []
     if sandbox == "bwrap" and shutil.which("bwrap") is None:
-        return ["sandbox: bwrap is not installed; install bubblewrap (apt-get install bubblewrap) "
-                "or choose --sandbox docker"]
-    return []
+        problems.append("sandbox: bwrap is not installed; install bubblewrap (apt-get install bubblewrap) "
+                        "or choose --sandbox docker")
+    # bwrap and local run tests with the harness's own interpreter (first on the sandbox's PATH).
+    if importlib.util.find_spec("pytest") is None:
+        problems.append(f"sandbox: {sys.executable} has no pytest, and the {sandbox} sandbox runs tests with it; "
+                        f"install pytest into it ({sys.executable} -m pip install pytest) or choose --sandbox docker")
+    return problems
 
 
 def docker_problems(image: str | None) -> list[str]:

@@ -17,7 +17,7 @@ from langgraph.types import interrupt
 
 from harness.agents.trajectory import Trajectory
 from harness.graph import routing, tasks
-from harness.graph.answers import AnswerError, answer_for_agent, coerce_answer
+from harness.graph.answers import AnswerError, answer_for_agent, coerce_answer, human_interrupt
 from harness.graph.config import RunConfig
 from harness.graph.resources import RunResources, resources_for
 from harness.graph.state import RunState
@@ -264,7 +264,7 @@ def ask_human(state: RunState, res: RunResources) -> Update:
     hatch_id = record_escape_hatch(ws, packet, EscapeHatch.model_validate(hatch))
     ws.checkpoint(f"escape hatch {hatch_id}: recorded")
     res.emit("question", hatch_id=hatch_id, hatch=hatch)
-    raw = interrupt({"run_id": state["run_id"], "hatch_id": hatch_id, "asked_by": state.get("asked_by"), "hatch": hatch})
+    raw = interrupt(human_interrupt(state["run_id"], hatch_id, state.get("asked_by"), hatch))
     try:
         answer = coerce_answer(hatch, raw)
     except AnswerError as err:

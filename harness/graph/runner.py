@@ -54,7 +54,7 @@ class RunOutcome:
 
 def start_run(cfg: RunConfig, *, events: EventSink | None = None) -> RunOutcome:
     """Validate, then run the graph until it ends or pauses. Nothing is written for bad input."""
-    cfg = _absolute(cfg)
+    cfg = absolute_config(cfg)
     packet, problems = validate_run_input(cfg)
     run_id = cfg.run_id or (new_run_id(packet.model_family, packet.component) if packet is not None else "")
     if not problems and run_dir_for(run_id, cfg.home).exists():
@@ -62,10 +62,7 @@ def start_run(cfg: RunConfig, *, events: EventSink | None = None) -> RunOutcome:
     if problems:
         return RunOutcome(run_id, None, "invalid", 2, summary={"status": "invalid", "problems": problems})
     cfg.run_id = run_id
-    rdir = run_dir_for(run_id, cfg.home)
-    rdir.mkdir(parents=True)
-    (rdir / "logs").mkdir()
-    _write_json(rdir / "run.json", {"run_id": run_id, "started": _now(), "config": cfg.to_json()})
+    rdir = create_run_dir(cfg, run_id)
     res = RunResources(cfg, run_id, rdir, events)
     first = {"run_id": run_id, "run_dir": str(rdir), "config": cfg.to_json()}
     return _drive(res, first)
@@ -320,7 +317,16 @@ def _reopen(run_id: str, home: Path | None, events: EventSink | None) -> RunReso
     return RunResources(cfg, run_id, rdir, events)
 
 
-def _absolute(cfg: RunConfig) -> RunConfig:
+def create_run_dir(cfg: RunConfig, run_id: str) -> Path:
+    """The run's directory with its run.json; FileExistsError when the id is taken."""
+    rdir = run_dir_for(run_id, cfg.home)
+    rdir.mkdir(parents=True)
+    (rdir / "logs").mkdir()
+    _write_json(rdir / "run.json", {"run_id": run_id, "started": _now(), "config": cfg.to_json()})
+    return rdir
+
+
+def absolute_config(cfg: RunConfig) -> RunConfig:
     data = cfg.to_json()
     data["packet"] = str(Path(cfg.packet).expanduser().resolve())
     data["repo"] = str(Path(cfg.repo).expanduser().resolve())

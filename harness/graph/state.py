@@ -7,7 +7,10 @@ from `config` through `harness.graph.resources`.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
+
+# pydantic (LangGraph's server builds the schemas with it) needs this TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 
 def merge_dicts(left: dict | None, right: dict | None) -> dict:

@@ -1,0 +1,60 @@
+"""The graph as LangGraph's own server (`langgraph dev`, see langgraph.json) runs it.
+
+A client starts a run with the input `{"config": {...RunConfig fields...}}`; the first node,
+`open_run`, checks every input the way `harness run` does and only then makes the run's
+directory. Runs started this way live in `$HARNESS_HOME`, else in `~/.fastvideo-harness`:
+never in the served folder, whose file watcher would reload the server on every write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+from typing_extensions import TypedDict
+
+from harness.graph.state import RunState
+
+SERVER_HOME = Path.home() / ".fastvideo-harness"
+
+
+class RunContext(TypedDict, total=False):
+    """The graph's context schema. The harness's own runner passes its live `RunResources`;
+    a server client may pass `{"home": DIR}` to choose where the run lives."""
+
+    home: str
+
+
+def open_run(state: RunState, runtime: Runtime) -> dict[str, Any]:
+    """Check the inputs and make the run directory; nothing is created for bad input."""
+    if state.get("run_id"):  # started by the harness's own runner, which did all this
+        return {}
+    from harness.graph.config import RunConfig, new_run_id
+    from harness.graph.runner import absolute_config, create_run_dir
+    from harness.graph.validation import validate_run_input
+
+    data = dict(state.get("config") or {})
+    context = runtime.context if isinstance(getattr(runtime, "context", None), dict) else {}
+    data["home"] = data.get("home") or context.get("home") or os.environ.get("HARNESS_HOME") or str(SERVER_HOME)
+    data["non_interactive"] = True  # questions pause the graph; nobody is at a terminal
+    try:
+        cfg = absolute_config(RunConfig.from_json(data))
+    except TypeError as err:
+        return {"problems": [f"config: needs at least packet and repo ({err})"], "outcome": "invalid"}
+    packet, problems = validate_run_input(cfg)
+    run_id = cfg.run_id or (new_run_id(packet.model_family, packet.component) if packet is not None else "")
+    if not problems:
+        try:
+            rdir = create_run_dir(cfg, run_id)
+        except FileExistsError:
+            problems = [f"run_id: run {run_id!r} already exists; choose another id"]
+    if problems:
+        return {"problems": problems, "outcome": "invalid", "config": cfg.to_json()}
+    cfg.run_id = run_id
+    return {"run_id": run_id, "run_dir": str(rdir), "config": cfg.to_json()}
+
+
+def after_open(state: RunState) -> str:
+    return "__end__" if state.get("problems") else "validate_packet"
