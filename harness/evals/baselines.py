@@ -11,7 +11,6 @@ import json
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -135,10 +134,10 @@ def _doctored_conversion(prepared: Prepared) -> list[tuple[str, str]]:
     conversion = packet.get("conversion") or {}
     config_rel = f"{conversion.get('converted_component_dir')}/config.json"
     now = (prepared.repo / config_rel).read_text()
-    root = subprocess.run(["git", "-C", str(prepared.repo), "rev-list", "--max-parents=0", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.split()[0]
-    first = subprocess.run(["git", "-C", str(prepared.repo), "show", f"{root}:{config_rel}"],
-                           capture_output=True, text=True, check=True).stdout
+    from harness.sandbox.host_git import run_git
+
+    root = run_git(prepared.repo, "rev-list", "--max-parents=0", "HEAD").split()[0]
+    first = run_git(prepared.repo, "cat-file", "blob", f"{root}:{config_rel}")
     edits = [(config_rel, first if first != now else json.dumps(json.loads(now), indent=4) + "\n")]
     script = conversion.get("script")
     if script and (prepared.repo / script).is_file():

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import git
 
 from harness.evals.prepare import Prepared
 from harness.evals.tasks import Task
@@ -46,11 +47,13 @@ def raised_hatch(outcome: dict[str, Any]) -> dict[str, Any] | None:
     return hatch if isinstance(hatch, dict) else None
 
 
-def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise GraderError(f"git {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+def _git(cwd: Path, *args: str, config: tuple[str, ...] = ()) -> str:
+    from harness.sandbox.host_git import run_git
+
+    try:
+        return run_git(cwd, *args, config=config).strip()
+    except git.GitCommandError as exc:
+        raise GraderError(f"git {' '.join(args)}: {str(exc.stderr).strip()}") from None
 
 
 def _fresh_checkout(prepared: Prepared, branch: str, work: Path) -> Path:
@@ -58,7 +61,9 @@ def _fresh_checkout(prepared: Prepared, branch: str, work: Path) -> Path:
     clone = work / "clone"
     if clone.exists():
         shutil.rmtree(clone)
-    _git(work, "clone", "--quiet", "--no-hardlinks", "--branch", branch, str(prepared.repo), str(clone))
+    # A local clone is the one place the file protocol is needed; submodules are never fetched.
+    _git(work, "clone", "--quiet", "--no-hardlinks", "--no-recurse-submodules", "--branch", branch,
+         str(prepared.repo), str(clone), config=("protocol.file.allow=always",))
     _git(clone, "-c", "advice.detachedHead=false", "checkout", "--quiet", "-B", "graded", branch)
     return clone
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,10 +71,14 @@ def write_fixture(name: str, dest: Path):
 
 
 def _git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise TaskError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+    import git
+
+    from harness.sandbox.host_git import run_git
+
+    try:
+        return run_git(repo, *args).strip()
+    except git.GitCommandError as exc:
+        raise TaskError(f"git {' '.join(args)} failed in {repo}: {str(exc.stderr).strip()}") from None
 
 
 def apply_edits(root: Path, edits: list[Edit], where: str) -> None:
@@ -92,11 +95,14 @@ def apply_edits(root: Path, edits: list[Edit], where: str) -> None:
 
 
 def apply_patch(root: Path, patch: Path, where: str) -> None:
-    proc = subprocess.run(
-        ["git", "apply", "--whitespace=nowarn", str(patch)], cwd=root, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise TaskError(f"{where}: {patch.name} does not apply: {proc.stderr.strip()}")
+    import git
+
+    from harness.sandbox.host_git import run_git
+
+    try:
+        run_git(root, "apply", "--whitespace=nowarn", str(patch))
+    except git.GitCommandError as exc:
+        raise TaskError(f"{where}: {patch.name} does not apply: {str(exc.stderr).strip()}") from None
 
 
 def seeded_bug(bug_id: str):

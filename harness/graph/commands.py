@@ -9,6 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB
+
 
 class Sandbox(str, Enum):
     docker = "docker"
@@ -50,6 +52,7 @@ def run_command(
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time-family-component-random).")] = None,
     notify: Annotated[Optional[str], typer.Option("--notify", help="Shell command run when the run pauses on a question or ends; the event JSON is on its stdin.")] = None,
     notify_url: Annotated[Optional[str], typer.Option("--notify-url", help="URL the pause/end event JSON is POSTed to.")] = None,
+    max_file_mb: Annotated[float, typer.Option("--max-file-mb", help="Largest file a checkpoint commits (MB); bigger files are a blocking finding.")] = DEFAULT_MAX_FILE_MB,
 ) -> None:
     """Port one component: plan, implement, run parity, debug, and end with a handoff."""
     from harness.graph.runner import RunConfig, start_run
@@ -58,7 +61,7 @@ def run_command(
         packet=packet, repo=repo, model=model, base_url=base_url, price=price, sandbox=sandbox.value, image=image,
         gpus=gpus, max_turns=max_turns, max_debug_rounds=max_debug_rounds, max_usd=max_usd,
         max_seconds=max_seconds, non_interactive=non_interactive or not _interactive(), on_budget=on_budget.value,
-        run_id=run_id, notify=notify, notify_url=notify_url,
+        run_id=run_id, notify=notify, notify_url=notify_url, max_file_mb=max_file_mb,
     )
     outcome = _with_view(lambda events: start_run(cfg, events=events), live=model != "human")
     _finish(outcome, interactive=not cfg.non_interactive, live=model != "human")

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB
+
 SandboxKind = Literal["docker", "bwrap", "local"]
 OnBudget = Literal["ask", "blocked"]
 
@@ -36,6 +38,7 @@ class RunConfig:
     run_id: str | None = None
     notify: str | None = None       # shell command given each pause/end event as JSON on stdin
     notify_url: str | None = None   # URL each pause/end event is POSTed to as JSON
+    max_file_mb: float = DEFAULT_MAX_FILE_MB  # the largest file a checkpoint commits
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,6 +72,8 @@ def config_problems(cfg: RunConfig) -> list[str]:
         problems.append(f"max_usd: must be positive, not {cfg.max_usd}")
     if cfg.max_seconds is not None and cfg.max_seconds <= 0:
         problems.append(f"max_seconds: must be positive, not {cfg.max_seconds}")
+    if cfg.max_file_mb <= 0:
+        problems.append(f"max_file_mb: must be positive, not {cfg.max_file_mb}")
     from harness.sandbox.executors.docker import gpu_device_requests
 
     try:

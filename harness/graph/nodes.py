@@ -468,10 +468,7 @@ def _run_test(res: RunResources, packet: Any) -> Any:
 
 
 def _changed_between(ws: Any, before: str) -> list[str]:
-    import git
-
-    out = git.Repo(ws.path).git.diff("--name-only", before, "HEAD")
-    return [line for line in out.splitlines() if line]
+    return ws.changed_between(before)
 
 
 def _guards(state: RunState, res: RunResources, update: Update) -> list[dict[str, Any]]:

@@ -79,6 +79,7 @@ class RunResources:
             self._workspace = Workspace.create(
                 self.cfg.repo, self.run_id, official_ref_dir=official_ref_dir, root=self.home
             )
+        self._workspace.max_file_bytes = _file_limit(self.cfg)
         return self._workspace
 
     @property
@@ -87,6 +88,7 @@ class RunResources:
             from harness.sandbox.workspace import Workspace
 
             self._workspace = Workspace.open(self.cfg.repo, self.run_id, root=self.home)
+            self._workspace.max_file_bytes = _file_limit(self.cfg)
         return self._workspace
 
     # -- executor -------------------------------------------------------------------------
@@ -180,3 +182,10 @@ def resources_for(cfg: RunConfig, run_id: str, run_dir: str | Path | None = None
     if run_id not in _OPEN:
         _OPEN[run_id] = RunResources(cfg, run_id, Path(run_dir) if run_dir else None)
     return _OPEN[run_id]
+
+
+def _file_limit(cfg: Any) -> int:
+    """The checkpoint's per-file limit in bytes (configs saved before the option: the default)."""
+    from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB
+
+    return int(float(getattr(cfg, "max_file_mb", None) or DEFAULT_MAX_FILE_MB) * 1024 * 1024)

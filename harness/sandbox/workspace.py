@@ -3,7 +3,8 @@
 The user's working tree is never written: the harness works in
 `$HARNESS_HOME/worktrees/<run_id>` on branch `harness/<run_id>`, started from the commit
 that was HEAD when the run began (the base). Every agent step ends with `checkpoint()`, a
-commit made from the host with hooks disabled, so a killed run loses nothing.
+commit made from the host, so a killed run loses nothing. All git calls go through
+`host_git` (hardened; git never walks the worktree: snapshots come from a disk listing).
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from pathlib import Path, PurePosixPath
 
 import git
 
+from harness.sandbox.host_git import (
+    DEFAULT_MAX_FILE_MB,
+    BlobStore,
+    TreeScan,
+    run_git,
+    scan_tree,
+    tree_drivers,
+)
+
 log = logging.getLogger(__name__)
 
 HARNESS_AUTHOR_NAME = "fastvideo-harness"
@@ -29,9 +39,6 @@ _IDENTITY = {"GIT_AUTHOR_NAME": HARNESS_AUTHOR_NAME, "GIT_AUTHOR_EMAIL": HARNESS
 
 # A run id becomes a branch name and a directory name, so keep it boring.
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-# Files that tools leave behind and that must never land in a checkpoint.
-_HARNESS_EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n"
 
 # FastVideo keeps converted and official weights out of git, so a new worktree lacks them; the
 # sandboxes mount the checkout's own folders read-only in their place (see local_assets()).
@@ -96,7 +103,8 @@ class Workspace:
         self.official_ref_dir = official_ref_dir
         self.notices: list[str] = notices or []
         self._gitfile = _checked_gitfile(repo, path)
-        self._git = git.Repo(path).git
+        self.max_file_bytes = DEFAULT_MAX_FILE_MB * 1024 * 1024
+        self._blobs = BlobStore(path)
 
     # ----- making and reopening -------------------------------------------------------
 
@@ -128,7 +136,7 @@ class Workspace:
             raise WorkspaceError(f"official reference dir {str(official)!r} does not exist")
 
         notices = []
-        if user.is_dirty(untracked_files=True):
+        if run_git(top, "status", "--porcelain", "--untracked-files=normal", "--ignore-submodules=all").strip():
             notices.append(
                 f"the checkout {top} has uncommitted changes; the workspace starts from HEAD "
                 f"{base[:12]} and does not include them"
@@ -141,8 +149,7 @@ class Workspace:
                                    "official_ref_dir": str(official) if official else None})
         try:
             # No hooks: the user's post-checkout hook is not the harness's business.
-            user.git.execute(["git", "-c", "core.hooksPath=/dev/null", "worktree", "add", "-q",
-                              "-b", branch, str(dest), base])
+            run_git(top, "worktree", "add", "-q", "-b", branch, str(dest), base)
         except git.GitCommandError as exc:
             (home / "worktrees" / f"{run_id}.json").unlink(missing_ok=True)
             raise WorkspaceError(f"git worktree add failed: {exc.stderr.strip()}") from None
@@ -174,68 +181,90 @@ class Workspace:
     # ----- git ------------------------------------------------------------------------
 
     def _host_git(self, *args: str, env: dict[str, str] | None = None) -> str:
-        """Run git in the worktree from the host: no hooks, no signing, harness identity."""
+        """Hardened git in the worktree (see host_git), with the harness's identity."""
         self._check_gitfile()
-        excludes = self._excludes_file()
-        return self._git.execute(
-            ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false",
-             "-c", f"core.excludesFile={excludes}", *args],
-            env={**_IDENTITY, **(env or {})}, strip_newline_in_stdout=False,
-        )
+        return run_git(self.path, *args, env={**_IDENTITY, **(env or {})}, drivers=self._drivers)
+
+    _drivers: tuple[str, ...] = ()
 
     def _check_gitfile(self) -> None:
         # The `.git` file tells git where the metadata is; a rewritten one could point the
         # host's git at something the agent prepared, so refuse to go on.
-        if (self.path / ".git").read_text() != self._gitfile:
-            raise WorkspaceError(f"{self.path / '.git'} was modified; refusing to run git in this workspace")
+        gitfile = self.path / ".git"
+        if gitfile.is_symlink() or not gitfile.is_file() or gitfile.read_text() != self._gitfile:
+            raise WorkspaceError(f"{gitfile} was modified; refusing to run git in this workspace")
 
-    def _excludes_file(self) -> Path:
-        path = self.path.parent / ".harness-excludes"
-        if not path.exists():
-            path.write_text(_HARNESS_EXCLUDES)
-        return path
+    def scan(self) -> TreeScan:
+        """The worktree listed from disk, as a checkpoint takes it (see host_git.scan_tree)."""
+        scan = scan_tree(self.path.resolve(), self.max_file_bytes)
+        self._drivers = tree_drivers(scan)
+        return scan
+
+    def host_findings(self) -> list[tuple[str, str]]:
+        """(path, why) for what a checkpoint refuses: nested repositories, files over the size
+        limit, and `.gitattributes` changed since the base that name filter/diff/merge drivers."""
+        scan = self.scan()
+        found = [(rel, "a nested git repository (a `.git` inside the worktree): the host never runs git "
+                       "in it and the checkpoint leaves the folder out; remove the `.git` entry")
+                 for rel in scan.nested_repos]
+        limit_mb = self.max_file_bytes / (1024 * 1024)
+        found += [(rel, f"{size / (1024 * 1024):.1f} MB is over the {limit_mb:g} MB limit for one file "
+                        "(--max-file-mb); the checkpoint leaves it out")
+                  for rel, size in scan.too_large]
+        for rel in scan.attributes:
+            now = (self.path / rel).read_text(errors="replace")
+            if now != self.file_at_base(rel) and any(w in now for w in ("filter=", "diff=", "merge=")):
+                found.append((rel, "names a filter/diff/merge driver; git attributes from the worktree are "
+                                   "never applied on the host"))
+        return found
 
     def _snapshot_tree(self) -> str:
-        """The tree of the worktree as it is now (tracked + untracked), via a scratch index."""
-        real_index = Path(self._host_git("rev-parse", "--path-format=absolute", "--git-path", "index").strip())
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            if real_index.exists():
-                # A copy keeps git's stat cache, so only changed files are hashed again.
-                shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
-            else:
-                self._host_git("read-tree", "HEAD", env=env)
-            self._host_git("add", "-A", env=env)
-            return self._host_git("write-tree", env=env).strip()
+        """The tree of the worktree as it is now, from the disk listing (ignored files included)."""
+        scan = self.scan()
+        self._check_gitfile()
+        return self._blobs.write_tree(scan)
 
     def checkpoint(self, message: str) -> str | None:
         """Commit everything changed; the new commit's sha, or None when nothing changed."""
         if not message.strip():
             raise WorkspaceError("a checkpoint needs a non-empty message")
-        self._host_git("add", "-A")
-        try:
-            self._host_git("diff", "--cached", "--quiet")
+        tree = self._snapshot_tree()
+        head = self.head()
+        if self._host_git("rev-parse", f"{head}^{{tree}}").strip() == tree:
             return None
-        except git.GitCommandError as err:
-            if err.status != 1:
-                raise
-        self._host_git("commit", "--no-verify", "-q", "-m", message)
-        return self.head()
+        commit = self._host_git("commit-tree", tree, "-p", head, "-m", message).strip()
+        self._host_git("update-ref", "HEAD", commit, head)
+        self._host_git("read-tree", tree)  # the worktree's index follows, for a person's `git status`
+        return commit
 
     def head(self) -> str:
         return self._host_git("rev-parse", "HEAD").strip()
 
     def diff(self, path: str | None = None) -> str:
         """Unified diff from the base commit to the worktree as it is now."""
-        args = ["diff", self.base_commit, self._snapshot_tree()]
+        args = ["diff", "--no-ext-diff", "--no-textconv", self.base_commit, self._snapshot_tree()]
         if path is not None:
             args += ["--", self._relative(path)]
         return self._host_git(*args)
 
     def files_changed(self) -> list[str]:
-        """Paths added, modified or deleted since the base commit, sorted."""
-        out = self._host_git("diff", "--name-only", "--no-renames", self.base_commit, self._snapshot_tree())
-        return sorted(line for line in out.splitlines() if line)
+        """Paths added, modified or deleted since the base commit, sorted (git-ignored files
+        included; nested repositories and oversized files are in `host_findings` instead)."""
+        return self.changed_since(self.base_commit) or []
+
+    def changed_since(self, commit: str) -> list[str] | None:
+        """Paths that differ between `commit` and the worktree now; None for an unknown commit."""
+        try:
+            self._host_git("cat-file", "-e", f"{commit}^{{commit}}")
+        except git.GitCommandError:
+            return None
+        out = self._host_git("diff", "--name-only", "--no-renames", "-z", commit, self._snapshot_tree())
+        return sorted(p for p in out.split("\0") if p)
+
+    def changed_between(self, before: str, after: str = "HEAD") -> list[str]:
+        """Paths that differ between two commits of the run's branch."""
+        out = self._host_git("diff", "--name-only", "--no-renames", "-z", before, after)
+        return [p for p in out.split("\0") if p]
 
     def local_assets(self) -> list[tuple[str, Path]]:
         """(name, folder in the user's checkout) for each git-ignored weights folder the
@@ -246,7 +275,7 @@ class Workspace:
             if not source.is_dir() or (here.exists() and any(here.iterdir())):
                 continue
             try:
-                git.Repo(self.repo).git.check_ignore("-q", name)
+                run_git(self.repo, "check-ignore", "-q", name)
             except git.GitCommandError:
                 continue  # not ignored: tracked content is in the worktree already
             assets.append((name, source.resolve()))
@@ -255,18 +284,17 @@ class Workspace:
     def file_at_base(self, rel: str) -> str | None:
         """The text of `rel` at the base commit, or None if it did not exist there."""
         try:
-            return self._host_git("show", f"{self.base_commit}:{self._relative(rel)}")
+            return self._host_git("cat-file", "blob", f"{self.base_commit}:{self._relative(rel)}")
         except git.GitCommandError:
             return None
 
     def remove(self, delete_branch: bool = False) -> None:
         """Remove the worktree (and its branch when asked); the user's checkout is untouched."""
-        user = git.Repo(self.repo)
         if self.path.exists():
-            user.git.worktree("remove", "--force", str(self.path))
-        user.git.worktree("prune")
-        if delete_branch and _branch_exists(user, self.branch):
-            user.git.branch("-D", self.branch)
+            run_git(self.repo, "worktree", "remove", "--force", str(self.path))
+        run_git(self.repo, "worktree", "prune")
+        if delete_branch and _branch_exists(git.Repo(self.repo), self.branch):
+            run_git(self.repo, "branch", "-D", self.branch)
         meta = self.path.parent / f"{self.run_id}.json"
         meta.unlink(missing_ok=True)
 
@@ -336,7 +364,7 @@ def _checked_gitfile(repo: Path, path: Path) -> str:
 
 def _branch_exists(repo: git.Repo, branch: str) -> bool:
     try:
-        repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}")
+        run_git(repo.working_tree_dir, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
         return True
     except git.GitCommandError:
         return False

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
-import git
 
 # Byproducts of running the test, never inputs to it.
 _BYPRODUCT_PARTS = frozenset({"__pycache__", ".pytest_cache"})
@@ -19,17 +17,6 @@ def is_byproduct(rel: str) -> bool:
 
 def changed_since(workspace: Any, commit: str) -> list[str] | None:
     """Paths that differ between `commit` and the worktree as it is now, or None when the
-    commit is not known to the repository."""
-    repo = git.Repo(workspace.path)
-    try:
-        repo.git.rev_parse("--verify", "--quiet", f"{commit}^{{commit}}")
-    except git.GitCommandError:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        # A scratch index, so the comparison sees untracked files without touching the real one.
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        g = repo.git
-        g.execute(["git", "read-tree", commit], env=env)
-        g.execute(["git", "add", "-A", "."], env=env)
-        out = g.execute(["git", "diff", "--cached", "--name-only", "--no-renames", commit], env=env)
-    return sorted(line for line in out.splitlines() if line and not is_byproduct(line))
+    commit is not known to the repository (through the workspace's hardened host git)."""
+    changed = workspace.changed_since(commit)
+    return None if changed is None else [rel for rel in changed if not is_byproduct(rel)]

@@ -34,6 +34,7 @@ PRODUCTION_IMPORT_BOUNDARY = "production_import_boundary"
 PROVENANCE_COMMENT = "provenance_comment"
 OFFICIAL_REFERENCE_AT_RUNTIME = "official_reference_at_runtime"
 CLAIM_WITHOUT_RUN = "claim_without_run"
+HOST_GIT_REFUSED = "host_git_refused"
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,13 @@ def _production_findings(workspace: Any, changed: list[str]) -> list[GuardFindin
     return findings
 
 
+def _host_git_findings(workspace: Any) -> list[GuardFinding]:
+    """What the host's git refuses to take from the worktree (nested repositories, oversized
+    files, attribute drivers): each blocks, since the checkpoint no longer matches the disk."""
+    findings = getattr(workspace, "host_findings", None)
+    return [GuardFinding(HOST_GIT_REFUSED, rel, why) for rel, why in (findings() if callable(findings) else [])]
+
+
 def check_guards(
     workspace: Any,
     packet: Any,
@@ -196,8 +204,8 @@ def check_guards(
 ) -> list[GuardFinding]:
     """All guard findings for the worktree against the base commit. `mode` is the skill
     mode; every guard applies in both modes (a prototype may not weaken a test either)."""
+    findings: list[GuardFinding] = _host_git_findings(workspace)  # before anything walks the tree
     changed = sorted(set(workspace.files_changed()))
-    findings: list[GuardFinding] = []
     parity_test = _field(packet, "parity_test")
     if isinstance(parity_test, str) and parity_test not in ("", "unknown"):
         findings += _parity_test_findings(workspace, parity_test, _hatch_covers_tolerance(accepted_hatches))

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from harness.sandbox.executors.base import (
     CommandResult,
@@ -16,7 +16,9 @@ from harness.sandbox.executors.base import (
     sandbox_env,
 )
 from harness.sandbox.executors.limits import DEFAULT_MEMORY, DEFAULT_PIDS, SandboxLimits
-from harness.sandbox.workspace import Workspace
+
+if TYPE_CHECKING:  # the CLI imports the limits without GitPython
+    from harness.sandbox.workspace import Workspace
 
 ExecutorKind = Literal["docker", "bwrap", "local"]
 KINDS = ("docker", "bwrap", "local")

@@ -17,6 +17,7 @@ DEFAULT_PIDS = 512
 DEFAULT_MEMORY = "8g"
 DEFAULT_FILE_SIZE = "4g"  # the largest single file a command may write
 DEFAULT_TMP_SIZE = "4g"  # the private /tmp
+DEFAULT_MAX_FILE_MB = 50  # the largest file a checkpoint commits into the user's repository
 # The unprivileged identity commands run as when the harness itself runs as root.
 SANDBOX_UID = 10001
 
