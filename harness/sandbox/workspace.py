@@ -283,8 +283,12 @@ class Workspace:
 
     def file_at_base(self, rel: str) -> str | None:
         """The text of `rel` at the base commit, or None if it did not exist there."""
+        # The base is a commit, not the disk: a link the agent put at `rel` changes nothing here.
+        posix = PurePosixPath(str(rel).replace(os.sep, "/"))
+        if posix.is_absolute() or ".." in posix.parts or not posix.parts:
+            posix = PurePosixPath(self._relative(str(rel)))
         try:
-            return self._host_git("cat-file", "blob", f"{self.base_commit}:{self._relative(rel)}")
+            return self._host_git("cat-file", "blob", f"{self.base_commit}:{posix.as_posix()}")
         except git.GitCommandError:
             return None
 

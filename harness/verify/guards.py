@@ -79,11 +79,17 @@ def _hatch_covers_tolerance(hatches: Iterable[Any]) -> bool:
 
 
 def _read_now(workspace: Any, rel: str) -> str | None:
+    """The file's text now; None when absent or a symlink (the host never reads through a
+    link the agent made: it may lead anywhere)."""
     path = workspace.path / rel
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    if path.is_symlink() or not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def _parity_test_findings(workspace: Any, parity_test: str, tolerance_ok: bool) -> list[GuardFinding]:
+    if (workspace.path / parity_test).is_symlink():
+        return [GuardFinding(PARITY_TEST_WEAKENED, parity_test, "the parity test was replaced by a symbolic link")]
     base, now = workspace.file_at_base(parity_test), _read_now(workspace, parity_test)
     if now is None:
         if base is None:
