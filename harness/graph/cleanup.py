@@ -53,27 +53,30 @@ def finished_runs(home: Path | None = None) -> list[str]:
 
 
 def _remove_worktree_and_branch(repo: Path, run_id: str, home: Path) -> list[str]:
+    from harness.sandbox.host_git import run_git
+
     removed: list[str] = []
     worktree = home / "worktrees" / run_id
     try:
         user = git.Repo(repo)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         user = None  # the checkout is gone; only the harness's own folder is left to remove
+    top = user.working_tree_dir if user is not None else None
     if user is not None and worktree.exists():
-        user.git.worktree("remove", "--force", str(worktree))
+        run_git(top, "worktree", "remove", "--force", str(worktree))
         removed.append(f"worktree {worktree}")
     elif worktree.exists():
         shutil.rmtree(worktree)
         removed.append(f"worktree {worktree}")
     if user is not None:
-        user.git.worktree("prune")
+        run_git(top, "worktree", "prune")
         branch = f"harness/{run_id}"
         try:
-            tip = user.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}")
+            tip = run_git(top, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}").strip()
         except git.GitCommandError:
             tip = ""
         if tip:
-            user.git.branch("-D", branch)
+            run_git(top, "branch", "-D", branch)
             # The tip is printed so the port can still be recovered (`git branch NAME <tip>`).
             removed.append(f"branch {branch} (was {tip[:12]}) in {repo}")
     (home / "worktrees" / f"{run_id}.json").unlink(missing_ok=True)
