@@ -40,16 +40,27 @@ def run(
     model: Annotated[Optional[list[str]], typer.Option(
         "--model", help="model spec (repeatable): oracle, null, cheater, scripted:F, anthropic:M, openai:M")] = None,
     attempts: Annotated[int, typer.Option(help="attempts per task and model")] = 1,
-    workers: Annotated[int, typer.Option(help="attempts run in parallel (processes)")] = 1,
+    workers: Annotated[int, typer.Option(
+        help="attempts in flight at once (local: processes; ray: tasks submitted, placed as resources free up)")] = 1,
     out: Annotated[Optional[Path], typer.Option(help="results directory (re-use it to resume)")] = None,
     sandbox: Annotated[str, typer.Option(help="local | bwrap | docker")] = "docker",
     image: Annotated[Optional[str], typer.Option(help="sandbox image for docker")] = None,
     gpus_per_task: Annotated[int, typer.Option(help="GPUs each attempt holds (0: none)")] = 0,
-    max_gpu_tasks: Annotated[int, typer.Option(help="attempts that may hold GPUs at once")] = 0,
+    max_gpu_tasks: Annotated[int, typer.Option(help="attempts that may hold GPUs at once (local backend)")] = 0,
+    backend: Annotated[str, typer.Option(help="local (process pool) | ray (a Ray cluster places attempts)")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster to join, e.g. HEAD_IP:6379 (default: start Ray on this machine)")] = None,
+    cpus_per_task: Annotated[float, typer.Option(help="CPUs each attempt asks Ray for")] = 1.0,
+    memory_per_task: Annotated[float, typer.Option(help="GiB of memory each attempt asks Ray for")] = 1.0,
+    worker_retries: Annotated[int, typer.Option(help="re-runs of an attempt whose Ray worker or node died")] = 1,
+    worker_dir: Annotated[Optional[str], typer.Option(
+        help="where Ray workers unpack attempts on their node (default: the worker's temp dir)")] = None,
+    max_total_usd: Annotated[Optional[float], typer.Option(
+        help="spend cap for the whole eval: no new attempt starts once it is reached")] = None,
     price: Annotated[Optional[list[str]], typer.Option(
         "--price", help="MODEL=IN,OUT price in USD per million tokens, for a model missing from the table")] = None,
     max_debug_rounds: Annotated[Optional[int], typer.Option(help="override every task's debug-round limit")] = None,
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    progress: Annotated[bool, typer.Option(help="show live progress (plain lines when not a terminal)")] = True,
 ) -> None:
     """Run a suite: `harness eval --suite core --model oracle --attempts 1 --workers 2`."""
     if ctx.invoked_subcommand is not None:
@@ -58,7 +69,7 @@ def run(
         _fail("give at least one --model (e.g. --model oracle)")
     from harness.agents.models.pricing import UnknownPriceError
     from harness.evals.report import load_summary, render_terminal
-    from harness.evals.runner import EvalConfig, run_eval
+    from harness.evals.runner import EvalConfig
     from harness.evals.tasks import TaskError
 
     if out is None:
@@ -66,7 +77,9 @@ def run(
     cfg = EvalConfig(suite=suite, models=list(model), out=out, tasks_glob=tasks, attempts=attempts,
                      workers=workers, sandbox=sandbox, image=image, gpus_per_task=gpus_per_task,
                      max_gpu_tasks=max_gpu_tasks, prices=_parse_prices(price or []),
-                     max_debug_rounds=max_debug_rounds)
+                     max_debug_rounds=max_debug_rounds, backend=backend, ray_address=ray_address,
+                     cpus_per_task=cpus_per_task, memory_per_task_gb=memory_per_task, worker_retries=worker_retries,
+                     worker_dir=worker_dir, max_total_usd=max_total_usd)
     try:
         # Everything that can be wrong with the request is reported before anything runs.
         from harness.evals.provenance import price_table
@@ -76,34 +89,35 @@ def run(
         check_config(cfg)
         load_suite(cfg.suite, cfg.tasks_glob)
         price_table(cfg.models, cfg.prices)
-        if progress:
-            results = _run_with_progress(cfg)
-        else:
-            results = run_eval(cfg)
+        results = _run(cfg, progress)
     except (TaskError, UnknownPriceError, ValueError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.secho(f"interrupted: finished attempts are in {cfg.out}/results.jsonl; run the same command "
+                    "again to resume", err=True, fg="yellow")
+        raise typer.Exit(130)
     render_terminal(load_summary(results.parent))
     typer.echo(f"results: {results}")
 
 
-def _run_with_progress(cfg) -> Path:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _run(cfg, progress: bool) -> Path:
+    from harness.evals.progress import EvalProgress
+    from harness.evals.runner import EvalEvents, run_eval
 
-    from harness.evals.runner import run_eval
+    class Quiet(EvalEvents):
+        """--no-progress: only say why the eval stopped early."""
 
-    counts = {"pass": 0, "fail": 0, "error": 0}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task_id = bar.add_task("preparing tasks", total=None)
+        def stopped(self, reason: str) -> None:
+            typer.secho(f"stopped: {reason}", err=True, fg="yellow")
 
-        def started(total: int, already: int) -> None:
-            bar.update(task_id, total=total, completed=already, description="attempts")
+        def close(self) -> None:
+            pass
 
-        def on_row(row: dict) -> None:
-            counts[row.get("outcome", "error")] = counts.get(row.get("outcome", "error"), 0) + 1
-            bar.update(task_id, advance=1,
-                       description=f"pass {counts['pass']} fail {counts['fail']} error {counts['error']}")
-
-        return run_eval(cfg, on_row=on_row, on_start=started)
+    display = EvalProgress() if progress else Quiet()
+    try:
+        return run_eval(cfg, events=display)
+    finally:
+        display.close()
 
 
 @eval_app.command("score")

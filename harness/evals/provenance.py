@@ -16,7 +16,7 @@ from harness.agents.models.pricing import UnknownPriceError, price_for
 
 PACKAGES = (
     "fastvideo-harness", "pydantic", "typer", "rich", "PyYAML", "langgraph", "langgraph-checkpoint-sqlite",
-    "openai", "anthropic", "GitPython", "docker", "torch", "numpy", "safetensors", "pytest",
+    "openai", "anthropic", "GitPython", "docker", "torch", "numpy", "safetensors", "pytest", "ray",
 )
 FREE_PROVIDERS = ("scripted", "human", "replay")
 
@@ -76,8 +76,12 @@ def price_table(models: list[str], overrides: dict[str, str] | None = None) -> d
     return table
 
 
-def write_provenance(out_dir: Path, settings: dict[str, Any], prices: dict[str, dict[str, float]]) -> Path:
-    """Write provenance.json; on a resumed run the earlier record is kept under `previous`."""
+def write_provenance(out_dir: Path, settings: dict[str, Any], prices: dict[str, dict[str, float]],
+                     backend: dict[str, Any] | None = None) -> Path:
+    """Write provenance.json; on a resumed run the earlier record is kept under `previous`.
+
+    `backend` says where attempts run: the local pool, or a Ray cluster's nodes, GPU types and
+    the package versions its workers import."""
     path = out_dir / "provenance.json"
     record: dict[str, Any] = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -86,6 +90,7 @@ def write_provenance(out_dir: Path, settings: dict[str, Any], prices: dict[str, 
         "platform": platform.platform(),
         "packages": package_versions(),
         "settings": settings,
+        "backend": backend or {"name": "local"},
         "prices_usd_per_mtok": prices,
     }
     if path.is_file():

@@ -1,4 +1,5 @@
-"""Run a suite: tasks x models x attempts, in parallel processes, resumable, every attempt kept.
+"""Run a suite: tasks x models x attempts on a backend (a local process pool or a Ray cluster),
+resumable, every attempt kept.
 
 Results directory:
 
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
 import threading
 import time
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,10 +28,10 @@ from harness.evals.baselines import is_baseline, write_baseline_script
 from harness.evals.graders import GraderError, grade_attempt
 from harness.evals.prepare import Prepared, copy_prepared, prepare_task, write_fixture
 from harness.evals.provenance import price_table, write_provenance
-from harness.evals.scheduler import GpuSlots, gpus_arg
 from harness.evals.tasks import Task, TaskError, load_suite, suite_dir
 
 RESULTS = "results.jsonl"
+BACKENDS = ("local", "ray")
 ERROR_CLASSES = ("agent_failure", "limit_hit", "infra_error", "grader_error")
 LIMIT_REASONS = ("budget_turns", "budget_tokens", "budget_usd", "budget_time", "context_overflow")
 
@@ -49,6 +50,13 @@ class EvalConfig:
     max_gpu_tasks: int = 0
     prices: dict[str, str] = field(default_factory=dict)
     max_debug_rounds: int | None = None  # overrides every task's limit (e.g. to keep CI short)
+    backend: str = "local"
+    ray_address: str | None = None      # None: start a Ray instance on this machine
+    cpus_per_task: float = 1.0          # what each attempt asks the Ray scheduler for
+    memory_per_task_gb: float = 1.0
+    worker_retries: int = 1             # re-runs of an attempt whose Ray worker or node died
+    worker_dir: str | None = None       # where Ray workers unpack attempts (default: their temp dir)
+    max_total_usd: float | None = None  # no new attempt starts once the eval has spent this
 
     def settings(self) -> dict[str, Any]:
         data = asdict(self)
@@ -70,6 +78,8 @@ class AttemptJob:
     image: str | None
     gpus: str
     max_debug_rounds: int | None = None
+    price: str | None = None     # the --price given for this model, used by the run itself
+    run_model: str | None = None  # the spec to run when it differs from `model` (a script shipped to a worker)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -142,12 +152,13 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
     started = time.monotonic()
     try:
         prepared = copy_prepared(Prepared.load(Path(job.template)), try_dir / "task")
-        model = job.model
+        model = job.run_model or job.model
         if is_baseline(model):
             model = write_baseline_script(model, task, prepared, try_dir / "script.yaml")
         limits = task.spec.limits
         cfg = RunConfig(
-            packet=prepared.packet, repo=prepared.repo, model=model, sandbox=job.sandbox,  # type: ignore[arg-type]
+            packet=prepared.packet, repo=prepared.repo, model=model, price=job.price,
+            sandbox=job.sandbox,  # type: ignore[arg-type]
             image=job.image, gpus=job.gpus, non_interactive=True, on_budget="blocked",
             home=try_dir / "home", max_turns=limits.max_turns,
             max_debug_rounds=limits.max_debug_rounds if job.max_debug_rounds is None else job.max_debug_rounds,
@@ -196,16 +207,23 @@ def grade(task: Task, prepared: Prepared, outcome: dict[str, Any], try_dir: Path
     return result
 
 
-def run_attempt(job: AttemptJob) -> dict[str, Any]:
-    """One attempt, with one retry when the infrastructure failed; both tries are kept."""
+def run_attempt(job: AttemptJob, placement: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One attempt, with one retry when the infrastructure failed; both tries are kept.
+
+    Every backend runs attempts through this function; `placement` says where it ran (the
+    backend adds its own facts, such as the Ray node and the GPU ids it was given).
+    """
     from harness.evals.tasks import load_task
 
+    where = {"host": socket.gethostname(), "pid": os.getpid(), "gpus": job.gpus, **(placement or {}),
+             "started_at": time.time()}
     task = load_task(Path(job.task_dir))
     tries = []
     for n in (1, 2):
         tries.append(_one_try(job, task, Path(job.attempt_dir) / f"try{n}"))
         if tries[-1].get("error_class") != "infra_error":
             break
+    where["ended_at"] = time.time()
     last = tries[-1]
     row = {
         "task": task.id, "kind": task.kind, "model": job.model, "attempt": job.attempt,
@@ -218,9 +236,20 @@ def run_attempt(job: AttemptJob) -> dict[str, Any]:
         "retries": [{"error_class": t.get("error_class"), "reasons": t.get("reasons", []), "try_dir": t["try_dir"]}
                     for t in tries[:-1]],
         "checks": last.get("checks", {}),
+        "placement": where,
     }
     (Path(job.attempt_dir) / "row.json").write_text(json.dumps(row, indent=2, default=str))
     return row
+
+
+def infra_error_row(job: AttemptJob, reasons: list[str], retries: list[dict[str, Any]] | None = None,
+                    placement: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The row of an attempt whose worker died or crashed before it could write one."""
+    task_id, model, attempt = job.key
+    return {"task": task_id, "kind": None, "model": model, "attempt": attempt, "outcome": "error",
+            "reasons": reasons, "turns": 0, "tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "run_dir": None,
+            "attempt_dir": job.attempt_dir, "error_class": "infra_error", "retries": retries or [],
+            "placement": placement or {}}
 
 
 # --- the suite ----------------------------------------------------------------------------
@@ -260,6 +289,7 @@ def plan_jobs(cfg: EvalConfig, tasks: list[Task], templates: dict[str, Prepared]
                     task_dir=str(task.dir), model=model, attempt=attempt, template=str(templates[task.id].root),
                     attempt_dir=str(cfg.out / "attempts" / model_slug(model) / task.id / str(attempt)),
                     sandbox=cfg.sandbox, image=cfg.image, gpus="none", max_debug_rounds=cfg.max_debug_rounds,
+                    price=cfg.prices.get(model),
                 ))
     return jobs
 
@@ -276,8 +306,13 @@ def check_config(cfg: EvalConfig) -> None:
         problems.append(f"--max-debug-rounds must be 0 or more, not {cfg.max_debug_rounds}")
     if cfg.sandbox not in ("local", "bwrap", "docker"):
         problems.append(f"--sandbox must be local, bwrap or docker, not {cfg.sandbox!r}")
+    if cfg.gpus_per_task < 0:
+        problems.append(f"--gpus-per-task must be 0 or more, not {cfg.gpus_per_task}")
     if cfg.gpus_per_task > 0:
         problems += _gpu_problems(cfg)
+    if cfg.max_total_usd is not None and cfg.max_total_usd <= 0:
+        problems.append(f"--max-total-usd must be positive, not {cfg.max_total_usd}")
+    problems += _backend_problems(cfg)
     if len(set(cfg.models)) != len(cfg.models):
         problems.append("a --model is given twice")
     for model in cfg.models:
@@ -310,63 +345,147 @@ def _gpu_problems(cfg: EvalConfig) -> list[str]:
     return []
 
 
-ProgressFn = Callable[[dict[str, Any]], None]
+def _backend_problems(cfg: EvalConfig) -> list[str]:
+    if cfg.backend not in BACKENDS:
+        return [f"--backend must be {' or '.join(BACKENDS)}, not {cfg.backend!r}"]
+    if cfg.backend == "local":
+        if cfg.ray_address:
+            return ["--ray-address needs --backend ray"]
+        return []
+    problems = []
+    if cfg.max_gpu_tasks:
+        problems.append("--max-gpu-tasks is for the local backend; on Ray the cluster's GPUs limit GPU attempts")
+    if cfg.cpus_per_task <= 0:
+        problems.append(f"--cpus-per-task must be positive, not {cfg.cpus_per_task}")
+    if cfg.memory_per_task_gb < 0:
+        problems.append(f"--memory-per-task must be 0 or more GiB, not {cfg.memory_per_task_gb}")
+    if cfg.worker_retries < 0:
+        problems.append(f"--worker-retries must be 0 or more, not {cfg.worker_retries}")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        problems.append("--backend ray needs Ray: pip install 'fastvideo-harness[ray]'")
+    return problems
 
 
-def run_eval(cfg: EvalConfig, on_row: ProgressFn | None = None,
-             on_start: Callable[[int, int], None] | None = None) -> Path:
+class EvalEvents:
+    """What a running eval tells its watcher (the progress display); every method may be left out."""
+
+    def begin(self, total: int, done_rows: list[dict[str, Any]], queued: list[AttemptJob]) -> None: ...
+    def attempt_started(self, job: AttemptJob) -> None: ...
+    def attempt_finished(self, row: dict[str, Any]) -> None: ...
+    def stopped(self, reason: str) -> None: ...
+
+
+class ResultSink:
+    """The one writer of results.jsonl: a whole line per finished attempt, appended as it comes.
+
+    It also keeps the eval's spend, so backends ask it before starting another attempt.
+    """
+
+    def __init__(self, out: Path, max_total_usd: float | None, events: EvalEvents) -> None:
+        self.path = Path(out) / RESULTS
+        _drop_torn_last_line(self.path)
+        self.rows = read_results(out)
+        self.spend = sum(float(r.get("cost_usd") or 0.0) for r in self.rows)
+        self.max_total_usd = max_total_usd
+        self.events = events
+        self.not_started = 0
+        self._lock = threading.Lock()
+
+    def may_start(self) -> bool:
+        """False once the spend cap is reached: running attempts finish, no new one starts."""
+        with self._lock:
+            return self.max_total_usd is None or self.spend < self.max_total_usd
+
+    def started(self, job: AttemptJob) -> None:
+        with self._lock:
+            self.events.attempt_started(job)
+
+    def record(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row, default=str) + "\n"
+        with self._lock:
+            with self.path.open("a") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.rows.append(row)
+            self.spend += float(row.get("cost_usd") or 0.0)
+            self.events.attempt_finished(row)
+
+    def close(self) -> None:
+        """Wait for a row being written (after Ctrl-C, so the file ends on a whole line)."""
+        with self._lock:
+            pass
+
+
+def _drop_torn_last_line(path: Path) -> None:
+    """A driver killed in the middle of a write leaves a partial last line: drop it (that
+    attempt has no row, so it runs again)."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+class _Callbacks(EvalEvents):
+    def __init__(self, on_row: Callable[[dict[str, Any]], None] | None, events: EvalEvents | None) -> None:
+        self.on_row, self.inner = on_row, events or EvalEvents()
+
+    def begin(self, total, done_rows, queued):
+        self.inner.begin(total, done_rows, queued)
+
+    def attempt_started(self, job):
+        self.inner.attempt_started(job)
+
+    def attempt_finished(self, row):
+        if self.on_row:
+            self.on_row(row)
+        self.inner.attempt_finished(row)
+
+    def stopped(self, reason):
+        self.inner.stopped(reason)
+
+
+def run_eval(cfg: EvalConfig, on_row: Callable[[dict[str, Any]], None] | None = None,
+             events: EvalEvents | None = None) -> Path:
     """Run every missing attempt; returns the results file. Raises before anything runs on a
     bad setting, an unknown task, or a model without a price."""
     check_config(cfg)
     tasks = load_suite(cfg.suite, cfg.tasks_glob)
     prices = price_table(cfg.models, cfg.prices)
-    slots = GpuSlots(cfg.gpus_per_task, cfg.max_gpu_tasks)
-    cfg.out = Path(cfg.out).resolve()
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    write_provenance(cfg.out, cfg.settings(), prices)
-    templates = prepare_templates(tasks, cfg.out)
-    jobs = plan_jobs(cfg, tasks, templates)
-    total = len(tasks) * len(cfg.models) * cfg.attempts
-    if on_start:
-        on_start(total, total - len(jobs))
-    results = cfg.out / RESULTS
-    lock = threading.Lock()
-
-    def record(row: dict[str, Any]) -> None:
-        with lock:
-            with results.open("a") as fh:
-                fh.write(json.dumps(row, default=str) + "\n")
-            if on_row:
-                on_row(row)
-
-    # Spawned workers: no state inherited from this (threaded) process.
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
-        futures: list[Future] = []
-        for job in jobs:
-            ids = slots.acquire()  # blocks while every GPU slot is busy
-            if ids:
-                job = AttemptJob(**{**asdict(job), "gpus": gpus_arg(ids)})
-            future = pool.submit(run_attempt, job)
-            future.add_done_callback(_finisher(job, ids, slots, record))
-            futures.append(future)
-        for future in futures:
-            future.exception()  # wait; failures are turned into rows by the callback
-    return results
+    backend = _make_backend(cfg)  # connects to Ray (or checks GPU slots) before anything is written
+    watcher = _Callbacks(on_row, events)
+    try:
+        cfg.out = Path(cfg.out).resolve()
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        write_provenance(cfg.out, cfg.settings(), prices, backend=backend.describe())
+        templates = prepare_templates(tasks, cfg.out)
+        jobs = plan_jobs(cfg, tasks, templates)
+        sink = ResultSink(cfg.out, cfg.max_total_usd, watcher)
+        watcher.begin(len(tasks) * len(cfg.models) * cfg.attempts, list(sink.rows), jobs)
+        try:
+            started = backend.run(jobs, sink)
+        finally:
+            sink.close()
+        if started < len(jobs):
+            watcher.stopped(f"spend cap ${cfg.max_total_usd:g} reached (spent ${sink.spend:.4f}); "
+                            f"{len(jobs) - started} attempts not started; run again with a higher "
+                            "--max-total-usd to continue")
+    finally:
+        backend.close()
+    return cfg.out / RESULTS
 
 
-def _finisher(job: AttemptJob, ids: tuple[int, ...], slots: GpuSlots, record: Callable[[dict], None]):
-    def done(future: Future) -> None:
-        slots.release(ids)
-        exc = future.exception()
-        if exc is None:
-            record(future.result())
-            return
-        task_id, model, attempt = job.key
-        record({"task": task_id, "kind": None, "model": model, "attempt": attempt, "outcome": "error",
-                "reasons": [f"worker crashed: {type(exc).__name__}: {exc}"], "turns": 0, "tokens": 0,
-                "cost_usd": 0.0, "wall_s": 0.0, "run_dir": None, "attempt_dir": job.attempt_dir,
-                "error_class": "infra_error", "retries": []})
-    return done
+def _make_backend(cfg: EvalConfig):
+    if cfg.backend == "ray":
+        from harness.evals.ray_backend import RayBackend
+
+        return RayBackend(cfg)
+    from harness.evals.local_pool import LocalPool
+
+    return LocalPool(cfg)
 
 
 def rescore(out: Path, sandbox: str | None = None) -> list[dict[str, Any]]:

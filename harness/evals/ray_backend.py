@@ -1,0 +1,264 @@
+"""The Ray backend: each attempt is a Ray task that declares the GPUs, CPUs and memory it needs,
+so Ray (not the harness) places it on a node with those free.
+
+Attempts are self-contained: the suite's task files, the prepared task template and a scripted
+model's file travel through Ray's object store as archives; the worker unpacks them in its own
+scratch directory, runs the attempt exactly as the local pool does (`run_attempt`), and sends
+the attempt directory back as an archive. Only this driver writes under `--out`.
+
+A worker or node that dies mid-attempt is re-run up to `worker_retries` times, then recorded as
+an `infra_error` row, never left as a gap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.evals.bundles import pack_dir, relocate_tree, unpack_dir
+from harness.evals.runner import AttemptJob, EvalConfig, ResultSink, infra_error_row, model_slug
+from harness.evals.tasks import TaskError, suite_dir
+
+WORKER_PREFIX = "harness-attempt-"
+FILE_PROVIDERS = ("scripted", "replay")  # model specs that name a file, which must travel too
+PROBE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ShippedAttempt:
+    """What a worker is told about one attempt: no path of the driver's machine."""
+
+    task: str
+    model: str
+    attempt: int
+    sandbox: str
+    image: str | None
+    gpus_per_task: int
+    max_debug_rounds: int | None
+    price: str | None
+    model_file: str | None = None  # the file name of a scripted/replay model, sent alongside
+    scratch: str | None = None     # where the worker unpacks (default: its temp dir)
+
+
+def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: bytes,
+                      model_bytes: bytes | None) -> dict[str, Any]:
+    """Runs inside a Ray worker: unpack, run the attempt, pack the attempt directory."""
+    import ray
+
+    from harness.evals.prepare import Prepared
+    from harness.evals.runner import run_attempt
+    from harness.evals.scheduler import gpus_arg
+
+    gpu_ids = [int(i) for i in ray.get_gpu_ids()]
+    work = Path(tempfile.mkdtemp(prefix=WORKER_PREFIX, dir=spec.scratch)).resolve()
+    try:
+        placement = {"backend": "ray", "node_id": ray.get_runtime_context().get_node_id(),
+                     "node_ip": ray.util.get_node_ip_address(), "gpu_ids": gpu_ids, "worker_dir": str(work)}
+        # Who runs this attempt where, for whoever watches the node (and the worker-death tests).
+        (work / "worker.json").write_text(json.dumps({"pid": os.getpid(), "task": spec.task,
+                                                      "model": spec.model, "attempt": spec.attempt, **placement}))
+        unpack_dir(suite_tar, work / "suite")
+        template = work / "tasks" / spec.task
+        unpack_dir(template_tar, template)
+        Prepared.load(template).relocated(template)
+        run_model = None
+        if model_bytes is not None and spec.model_file:
+            model_path = work / "model" / spec.model_file
+            model_path.parent.mkdir(parents=True)
+            model_path.write_bytes(model_bytes)
+            run_model = f"{spec.model.partition(':')[0]}:{model_path}"
+        attempt_dir = work / "attempts" / model_slug(spec.model) / spec.task / str(spec.attempt)
+        attempt_dir.mkdir(parents=True)
+        job = AttemptJob(
+            task_dir=str(work / "suite" / spec.task), model=spec.model, attempt=spec.attempt,
+            template=str(template), attempt_dir=str(attempt_dir), sandbox=spec.sandbox, image=spec.image,
+            gpus=gpus_arg(tuple(gpu_ids)) if spec.gpus_per_task else "none",
+            max_debug_rounds=spec.max_debug_rounds, price=spec.price, run_model=run_model,
+        )
+        row = run_attempt(job, placement)
+        return {"row": row, "archive": pack_dir(attempt_dir), "worker_root": str(work)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def worker_facts() -> dict[str, Any]:
+    """What one node's workers run with: Python, package versions, GPU models."""
+    import subprocess
+
+    from harness.evals.provenance import package_versions
+
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        gpu_names = [line.strip() for line in smi.stdout.splitlines() if line.strip()] if smi.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        gpu_names = []
+    return {"hostname": socket.gethostname(), "python": sys.version.split()[0], "packages": package_versions(),
+            "gpu_names": gpu_names}
+
+
+class RayBackend:
+    """Submits attempts as Ray tasks, at most `--workers` in flight; Ray holds those whose
+    resources are not free yet."""
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        import ray
+
+        self.ray, self.cfg = ray, cfg
+        self.started_ray = False
+        self.interrupted = False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = cfg.ray_address or "a new local instance"
+                raise TaskError(f"cannot start or reach the Ray cluster ({where}): {exc}") from exc
+            self.started_ray = True
+        self._check_capacity()
+
+    # --- before anything runs ------------------------------------------------------------
+
+    def _alive_nodes(self) -> list[dict[str, Any]]:
+        return [n for n in self.ray.nodes() if n.get("Alive")]
+
+    def _check_capacity(self) -> None:
+        """An attempt no node can hold would wait forever: refuse it now."""
+        need = {"GPU": float(self.cfg.gpus_per_task), "CPU": float(self.cfg.cpus_per_task),
+                "memory": self.cfg.memory_per_task_gb * 2**30}
+        nodes = self._alive_nodes()
+        fits = [n for n in nodes if all(n["Resources"].get(k, 0.0) >= v for k, v in need.items() if v > 0)]
+        if not fits:
+            have = [{k: n["Resources"].get(k, 0.0) for k in need} for n in nodes]
+            raise TaskError(f"no node of the Ray cluster can hold one attempt ({self.cfg.gpus_per_task} GPUs, "
+                            f"{self.cfg.cpus_per_task} CPUs, {self.cfg.memory_per_task_gb} GiB); nodes have {have}")
+
+    def describe(self) -> dict[str, Any]:
+        """The cluster for provenance: nodes, their GPUs and GPU types, and what their workers import."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = self._alive_nodes()
+        probe = self.ray.remote(worker_facts)
+        refs = {n["NodeID"]: probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote() for n in nodes}
+        ready, _ = self.ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
+        described = []
+        for node in nodes:
+            ref = refs[node["NodeID"]]
+            res = node["Resources"]
+            described.append({
+                "node_id": node["NodeID"], "address": node.get("NodeManagerAddress"),
+                "hostname": node.get("NodeManagerHostname"), "cpus": res.get("CPU", 0.0), "gpus": res.get("GPU", 0.0),
+                "memory_gb": round(res.get("memory", 0.0) / 2**30, 1),
+                "gpu_types": sorted(k.split(":", 1)[1] for k in res if k.startswith("accelerator_type:")),
+                "workers": self.ray.get(ref) if ref in ready else {"error": "no answer from this node's workers"},
+            })
+        return {"name": "ray", "address": self.cfg.ray_address or "local instance", "ray_version": self.ray.__version__,
+                "per_attempt": {"gpus": self.cfg.gpus_per_task, "cpus": self.cfg.cpus_per_task,
+                                "memory_gb": self.cfg.memory_per_task_gb},
+                "in_flight": self.cfg.workers, "worker_retries": self.cfg.worker_retries, "nodes": described}
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self, jobs: list[AttemptJob], sink: ResultSink) -> int:
+        """Run `jobs` until done or the spend cap stops new ones; returns how many started."""
+        ray, cfg = self.ray, self.cfg
+        remote = ray.remote(attempt_on_worker).options(
+            num_gpus=cfg.gpus_per_task, num_cpus=cfg.cpus_per_task,
+            memory=int(cfg.memory_per_task_gb * 2**30) or None,
+            max_retries=0,  # worker deaths are retried here, so each one is on record
+        )
+        suite_ref = ray.put(pack_dir(suite_dir(cfg.suite)))
+        templates: dict[str, Any] = {}
+        model_files = {m: self._model_file(m) for m in cfg.models}
+        queue: deque[tuple[AttemptJob, list[dict[str, Any]]]] = deque((job, []) for job in jobs)
+        in_flight: dict[Any, tuple[AttemptJob, list[dict[str, Any]]]] = {}
+        started = 0
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < cfg.workers:
+                    job, deaths = queue[0]
+                    if not deaths and not sink.may_start():  # a re-run of a dead attempt may always go
+                        queue.clear()
+                        break
+                    queue.popleft()
+                    task_id = job.key[0]
+                    if task_id not in templates:
+                        templates[task_id] = ray.put(pack_dir(Path(job.template)))
+                    name, data = model_files[job.model]
+                    spec = ShippedAttempt(task=task_id, model=job.model, attempt=job.attempt, sandbox=job.sandbox,
+                                          image=job.image, gpus_per_task=cfg.gpus_per_task,
+                                          max_debug_rounds=job.max_debug_rounds, price=job.price, model_file=name,
+                                          scratch=cfg.worker_dir)
+                    in_flight[remote.remote(spec, suite_ref, templates[task_id], data)] = (job, deaths)
+                    if not deaths:
+                        started += 1
+                        sink.started(job)
+                if not in_flight:
+                    break
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                for ref in done:
+                    job, deaths = in_flight.pop(ref)
+                    self._collect(ref, job, deaths, queue, sink)
+        except BaseException:  # Ctrl-C: stop the attempts in flight; finished rows are written
+            self.interrupted = True
+            for ref in in_flight:
+                ray.cancel(ref, force=True)
+            raise
+        return started
+
+    def _model_file(self, model: str) -> tuple[str | None, bytes | None]:
+        provider, _, rest = model.partition(":")
+        if provider in FILE_PROVIDERS and rest:
+            return Path(rest).name, Path(rest).read_bytes()
+        return None, None
+
+    def _collect(self, ref: Any, job: AttemptJob, deaths: list[dict[str, Any]], queue: deque, sink: ResultSink) -> None:
+        ex = self.ray.exceptions
+        try:
+            result = self.ray.get(ref)
+        except (ex.WorkerCrashedError, ex.NodeDiedError, ex.LocalRayletDiedError, ex.ObjectLostError,
+                ex.OwnerDiedError) as exc:
+            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            deaths = deaths + [{"error_class": "infra_error", "try_dir": None, "at": time.time(),
+                                "reasons": [f"the Ray worker or node died mid-attempt ({type(exc).__name__}: {detail})"]}]
+            if len(deaths) <= self.cfg.worker_retries:
+                queue.appendleft((job, deaths))  # run it again, first in line
+                return
+            reasons = deaths[-1]["reasons"] + [f"gave up after {len(deaths)} runs (--worker-retries "
+                                               f"{self.cfg.worker_retries})"]
+            sink.record(infra_error_row(job, reasons, retries=deaths[:-1], placement={"backend": "ray"}))
+            return
+        except ex.RayTaskError as exc:  # the attempt code itself raised on the worker
+            sink.record(infra_error_row(job, [f"attempt crashed on the Ray worker: {str(exc)[:2000]}"],
+                                        retries=deaths, placement={"backend": "ray"}))
+            return
+        sink.record(self._bring_home(result, job, deaths))
+
+    def _bring_home(self, result: dict[str, Any], job: AttemptJob, deaths: list[dict[str, Any]]) -> dict[str, Any]:
+        """Unpack the attempt under --out where the local backend would put it, and rewrite the
+        worker's paths (in the row and the attempt's files) to the driver's."""
+        dest = Path(job.attempt_dir)
+        if dest.exists():  # left by an earlier, interrupted run of this attempt
+            shutil.rmtree(dest)
+        unpack_dir(result["archive"], dest)
+        worker_root, out = result["worker_root"], str(self.cfg.out)
+        relocate_tree(dest, worker_root, out)
+        row = json.loads(json.dumps(result["row"], default=str).replace(worker_root, out))
+        row["retries"] = deaths + row.get("retries", [])
+        row.setdefault("placement", {})["worker_dir"] = worker_root  # where it ran, not where it lives now
+        (dest / "row.json").write_text(json.dumps(row, indent=2, default=str))
+        return row
+
+    def close(self) -> None:
+        if self.started_ray:
+            self.ray.shutdown()
+
