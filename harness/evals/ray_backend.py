@@ -64,8 +64,10 @@ def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: byte
         placement = {"backend": "ray", "node_id": ray.get_runtime_context().get_node_id(),
                      "node_ip": ray.util.get_node_ip_address(), "gpu_ids": gpu_ids, "worker_dir": str(work)}
         # Who runs this attempt where, for whoever watches the node (and the worker-death tests).
-        (work / "worker.json").write_text(json.dumps({"pid": os.getpid(), "task": spec.task,
-                                                      "model": spec.model, "attempt": spec.attempt, **placement}))
+        facts = work / "worker.json.tmp"
+        facts.write_text(json.dumps({"pid": os.getpid(), "task": spec.task, "model": spec.model,
+                                     "attempt": spec.attempt, **placement}))
+        facts.replace(work / "worker.json")
         unpack_dir(suite_tar, work / "suite")
         template = work / "tasks" / spec.task
         unpack_dir(template_tar, template)

@@ -471,7 +471,7 @@ def run_eval(cfg: EvalConfig, on_row: Callable[[dict[str, Any]], None] | None = 
             sink.close()
         if started < len(jobs):
             watcher.stopped(f"spend cap ${cfg.max_total_usd:g} reached (spent ${sink.spend:.4f}); "
-                            f"{len(jobs) - started} attempts not started; run again with a higher "
+                            f"attempts not started: {len(jobs) - started}; run again with a higher "
                             "--max-total-usd to continue")
     finally:
         backend.close()
