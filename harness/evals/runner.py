@@ -390,7 +390,6 @@ class ResultSink:
         self.spend = sum(float(r.get("cost_usd") or 0.0) for r in self.rows)
         self.max_total_usd = max_total_usd
         self.events = events
-        self.not_started = 0
         self._lock = threading.Lock()
 
     def may_start(self) -> bool:
