@@ -10,6 +10,7 @@ from harness.contracts import ComponentContext, EscapeHatch
 from harness.verify.guards import (
     CLAIM_WITHOUT_RUN,
     CONVERSION_EDIT,
+    OUTSIDE_ALLOWED,
     PARITY_TEST_WEAKENED,
     PRODUCTION_IMPORT_BOUNDARY,
     PROVENANCE_COMMENT,
@@ -258,7 +259,8 @@ def test_gitignored_conftest_is_still_caught(ws, packet) -> None:
 def test_pyproject_and_setup_cfg_only_their_pytest_sections(ws, packet) -> None:
     _edit(ws, "pyproject.toml", 'name = "x"', 'name = "y"')
     _edit(ws, "setup.cfg", "name = x", "name = y")
-    assert _run(ws, packet) == []
+    # Outside the component's paths, so recorded; not blocking: no pytest section changed.
+    assert _names(_run(ws, packet)) == [(OUTSIDE_ALLOWED, False), (OUTSIDE_ALLOWED, False)]
     _edit(ws, "pyproject.toml", 'addopts = "-q"', 'addopts = "-q -p no:cacheprovider --deselect x"')
     _edit(ws, "setup.cfg", "name = y", "name = y\n\n[tool:pytest]\naddopts = -x\n")
     assert sorted(f.path for f in _run(ws, packet)) == ["pyproject.toml", "setup.cfg"]
@@ -268,7 +270,7 @@ def test_binary_pth_checkpoint_is_not_tampering(ws, packet) -> None:
     path = ws.path / "tests/local_tests/weights.pth"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"PK\x03\x04" + bytes(range(256)))
-    assert _run(ws, packet) == []
+    assert _names(_run(ws, packet)) == [(OUTSIDE_ALLOWED, False)]  # recorded, never loaded by Python
 
 
 # ---- conversion_edit -----------------------------------------------------------------
@@ -301,7 +303,7 @@ def test_tokenizer_import_is_allowed(ws, packet) -> None:
     _write(ws.path, "fastvideo/models/encoders/demo_t5.py",
            "from transformers import AutoTokenizer, T5TokenizerFast, PreTrainedTokenizerBase, AutoConfig\n"
            "from transformers.utils import logging\n")
-    assert _run(ws, packet) == []
+    assert [f for f in _run(ws, packet) if f.name != OUTSIDE_ALLOWED] == []
 
 
 def test_plain_module_import_and_diffusers_caught(ws, packet) -> None:
@@ -376,8 +378,8 @@ def test_production_code_setting_torch_backends_is_fine(ws, packet) -> None:
 
 def test_reference_data_edit_is_caught(ws, packet) -> None:
     _write(ws.path, "tests/local_tests/vaes/helpers.py", "REF = [1.0]\n")
-    ws.checkpoint("agent adds a helper")  # new files are fine ...
-    assert _run(ws, packet) == []
+    ws.checkpoint("agent adds a helper")  # a new file is not the test's input yet, but code outside the port
+    assert _names(_run(ws, packet)) == [(OUTSIDE_ALLOWED, True)]
 
 
 def test_existing_test_data_edit_is_caught(ws, packet, tmp_path) -> None:

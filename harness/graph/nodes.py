@@ -426,29 +426,24 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
 
 
 def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[Any, str]:
-    """The harness's own verdict run. When the parity test existed at the base commit and an
-    agent changed it, the verdict comes from the test as it was at the base commit, run against
-    the agent's code: rewriting the check can never produce a pass. Only a tolerance loosening
-    that a person approved through an escape hatch makes the edited test the verdict."""
+    """The harness's own verdict: the clean-room run (harness.verify.verdict) in a new sandbox
+    on the base commit plus the agent's allowed changes. The parity test comes from the base
+    commit; the agent's version only when the base had none or a person approved loosening
+    its tolerance through an escape hatch."""
     from harness.verify.guards import hatch_covers_tolerance
+    from harness.verify.verdict import run_verdict
 
     ws = res.workspace
-    original = ws.file_at_base(packet.parity_test)
-    path = ws.path / packet.parity_test
-    edited = path.read_text() if path.is_file() else None
-    if original is None or edited == original or hatch_covers_tolerance(_accepted(state)):
-        return _run_test(res, packet), "as in the worktree"
-    res.log.warning("the parity test differs from the base commit; the verdict runs the base version")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(original)
+    agent_test = ws.file_at_base(packet.parity_test) is None or hatch_covers_tolerance(_accepted(state))
+    start = time.monotonic()
     try:
-        return _run_test(res, packet), "base commit version (the agent's edits to the test are not trusted)"
+        # An InfrastructureError goes to the node's retry policy: the retry makes a new sandbox.
+        verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test)
     finally:
-        # The agent's version is already committed (checkpoint above); put it back for the agents.
-        if edited is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(edited)
+        res.test_s += time.monotonic() - start
+    for problem in verdict.problems:
+        res.log.warning("verdict: %s", problem)
+    return verdict.run, f"clean room: {verdict.test_source} of the test"
 
 
 def _run_test(res: RunResources, packet: Any) -> Any:

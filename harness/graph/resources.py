@@ -92,15 +92,21 @@ class RunResources:
         return self._workspace
 
     # -- executor -------------------------------------------------------------------------
+    def new_executor(self, workspace: Any, run_id: str | None = None) -> Any:
+        """A new executor of the run's kind (not started) for `workspace`; the verdict gets
+        its own on the clean-room tree."""
+        from harness.sandbox.executors import make_executor
+
+        kwargs: dict[str, Any] = {"gpus": self.cfg.gpus, "network": False,
+                                  "run_id": run_id or getattr(workspace, "run_id", None) or self.run_id}
+        if self.cfg.image:
+            kwargs["image"] = self.cfg.image
+        return make_executor(self.cfg.sandbox, workspace, **kwargs)
+
     @property
     def executor(self) -> Any:
         if self._executor is None:
-            from harness.sandbox.executors import make_executor
-
-            kwargs: dict[str, Any] = {"gpus": self.cfg.gpus, "network": False, "run_id": self.run_id}
-            if self.cfg.image:
-                kwargs["image"] = self.cfg.image
-            self._executor = make_executor(self.cfg.sandbox, self.workspace, **kwargs)
+            self._executor = self.new_executor(self.workspace, self.run_id)
         if not self._executor_started:
             self._executor.start()
             self._executor_started = True

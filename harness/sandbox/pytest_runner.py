@@ -54,6 +54,9 @@ _SUMMARY = re.compile(r"^=+ (.*?) in [\d.]+s(?: \([^)]*\))? =+$", re.MULTILINE)
 _SUMMARY_ITEM = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?|deselected|warnings?|rerun)")
 _REPORT_SECTION = re.compile(r"^=+ (?:FAILURES|ERRORS|warnings summary|short test summary info) =+$",
                              re.MULTILINE)
+# pytest's marks of a failure: the FAILURES/ERRORS sections, `FAILED` in the short summary
+# and in the verbose result line (`tests/x.py::test_y FAILED`).
+_FAILED_OUTPUT = re.compile(r"^=+ (?:FAILURES|ERRORS) =+$|^(?:FAILED|ERROR) \S|::\S+ (?:FAILED|ERROR)\b", re.MULTILINE)
 # The path quoted (Python's OSError form) or bare at the end of the line (safetensors, torch).
 _NO_SUCH_FILE = re.compile(
     r"(?:FileNotFoundError|No such file or directory)[^\n]*?(?:['\"]([^'\"\n]+)['\"]|:\s*(/?[\w.\-/]+\.\w+)[ \t]*$)",
@@ -115,9 +118,11 @@ class _Report:
     failures: list[str] = field(default_factory=list)
 
 
-def pytest_command(parity_test: str, report_path: str) -> str:
-    """The pytest invocation: the contract's `pytest <parity_test> -v -s` plus a junit report."""
-    return (f"python -m pytest {shlex.quote(parity_test)} -v -s -p no:cacheprovider "
+def pytest_command(parity_test: str, report_path: str, python: str = "python", extra_args: str = "") -> str:
+    """The pytest invocation: the contract's `pytest <parity_test> -v -s` plus a junit report
+    (`python` may carry interpreter flags, `extra_args` more pytest options)."""
+    extra = f" {extra_args}" if extra_args else ""
+    return (f"{python} -m pytest {shlex.quote(parity_test)} -v -s -p no:cacheprovider{extra} "
             f"--junitxml={shlex.quote(report_path)} -o junit_family=xunit2")
 
 
@@ -128,7 +133,8 @@ def _check_test_path(parity_test: str) -> str:
     return path.as_posix()
 
 
-def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, timeout_s: float = 900) -> ParityRun:
+def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, timeout_s: float = 900, *,
+                    python: str = "python", extra_args: str = "", env: dict[str, str] | None = None) -> ParityRun:
     """Run the parity test through `executor`, save the log in `log_dir`, and judge the result."""
     parity_test = _check_test_path(parity_test)
     token = uuid.uuid4().hex
@@ -136,13 +142,13 @@ def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, t
     # after a marker only this run knows, and cut out of the output again.
     report_path = f"/tmp/fastvideo-harness-junit-{token}.xml"
     marker = f"=====FASTVIDEO-HARNESS-JUNIT-{token}====="
-    command = pytest_command(parity_test, report_path)
+    command = pytest_command(parity_test, report_path, python, extra_args)
     script = (f"{command}; rc=$?; echo; echo {marker}; cat {report_path} 2>/dev/null; "
               f"rm -f {report_path}; exit $rc")
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     try:
-        result = executor.run(script, timeout_s=timeout_s)
+        result = executor.run(script, timeout_s=timeout_s, env=env)
     except KeyboardInterrupt as stop:  # keep the cut-off log: it shows how far the test got
         partial = getattr(stop, "partial_result", None)
         if partial is not None:
@@ -223,9 +229,13 @@ def _failure_text(case: ET.Element, text: str) -> str:
 
 
 def _summary_counts(stdout: str) -> dict[str, int] | None:
+    """The counts of pytest's one summary line; None when there is none, and {"summaries": n}
+    when there are several (a second line is printed by something other than pytest)."""
     found = _SUMMARY.findall(stdout)
     if not found:
         return None
+    if len(found) > 1:
+        return {"summaries": len(found)}
     counts: dict[str, int] = {}
     for n, name in _SUMMARY_ITEM.findall(found[-1]):
         key = {"error": "errors", "warning": "warnings"}.get(name, name)
@@ -325,6 +335,11 @@ def judge(result: CommandResult, stdout: str, xml_text: str | None, *, parity_te
             **counts, **base)
     if rep.skipped:
         return ParityRun(status="scaffold_skip", **counts, **base)
+    failed_lines = _FAILED_OUTPUT.findall(stdout)
+    if failed_lines:
+        return ParityRun(status="debug_red", first_failure=(
+            f"the log shows a failure ({failed_lines[0].strip()[:120]}) although the report says passed; "
+            "the run is not trusted"), **counts, **base)
     return ParityRun(status="non_skip_pass", **counts, **base)
 
 
@@ -332,6 +347,8 @@ def _disagreement(counts: dict, summary: dict[str, int], exit_code: int) -> str 
     """Why the junit report, pytest's summary line and the exit code do not tell one story."""
     if not summary:
         return "pytest printed no summary line; the run is not trusted"
+    if summary.get("summaries"):
+        return f"the log holds {summary['summaries']} pytest summary lines; the run is not trusted"
     for key in ("passed", "failed", "skipped", "errors", "xfailed"):
         if counts[key] != summary.get(key, 0):
             return (f"junit report and pytest summary disagree on {key}: "

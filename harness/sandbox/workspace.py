@@ -292,6 +292,25 @@ class Workspace:
         except git.GitCommandError:
             return None
 
+    def files_at_base(self) -> list[str]:
+        """Every file path of the base commit (read by its hash, never through a ref)."""
+        out = self._host_git("ls-tree", "-r", "-z", "--name-only", _commit_hash(self.base_commit),
+                             env={"GIT_NO_REPLACE_OBJECTS": "1"})
+        return [p for p in out.split("\0") if p]
+
+    def export_commit(self, commit: str, dest: Path) -> None:
+        """Write the files of `commit` (a full hash) into the empty folder `dest`: regular files
+        and executables only; symlinks and submodules of the commit are left out."""
+        import tarfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "tree.tar"
+            self._host_git("archive", "--format=tar", "-o", str(archive), _commit_hash(commit),
+                           env={"GIT_NO_REPLACE_OBJECTS": "1"})
+            with tarfile.open(archive) as tar:
+                members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+                tar.extractall(dest, members=members, filter="data")
+
     def remove(self, delete_branch: bool = False) -> None:
         """Remove the worktree (and its branch when asked); the user's checkout is untouched."""
         if self.path.exists():
@@ -354,6 +373,13 @@ def _from_sandbox_path(raw: Path, root: Path, official: Path | None) -> Path:
         if real is not None and posix.is_relative_to(alias) and not real.is_relative_to(Path(alias)):
             return real / posix.relative_to(alias)
     return raw
+
+
+def _commit_hash(commit: str) -> str:
+    """A commit named by its full hash: a ref or a short name could have been moved."""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit or ""):
+        raise WorkspaceError(f"expected a full commit hash, got {commit!r}")
+    return commit
 
 
 def _checked_gitfile(repo: Path, path: Path) -> str:

@@ -16,7 +16,7 @@ TAMPER_NAMES = frozenset(
 )
 _SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache"})
 CONVERSION_ROOTS = ("scripts/checkpoint_conversion/", "converted_weights/")
-_MAX_PTH_BYTES = 1_000_000
+MAX_PTH_BYTES = 1_000_000
 
 
 def walk_tamper_candidates(root: Path) -> Iterator[str]:
@@ -48,7 +48,7 @@ def _pytest_section_of_pyproject(text: str) -> str:
     return repr(data.get("tool", {}).get("pytest"))
 
 
-def _is_text_pth(data: bytes) -> bool:
+def is_text_pth(data: bytes) -> bool:
     """A `.pth` path-config file is text; a torch checkpoint with the same suffix is binary."""
     if b"\x00" in data[:4096] or data[:2] == b"PK":
         return False
@@ -66,10 +66,10 @@ def tamper_change(rel: str, base: str | None, now_path: Path) -> str | None:
     if not exists:
         return "deleted" if base is not None and name == "conftest.py" else None
     if name.endswith(".pth"):
-        if now_path.stat().st_size > _MAX_PTH_BYTES:
+        if now_path.stat().st_size > MAX_PTH_BYTES:
             return None  # a checkpoint, not a path-config file; never read it whole
         data = now_path.read_bytes()
-        if not _is_text_pth(data):
+        if not is_text_pth(data):
             return None
         return None if base is not None and base.encode() == data else "path-config file added or changed"
     now = now_path.read_text(encoding="utf-8", errors="replace")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
+from harness.verify.allowed import outside_allowed
 from harness.verify.guard_files import (
     allowed_key_dumps,
     is_conversion_path,
@@ -35,6 +36,7 @@ PROVENANCE_COMMENT = "provenance_comment"
 OFFICIAL_REFERENCE_AT_RUNTIME = "official_reference_at_runtime"
 CLAIM_WITHOUT_RUN = "claim_without_run"
 HOST_GIT_REFUSED = "host_git_refused"
+OUTSIDE_ALLOWED = "change_outside_allowed_paths"
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,18 @@ def _host_git_findings(workspace: Any) -> list[GuardFinding]:
     return [GuardFinding(HOST_GIT_REFUSED, rel, why) for rel, why in (findings() if callable(findings) else [])]
 
 
+def _outside_allowed_findings(workspace: Any, packet: Any) -> list[GuardFinding]:
+    """Changes outside the paths the component may change: the verdict never tests them,
+    and those Python or pytest could load are blocking."""
+    findings = []
+    for rel, kind, why in outside_allowed(workspace, packet):
+        what = "deleted" if kind == "missing" else f"a {kind}" if kind != "file" else "changed"
+        detail = (f"{what} outside the paths this component may change (its target files and bucket, "
+                  "the local tests README, PORT_STATUS.md); the verdict tests the base version")
+        findings.append(GuardFinding(OUTSIDE_ALLOWED, rel, f"{detail}; {why}" if why else detail, blocking=why is not None))
+    return findings
+
+
 def check_guards(
     workspace: Any,
     packet: Any,
@@ -220,6 +234,8 @@ def check_guards(
     findings += _patch_findings(workspace, changed)
     findings += _conversion_findings(changed, packet)
     findings += _production_findings(workspace, changed)
+    reported = {f.path for f in findings}  # one finding per path: the most specific guard's
+    findings += [f for f in _outside_allowed_findings(workspace, packet) if f.path not in reported]
     if parity_claimed and not parity_ran:
         findings.append(GuardFinding(CLAIM_WITHOUT_RUN, str(parity_test),
                                      f"parity claimed in {mode} mode but the harness did not run the test "
