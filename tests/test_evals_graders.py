@@ -89,9 +89,10 @@ def test_weakened_test_is_caught_by_guards_and_hidden_test(bug_task, tmp_path):
     branch = _branch(prepared, "loosened", loosen)
     grade = grade_attempt(task, prepared, _outcome(branch, _handoff()), tmp_path / "g", "local")
     assert not grade.passed
-    assert grade.checks["grader_parity"].startswith("non_skip_pass")  # the weakened test itself is green...
+    # The grader's verdict runs the base commit's test, so the loosening never counts...
+    assert grade.checks["grader_parity"].startswith("debug_red")
     assert any("guard parity_test_weakened" in r and "tolerance" in r for r in grade.reasons)
-    assert any(r.startswith("hidden stricter test: debug_red") for r in grade.reasons)  # ...the hidden one is not
+    assert any(r.startswith("hidden stricter test: debug_red") for r in grade.reasons)  # ...nor the hidden test
 
 
 def test_invalid_handoff_and_wrong_next_step_are_reasons(bug_task, tmp_path):

@@ -1,8 +1,9 @@
 """Graders: judge an attempt from evidence, never from what the agent or the handoff claims.
 
-For the final branch of a run, a grader makes a FRESH clone and workspace and its own sandbox,
-re-runs the packet's parity test, copies the hidden stricter test in (only there) and runs
-it, checks the guards on the whole diff, validates the handoff against the contract, and for
+For the final branch of a run, a grader makes a FRESH clone and workspace, re-runs the
+packet's parity test through the same clean-room verdict as a run (harness.verify.verdict:
+base commit plus allowed changes, a new sandbox), runs the hidden stricter test the same way
+(added to the clean tree only), checks the guards on the whole diff, validates the handoff against the contract, and for
 must-ask tasks checks the decision type of the escape hatch that was raised.
 """
 
@@ -101,8 +102,8 @@ def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandb
     """Fresh workspace + executor: guards on the final diff, the parity test, the hidden test."""
     from harness.verify.guards import blocking, check_guards
     from harness.sandbox.executors import make_executor
-    from harness.sandbox.pytest_runner import run_parity_test
     from harness.sandbox.workspace import Workspace
+    from harness.verify.verdict import run_verdict
 
     clone = _fresh_checkout(prepared, branch, work)
     # The guards compare with the task's starting commit, which the clone holds too.
@@ -127,27 +128,29 @@ def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandb
         hidden = None
     if not run_parity and hidden is None:
         return
-    executor = make_executor(sandbox, ws, network=False, run_id=f"grade-{task.id}")
-    executor.start()
-    try:
-        if run_parity:
-            run = run_parity_test(executor, prepared.parity_test, work / "logs" / "parity")
-            checks["grader_parity"] = run.summary_line()
-            if run.status != "non_skip_pass":
-                reasons.append(f"grader's own parity run: {run.status} ({run.summary_line()})")
-            if claimed == "non_skip_pass" and run.status != "non_skip_pass":
-                reasons.append("handoff claims non_skip_pass but the grader's run does not pass")
-        if hidden is not None:
-            dest = ws.path / HIDDEN_TEST_DIR / f"test_hidden_{task.id.replace('-', '_')}.py"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(hidden, dest)
-            rel = dest.relative_to(ws.path).as_posix()
-            run = run_parity_test(executor, rel, work / "logs" / "hidden")
-            checks["hidden_test"] = run.summary_line()
-            if run.status != "non_skip_pass":
-                reasons.append(f"hidden stricter test: {run.status} ({run.summary_line()})")
-    finally:
-        executor.close()
+
+    def new_executor(tree: Any) -> Any:
+        return make_executor(sandbox, tree, network=False, run_id=tree.run_id)
+
+    # The same clean-room verdict as a run's: base commit + allowed changes, a new sandbox.
+    if run_parity:
+        verdict = run_verdict(ws, packet, new_executor, work / "logs" / "parity",
+                              agent_test=ws.file_at_base(prepared.parity_test) is None)
+        run = verdict.run
+        checks["grader_parity"] = run.summary_line()
+        if run.status != "non_skip_pass":
+            reasons.append(f"grader's own parity run: {run.status} ({run.summary_line()})")
+        if claimed == "non_skip_pass" and run.status != "non_skip_pass":
+            reasons.append("handoff claims non_skip_pass but the grader's run does not pass")
+    if hidden is not None:
+        # The hidden test is the harness's own file, added to the clean tree only there.
+        rel = f"{HIDDEN_TEST_DIR}/test_hidden_{task.id.replace('-', '_')}.py"
+        verdict = run_verdict(ws, packet, new_executor, work / "logs" / "hidden", parity_test=rel,
+                              extra_files={rel: hidden})
+        run = verdict.run
+        checks["hidden_test"] = run.summary_line()
+        if run.status != "non_skip_pass":
+            reasons.append(f"hidden stricter test: {run.status} ({run.summary_line()})")
 
 
 def grade_attempt(task: Task, prepared: Prepared, outcome: dict[str, Any], work: Path,
