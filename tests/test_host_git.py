@@ -155,11 +155,26 @@ def test_ignored_files_are_seen_and_committed(tmp_path):
     assert "helpers/cheat.py" in ws.diff()
 
 
-def test_a_rewritten_git_pointer_stops_host_git(tmp_path):
-    from harness.sandbox.workspace import WorkspaceError
-
+@pytest.mark.parametrize("how", ["rewritten", "directory", "symlink"])
+def test_a_replaced_git_pointer_is_restored_and_blocks(tmp_path, how):
     repo = make_repo(tmp_path / "checkout", REPO_FILES)
-    ws = Workspace.create(repo, "pointer", root=tmp_path / "harness-home")
-    (ws.path / ".git").write_text(f"gitdir: {tmp_path}/evil\n")
-    with pytest.raises(WorkspaceError, match="was modified"):
-        ws.checkpoint("x")
+    ws = Workspace.create(repo, f"pointer-{how}", root=tmp_path / "harness-home")
+    pointer = (ws.path / ".git").read_text()
+    canary = tmp_path / "CANARY"
+    evil = tmp_path / "evil"
+    git(tmp_path, "init", "-q", str(evil))
+    with (evil / ".git" / "config").open("a") as f:
+        f.write(f'[core]\n\tfsmonitor = "touch {canary}"\n')
+    (ws.path / ".git").unlink()
+    if how == "rewritten":
+        (ws.path / ".git").write_text(f"gitdir: {evil}/.git\n")
+    elif how == "directory":
+        (evil / ".git").rename(ws.path / ".git")
+    else:
+        os.symlink(evil / ".git", ws.path / ".git")
+    (ws.path / "new.txt").write_text("x\n")
+    commit = ws.checkpoint("after the swap")
+    assert commit is not None and "new.txt" in git(repo, "ls-tree", "--name-only", commit)
+    assert (ws.path / ".git").read_text() == pointer and not canary.exists()
+    findings = check_guards(ws, {"parity_test": TEST}, mode="parity-debug")
+    assert any(f.name == HOST_GIT_REFUSED and f.path == ".git" and f.blocking for f in findings)

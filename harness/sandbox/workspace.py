@@ -188,11 +188,26 @@ class Workspace:
     _drivers: tuple[str, ...] = ()
 
     def _check_gitfile(self) -> None:
-        # The `.git` file tells git where the metadata is; a rewritten one could point the
-        # host's git at something the agent prepared, so refuse to go on.
+        # The `.git` file tells git where the metadata is; a rewritten one (or a `.git` dir or
+        # link in its place) could point the host's git at a config the agent wrote. Put the
+        # harness's own pointer back before any git call, and record it as a blocking finding.
         gitfile = self.path / ".git"
-        if gitfile.is_symlink() or not gitfile.is_file() or gitfile.read_text() != self._gitfile:
-            raise WorkspaceError(f"{gitfile} was modified; refusing to run git in this workspace")
+        if not gitfile.is_symlink() and gitfile.is_file() and gitfile.read_text(errors="replace") == self._gitfile:
+            return
+        what = ("a symlink" if gitfile.is_symlink() else "a directory" if gitfile.is_dir()
+                else "missing" if not gitfile.exists() else "rewritten")
+        if gitfile.is_dir() and not gitfile.is_symlink():
+            shutil.rmtree(gitfile)
+        elif gitfile.exists() or gitfile.is_symlink():
+            gitfile.unlink()
+        gitfile.write_text(self._gitfile)
+        log.warning("the worktree's .git pointer was %s; restored it", what)
+        with self._tamper_log.open("a") as f:
+            f.write(f"the worktree's `.git` pointer was {what}; the harness restored its own\n")
+
+    @property
+    def _tamper_log(self) -> Path:
+        return self.path.parent / f"{self.run_id}.git-pointer-restored"
 
     def scan(self) -> TreeScan:
         """The worktree listed from disk, as a checkpoint takes it (see host_git.scan_tree)."""
@@ -203,8 +218,11 @@ class Workspace:
     def host_findings(self) -> list[tuple[str, str]]:
         """(path, why) for what a checkpoint refuses: nested repositories, files over the size
         limit, and `.gitattributes` changed since the base that name filter/diff/merge drivers."""
+        self._check_gitfile()
         scan = self.scan()
-        found = [(rel, "a nested git repository (a `.git` inside the worktree): the host never runs git "
+        found = [(".git", line) for line in sorted(set(self._tamper_log.read_text().splitlines()))
+                 ] if self._tamper_log.exists() else []
+        found += [(rel, "a nested git repository (a `.git` inside the worktree): the host never runs git "
                        "in it and the checkpoint leaves the folder out; remove the `.git` entry")
                  for rel in scan.nested_repos]
         limit_mb = self.max_file_bytes / (1024 * 1024)
@@ -320,6 +338,7 @@ class Workspace:
             run_git(self.repo, "branch", "-D", self.branch)
         meta = self.path.parent / f"{self.run_id}.json"
         meta.unlink(missing_ok=True)
+        self._tamper_log.unlink(missing_ok=True)
 
     # ----- paths ----------------------------------------------------------------------
 
