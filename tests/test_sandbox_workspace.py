@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -288,10 +289,20 @@ def test_resolve_refuses_symlinks_out_and_git_writes(ws_with_official):
     assert ws.resolve(".git").name == ".git"  # reading the pointer is harmless
 
 
-def test_a_rewritten_git_pointer_stops_host_git(user_repo, harness_root):
+def test_a_rewritten_git_pointer_is_put_back_before_host_git(user_repo, harness_root):
     ws = Workspace.create(user_repo, "tamper", root=harness_root)
+    pointer = (ws.path / ".git").read_text()
     (ws.path / ".git").write_text("gitdir: /tmp/evil\n")
-    with pytest.raises(WorkspaceError, match="was modified"):
-        ws.checkpoint("x")
+    assert ws.checkpoint("x") is None and (ws.path / ".git").read_text() == pointer
+    assert [rel for rel, _ in ws.host_findings()] == [".git"]  # and it is a finding
+    # Reopening (resume) finds the real pointer from the checkout's own worktree records.
+    (ws.path / ".git").write_text("gitdir: /tmp/evil\n")
+    again = Workspace.open(user_repo, "tamper", root=harness_root)
+    assert again.head() == ws.head() and (ws.path / ".git").read_text() == pointer
+    foreign = harness_root / "worktrees" / "foreign"
+    foreign.mkdir()
+    (foreign / ".git").write_text("gitdir: /tmp/evil\n")
+    (harness_root / "worktrees" / "foreign.json").write_text(
+        json.dumps({"repo": str(user_repo.resolve()), "base_commit": ws.base_commit}))
     with pytest.raises(WorkspaceError, match="does not point into"):
-        Workspace.open(user_repo, "tamper", root=harness_root)
+        Workspace.open(user_repo, "foreign", root=harness_root)

@@ -402,13 +402,23 @@ def _commit_hash(commit: str) -> str:
 
 
 def _checked_gitfile(repo: Path, path: Path) -> str:
-    """The worktree's `.git` pointer, after checking it leads into the checkout's own git dir."""
-    text = (path / ".git").read_text()
-    target = Path(text.removeprefix("gitdir:").strip())
+    """The worktree's `.git` pointer as git wrote it: the file on disk when it leads into the
+    checkout's own git dir, else the one its admin dir names (the first git call puts it back)."""
+    gitfile = path / ".git"
     common = Path(git.Repo(repo).common_dir).resolve()
-    if not text.startswith("gitdir:") or not _is_within(target.resolve(), common / "worktrees"):
-        raise WorkspaceError(f"{path / '.git'} does not point into {common / 'worktrees'}; refusing to use it")
-    return text
+    if gitfile.is_file() and not gitfile.is_symlink():
+        text = gitfile.read_text(errors="replace")
+        target = Path(text.removeprefix("gitdir:").strip())
+        if text.startswith("gitdir:") and _is_within(target.resolve(), common / "worktrees"):
+            return text
+    # Each worktree's admin dir records where its `.git` file lives: that link is the user's.
+    admins = (common / "worktrees").iterdir() if (common / "worktrees").is_dir() else []
+    for admin in admins:
+        link = admin / "gitdir"
+        if link.is_file() and Path(link.read_text().strip()) == gitfile:
+            return f"gitdir: {admin}\n"
+    raise WorkspaceError(f"{gitfile} does not point into {common / 'worktrees'} and no worktree of the "
+                         "checkout lives here; refusing to use it")
 
 
 def _branch_exists(repo: git.Repo, branch: str) -> bool:
