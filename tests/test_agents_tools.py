@@ -34,7 +34,7 @@ def test_role_tool_sets():
     planner = {t.name for t in tools_for_role("planner")}
     writer = {t.name for t in tools_for_role("debugger")}
     assert planner == {"read_file", "list_dir", "grep", "record_concern", "raise_escape_hatch", "finish"}
-    assert writer == planner | {"edit_file", "write_file", "run", "run_parity_test"}
+    assert writer == planner | {"edit_file", "write_file", "run", "run_parity_test", "read_parity_log", "diff"}
     assert {t.name for t in tools_for_role("implementer")} == writer
     with pytest.raises(ValueError, match="unknown role 'boss'"):
         tools_for_role("boss")
@@ -46,23 +46,61 @@ def test_tool_specs_are_json_schema_from_the_arg_models():
     assert edit["type"] == "object" and set(edit["required"]) == {"path", "old", "new"}
     assert edit["additionalProperties"] is False
     assert specs["read_file"].parameters["required"] == ["path"]
-    # finish allows role-specific extra fields
-    assert specs["finish"].parameters.get("additionalProperties") is not False
+    # finish is the role's one schema: unknown fields are refused, never silently dropped
+    assert specs["finish"].parameters["additionalProperties"] is False
+    assert set(specs["finish"].parameters["properties"]) == {"summary", "files_changed", "key_dumps", "strict_load", "blocker"}
 
 
-def test_read_file_numbers_lines_and_windows(setup):
-    body = "".join(f"line {i}\n" for i in range(1, 451))
+def test_read_file_numbers_lines_and_pages_by_characters(setup):
+    body = "".join(f"line {i}\n" for i in range(1, 4001))
     (setup.ws.path / "big.txt").write_text(body)
     out = call(setup, "read_file", {"path": "big.txt"})
     assert not out.is_error
-    assert out.content.startswith("big.txt (lines 1-200 of 450)")
-    assert "     1\tline 1" in out.content and "   200\tline 200" in out.content
-    assert "line 201" not in out.content
-    assert "[250 more lines below; call read_file with start_line=201]" in out.content
-    out = call(setup, "read_file", {"path": "big.txt", "start_line": 440, "end_line": 460})
-    assert "(lines 440-450 of 450)" in out.content and "[end of file]" in out.content
-    out = call(setup, "read_file", {"path": "big.txt", "start_line": 500})
-    assert out.is_error and "450 lines" in out.content
+    first, last = out.content.split("\n")[0], out.content.split("\n")[-1]
+    assert first.startswith("big.txt (lines 1-") and first.endswith(" of 4000)")
+    assert "     1\tline 1" in out.content
+    shown = int(first.split("-")[1].split()[0])
+    assert 10_000 < len(out.content) < 13_000  # a page is sized by characters, not lines
+    assert last == f"[{4000 - shown} more lines below; call read_file with start_line={shown + 1}]"
+    out = call(setup, "read_file", {"path": "big.txt", "start_line": 3990, "end_line": 4010})
+    assert "(lines 3990-4000 of 4000)" in out.content and "[end of file]" in out.content
+    out = call(setup, "read_file", {"path": "big.txt", "start_line": 5000})
+    assert out.is_error and "4000 lines" in out.content
+    # long lines: a page holds fewer of them
+    (setup.ws.path / "wide.txt").write_text("".join("x" * 1500 + "\n" for _ in range(50)))
+    out = call(setup, "read_file", {"path": "wide.txt"})
+    assert out.content.startswith("wide.txt (lines 1-7 of 50)")
+
+
+def test_read_file_shows_a_key_dump_compactly(setup):
+    import json
+
+    dump = {f"decoder.up.{i}.conv.weight": [320, 320, 3, 3] for i in range(40)}
+    (setup.ws.path / "keys.json").write_text(json.dumps(dump, indent=2))
+    raw_lines = len(json.dumps(dump, indent=2).splitlines())
+    out = call(setup, "read_file", {"path": "keys.json"})
+    assert '"decoder.up.0.conv.weight": [320, 320, 3, 3]' in out.content
+    assert f"compact JSON view of {raw_lines} raw lines" in out.content
+    assert len(out.content.splitlines()) < raw_lines / 4
+    raw = call(setup, "read_file", {"path": "keys.json", "start_line": 1, "end_line": 5})
+    assert "(lines 1-5 of" in raw.content and "320," in raw.content  # raw text on request
+
+
+def test_relative_official_path_reads_from_the_official_dir(setup):
+    out = call(setup, "read_file", {"path": "ref/vae.py"})
+    assert not out.is_error and "scaling_factor = 0.18215" in out.content
+    assert "ref/vae.py" in call(setup, "grep", {"pattern": "scaling_factor", "path": "ref"}).content
+    assert "vae.py" in call(setup, "list_dir", {"path": "ref"}).content
+    # the worktree wins when it has the path
+    (setup.ws.path / "ref").mkdir()
+    (setup.ws.path / "ref" / "vae.py").write_text("worktree copy\n")
+    assert "worktree copy" in call(setup, "read_file", {"path": "ref/vae.py"}).content
+    # never a write into the official dir through the fallback
+    out = call(setup, "edit_file", {"path": "ref/other.py", "old": "a", "new": "b"})
+    assert out.is_error and not (setup.official / "ref" / "other.py").exists()
+    missing = call(setup, "read_file", {"path": "nope/vae.py"})
+    assert missing.is_error and str(setup.official.resolve()) in missing.content
+    assert str(setup.ws.path.resolve()) in missing.content
 
 
 def test_read_file_official_reference_dir_is_readable(setup):
@@ -234,10 +272,61 @@ def test_unknown_tool_bad_args_and_malformed_json(setup):
     assert out.is_error and "unknown tool 'run'" in out.content
 
 
-def test_finish_keeps_role_fields(setup):
-    out = call(setup, "finish", {"summary": "plan ready", "plan": {"steps": ["a"]}, "extra": 1}, role="planner")
-    assert out.end == "finished" and out.data == {"summary": "plan ready", "plan": {"steps": ["a"]}, "extra": 1}
+def test_finish_keeps_role_fields_and_refuses_unknown_ones(setup):
+    out = call(setup, "finish", {"summary": "plan ready", "plan": {"steps": ["a"], "concerns": ["odd sizes"]}}, role="planner")
+    assert out.end == "finished"
+    assert out.data["summary"] == "plan ready" and out.data["plan"]["steps"] == ["a"]
+    assert out.data["plan"]["concerns"] == ["odd sizes"]
+    bad = call(setup, "finish", {"summary": "plan ready", "extra": 1}, role="planner")
+    assert bad.is_error and bad.end is None and "extra" in bad.content  # the agent sees it, nothing is dropped
     assert call(setup, "finish", {}, role="planner").is_error
+    out = call(setup, "finish", {"summary": "fixed", "diagnosis": "pad", "fix": "crop"}, role="debugger")
+    assert out.data == {"summary": "fixed", "diagnosis": "pad", "fix": "crop"}
+
+
+def test_finish_schema_prompt_and_task_come_from_one_model():
+    from harness.agents.finish import FINISH_MODELS, finish_fields_text
+    from harness.agents.prompts import role_prompt
+
+    for role, model in FINISH_MODELS.items():
+        spec = next(t.spec for t in tools_for_role(role) if t.name == "finish")
+        assert set(spec.parameters["properties"]) == set(model.model_fields)
+        text = finish_fields_text(role)
+        assert text in role_prompt(role)
+        for name in model.model_fields:
+            assert f"- {name} (" in text
+
+
+def test_run_tells_the_truth_about_its_sandbox(setup):
+    out = call(setup, "run", {"command": "echo $PYTHONPATH; echo $SCRATCH_DIR; pwd; echo kept > $SCRATCH_DIR/note"})
+    lines = out.content.split("--- stdout ---\n")[1].splitlines()
+    root = str(setup.ws.path)
+    assert lines[0].split(":")[0] == root  # the worktree first on PYTHONPATH
+    assert lines[1] == f"{root}/.harness-scratch" and os.path.realpath(lines[2]) == os.path.realpath(root)
+    again = call(setup, "run", {"command": "cat $SCRATCH_DIR/note"})
+    assert "kept" in again.content  # the scratch dir persists between commands
+    assert setup.ws.files_changed() == [".harness-scratch/note"]  # and hides nothing from checkpoints and guards
+
+
+def test_diff_tool_shows_the_agents_change(setup):
+    assert "no changes" in call(setup, "diff", {}).content
+    call(setup, "write_file", {"path": "fastvideo/new.py", "content": "X = 1\n"})
+    out = call(setup, "diff", {"path": "fastvideo/new.py"})
+    assert "+X = 1" in out.content and not out.is_error
+
+
+def test_parity_log_is_readable_by_the_agent(setup):
+    assert "no parity log" in call(setup, "read_parity_log", {}).content
+    logs = setup.run_dir / "logs"
+    logs.mkdir(parents=True)
+    (logs / "parity-test_x-1.log").write_text("".join(f"row {i}\n" for i in range(100)) + "decode: max_abs=0.5\n")
+    setup.ctx.logs_dir = logs
+    out = call(setup, "read_parity_log", {})
+    assert "parity-test_x-1.log (lines 1-101 of 101)" in out.content and "decode: max_abs=0.5" in out.content
+    hits = call(setup, "read_parity_log", {"pattern": "max_abs"})
+    assert "1 matching line" in hits.content and "row 5" not in hits.content
+    refused = call(setup, "read_parity_log", {"log": "../../etc/passwd"})
+    assert refused.is_error and "no parity log named" in refused.content
 
 
 @pytest.mark.bwrap

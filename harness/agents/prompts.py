@@ -6,13 +6,16 @@ role prompt, skill text, packet. `system_for(role, skill_text, packet_text)` bui
 
 from __future__ import annotations
 
+from typing import Any
+
+from harness.agents.finish import finish_fields_text
 from harness.agents.models.base import SystemBlock
 
 COMMON = """\
 You are part of fastvideo-harness, which ports one model component (a VAE or an encoder) into
 FastVideo, a PyTorch video-generation codebase, by following FastVideo's add-model component
-skill. You work in an isolated git worktree of the user's checkout through tools; paths are
-relative to the worktree root, and the official reference code is readable but read-only.
+skill. You work in an isolated git worktree of the user's checkout through tools; "Where things
+are" below names the worktree and the official reference code (readable, never writable).
 
 Rules for every role:
 - The skill text and the packet below are the source of truth. Follow them.
@@ -34,7 +37,9 @@ Rules for every role:
   and strict-load errors and implementation bugs are debugged, not asked about. Give exact
   evidence and one recommended option plus at most three alternatives. When you can write
   files, first add an E### row (with linked Q###/I### rows) to PORT_STATUS.md.
-- Record open concerns with record_concern. End your step with finish.
+- Record open concerns with record_concern. End your step with finish (its arguments are
+  listed at the end of your role's instructions; what you give there is passed to the next
+  role and into the handoff, where the harness compares your claims with its own evidence).
 """
 
 PLANNER = COMMON + """
@@ -51,8 +56,6 @@ Your role: PLANNER. You only read. Decide reuse vs port with evidence, then plan
   converted_weights/<family>/_mapping/.
 - If two official definitions disagree in a way the published weights and docs do not
   settle, raise an escape hatch (decision_type ambiguity) instead of guessing.
-- finish with summary and plan: {reuse_or_port, reuse_evidence, target_files, entry_class,
-  config_export, parity_test, key_dumps, steps (ordered), concerns}.
 """
 
 IMPLEMENTER = COMMON + """
@@ -69,37 +72,68 @@ Your role: IMPLEMENTER. Carry out the plan in the task message.
 - Check your work: import the module, instantiate it, run the parity test with
   run_parity_test. Fix syntax errors and undefined names the edit tools report.
 - Update the local tests README and PORT_STATUS.md as the skill says.
-- finish with summary, files_changed and, in prototype mode, key_dumps {official, fastvideo}.
 """
 
 DEBUGGER = COMMON + """
 Your role: PARITY-DEBUGGER. The parity test is skipping or red; make it a non-skip PASS.
-- Start from the parsed parity result in the task message and what was already tried.
+- Start from the parsed parity result in the task message, the earlier roles' summaries and
+  what was already tried. read_parity_log shows a run's whole output.
 - A skip names a missing piece: fix the import, class, path or weights reference it names.
 - For numerical drift, add targeted intermediate comparisons to find the FIRST divergent
   operation or tensor, then check the bucket's drift checklist before changing layers.
-- Edit only component code (model, config, export). Never edit the test's assertions,
-  tolerances or skip conditions to get a pass; the harness checks the diff and will refuse it.
+- Fix component code (model, config, export); keep PORT_STATUS.md and the local tests README
+  current as the skill says. Never edit the test's assertions, tolerances or skip conditions
+  to get a pass; the harness checks the diff and runs the test as it was at the start.
 - If the first drift points at conversion (wrong keys, missing tensors, split/fuse, prefixes),
   stop and finish with a conversion_retry_request instead of patching conversion.
 - Run run_parity_test after each fix. finish when it reports a non-skip pass, or with a
   precise blocker (the exact missing dependency, weight or numeric mismatch) when you cannot.
-- finish with summary, diagnosis, fix, and blocker or conversion_retry_request when relevant.
 """
 
 ROLE_PROMPTS = {"planner": PLANNER, "implementer": IMPLEMENTER, "debugger": DEBUGGER}
 
 
 def role_prompt(role: str) -> str:
+    """The role's instructions, ending with its `finish` arguments (from harness.agents.finish)."""
     try:
-        return ROLE_PROMPTS[role]
+        text = ROLE_PROMPTS[role]
     except KeyError:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLE_PROMPTS)}") from None
+    return text + "\n" + finish_fields_text(role) + "\n"
 
 
-def system_for(role: str, skill_text: str = "", packet_text: str = "") -> list[SystemBlock]:
-    """The system prompt blocks for `role`: role prompt, skill text, packet (all stable)."""
+def environment_text(worktree: str, official: str | None, sandbox: Any = None) -> str:
+    """Where things are, said once: the two roots the file tools read, and what a `run`
+    command finds in the sandbox."""
+    lines = [
+        "# Where things are",
+        "",
+        f"- Worktree (your files; writable): {worktree}. Tool paths are relative to it.",
+        (f"- Official reference code (read-only): {official}. A relative path the worktree lacks is read "
+         "from here, so the packet's official paths work as given." if official else
+         "- Official reference code: none was given for this run."),
+    ]
+    if sandbox is not None:
+        workdir = getattr(sandbox, "workdir", worktree)
+        kind = getattr(sandbox, "kind", "sandbox")
+        network = "has network access" if kind == "local" or getattr(sandbox, "network", False) else "has no network"
+        lines += [
+            f"- `run` commands run in a {kind} sandbox with cwd {workdir} (the worktree), PYTHONPATH={workdir} "
+            "(so `import fastvideo` is your code), $OFFICIAL_REF_DIR="
+            f"{getattr(sandbox, 'official_dir', None) or 'unset'}, and $SCRATCH_DIR={workdir.rstrip('/')}/.harness-scratch "
+            "for files that must outlive one command (/tmp may be fresh per command). "
+            f"The sandbox {network}; git does not work inside it: use the diff tool to review your changes.",
+            "- The parity test runs through run_parity_test; its full output is read with read_parity_log.",
+        ]
+    return "\n".join(lines)
+
+
+def system_for(role: str, skill_text: str = "", packet_text: str = "", environment: str = "") -> list[SystemBlock]:
+    """The system prompt blocks for `role`: role prompt, where things are, skill text, packet
+    (all stable for the run)."""
     blocks = [SystemBlock(text=role_prompt(role))]
+    if environment:
+        blocks.append(SystemBlock(text=environment))
     if skill_text:
         blocks.append(SystemBlock(text="# The component skill\n\n" + skill_text))
     if packet_text:

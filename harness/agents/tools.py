@@ -14,6 +14,7 @@ and the debugger also edit, write, run commands and run the parity test.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import time
@@ -24,10 +25,11 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.agents import lint
+from harness.agents.finish import finish_model
 from harness.agents.models.base import ToolCall, ToolSpec
 
-READ_WINDOW = 200
-MAX_READ_LINES = 1000
+READ_CHARS = 12_000  # one page of read_file / read_parity_log, in characters (lines differ wildly in length)
+MAX_READ_CHARS = 40_000  # the most one call may show, whatever end_line asks for
 MAX_LINE_CHARS = 2000
 MAX_LIST_ENTRIES = 300
 MAX_GREP_MATCHES = 200
@@ -35,6 +37,9 @@ MAX_GREP_FILE_BYTES = 2_000_000
 OUTPUT_LIMIT_BYTES = 12_000  # per stream of `run`, head + tail
 RESULT_LIMIT_BYTES = 40_000  # any tool result
 SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", "node_modules", ".mypy_cache", ".venv"}
+# A folder in the worktree that keeps the agent's scratch files for the whole run. Like every
+# file of the worktree it is checkpointed and seen by the guards: nothing an agent writes hides.
+SCRATCH_DIR = ".harness-scratch"
 
 
 class ToolError(Exception):
@@ -52,7 +57,8 @@ class ToolContext:
     hatch_policy: Callable[[Any], str | None] | None = None  # EscapeHatch -> refusal reason | None
     concerns: list[str] = field(default_factory=list)
     phase: str | None = None  # for the escape hatch's state snapshot; defaults to the role
-    read_window: int = READ_WINDOW
+    read_chars: int = READ_CHARS
+    logs_dir: Any = None  # where the harness keeps this run's parity logs (read_parity_log)
     default_timeout_s: float = 600.0
     max_timeout_s: float = 3600.0
     last_command: str | None = None
@@ -109,18 +115,42 @@ def _protected(rel: str) -> str | None:
     return None
 
 
+def _official_root(ctx: ToolContext) -> Path | None:
+    root = getattr(ctx.workspace, "official_ref_dir", None)
+    return Path(root).resolve() if root else None
+
+
 def _resolve(ctx: ToolContext, path: str, write: bool = False) -> Path:
+    """The real path: in the worktree, or, for reads of a relative path the worktree lacks,
+    in the official reference dir (packets name official files relative to it)."""
     from harness.sandbox.workspace import PathEscapeError
 
     try:
         real = ctx.workspace.resolve(path, write=write)
     except PathEscapeError as err:
         raise ToolError(f"path refused: {err}") from None
+    official = _official_root(ctx)
+    if not write and not real.exists() and official is not None and not Path(path).is_absolute():
+        try:
+            alt = ctx.workspace.resolve(official / path)
+        except PathEscapeError:
+            alt = None
+        if alt is not None and alt.exists():
+            return alt
     if write:
         reason = _protected(_rel(ctx, real))
         if reason:
             raise ToolError(f"path refused: {path}: {reason}")
     return real
+
+
+def _missing(ctx: ToolContext, shown: str, what: str = "file") -> ToolError:
+    """A "no such file" error that names both roots, so the agent knows where it looked."""
+    official = _official_root(ctx)
+    where = f"looked in the worktree {Path(ctx.workspace.path).resolve()}"
+    if official is not None and not Path(shown).is_absolute():
+        where += f" and in the official reference dir {official}"
+    return ToolError(f"{shown}: no such {what} ({where})")
 
 
 def _read_text(real: Path, shown: str) -> str:
@@ -151,9 +181,10 @@ class _Args(BaseModel):
 
 
 class ReadFileArgs(_Args):
-    path: str = Field(description="File path relative to the workspace root (or under the official reference dir).")
+    path: str = Field(description="File path relative to the worktree root; a relative path the worktree lacks is read "
+                            "from the official reference dir (absolute official paths work too).")
     start_line: int | None = Field(None, ge=1, description="First line to show (1-based). Default 1.")
-    end_line: int | None = Field(None, ge=1, description="Last line to show. Default: a window of lines from start_line.")
+    end_line: int | None = Field(None, ge=1, description="Last line to show. Default: a page of about 12,000 characters from start_line.")
 
 
 class ListDirArgs(_Args):
@@ -186,6 +217,16 @@ class RunParityTestArgs(_Args):
     pass
 
 
+class ReadParityLogArgs(_Args):
+    log: str | None = Field(None, description="Log file name from a run_parity_test result; default: the newest.")
+    start_line: int | None = Field(None, ge=1, description="First line to show (1-based). Default 1.")
+    pattern: str | None = Field(None, description="Only the lines matching this Python regular expression.")
+
+
+class DiffArgs(_Args):
+    path: str | None = Field(None, description="Only this file or directory (default: every change).")
+
+
 class RecordConcernArgs(_Args):
     text: str = Field(min_length=1, description="A concern or unknown to carry into the handoff.")
 
@@ -201,61 +242,91 @@ class RaiseEscapeHatchArgs(_Args):
     evidence: str = Field(min_length=1, description="Exact evidence: command, path, short error text, parity excerpt, or PORT_STATUS row id.")
 
 
-class FinishArgs(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    summary: str = Field(description="What was done and what the next step should know.")
-
-
-class PlannerFinishArgs(FinishArgs):
-    plan: dict[str, Any] | None = Field(
-        None,
-        description=(
-            "The plan: reuse_or_port, reuse_evidence, target_files, entry_class, config_export, "
-            "key_dumps, parity_test (exists / scaffold), steps (ordered), concerns."
-        ),
-    )
-
-
-class ImplementerFinishArgs(FinishArgs):
-    files_changed: list[str] | None = Field(None, description="Paths you created or edited.")
-    key_dumps: dict[str, str] | None = Field(None, description="{official, fastvideo} key dump paths (prototype mode).")
-
-
-class DebuggerFinishArgs(FinishArgs):
-    diagnosis: str | None = Field(None, description="The first divergent operation or tensor, and why.")
-    fix: str | None = Field(None, description="What you changed to fix it.")
-    blocker: str | None = Field(None, description="The exact missing dependency / weights / numeric mismatch, if blocked.")
-    conversion_retry_request: dict[str, Any] | None = Field(
-        None, description="When conversion is implicated: {failing_keys, expected_actual_shapes, source_prefix_or_path, evidence, suspected_fix}."
-    )
-
-
 # --- the tools --------------------------------------------------------------------------
+
+
+def compact_json(data: Any) -> list[str]:
+    """JSON as few, readable lines: objects one key per line, lists of plain values inline
+    (a key/shape dump reads as `key: [320, 4, 3, 3]` instead of one integer per line)."""
+    lines: list[str] = []
+
+    def flat(value: Any) -> bool:
+        return not isinstance(value, (dict, list)) or (
+            isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value))
+
+    def walk(value: Any, indent: str, label: str) -> None:
+        if flat(value):
+            lines.append(f"{indent}{label}{json.dumps(value, ensure_ascii=False)}")
+        elif isinstance(value, dict):
+            lines.append(f"{indent}{label}{{ ({len(value)} keys)")
+            for k, v in value.items():
+                walk(v, indent + "  ", f"{json.dumps(k, ensure_ascii=False)}: ")
+            lines.append(indent + "}")
+        else:
+            lines.append(f"{indent}{label}[ ({len(value)} items)")
+            for v in value:
+                walk(v, indent + "  ", "")
+            lines.append(indent + "]")
+
+    walk(data, "", "")
+    return lines
+
+
+def page(lines: list[str], start: int, end: int | None, chars: int) -> tuple[str, int]:
+    """Numbered lines from `start` (1-based) until `end` or about `chars` characters; at least
+    one line. Returns the text and the last line shown."""
+    out: list[str] = []
+    used = 0
+    last = start - 1
+    stop = min(len(lines), end) if end is not None else len(lines)
+    budget = min(chars, MAX_READ_CHARS) if end is None else MAX_READ_CHARS
+    for n in range(start, stop + 1):
+        piece = _numbered([lines[n - 1]], n)
+        if out and used + len(piece) + 1 > budget:
+            break
+        out.append(piece)
+        used += len(piece) + 1
+        last = n
+    return "\n".join(out), last
+
+
+def show_lines(shown: str, lines: list[str], start: int | None, end: int | None, chars: int,
+               tool: str = "read_file", view: str = "") -> str:
+    total = len(lines)
+    first = start or 1
+    if total == 0:
+        return f"{shown}: empty"
+    if first > total:
+        raise ToolError(f"{shown} has {total} lines{view}; start_line={first} is past the end")
+    if end is not None and end < first:
+        raise ToolError(f"end_line={end} is before start_line={first}")
+    body, last = page(lines, first, end, chars)
+    left = total - last
+    tail = (f"[{left} more lines below; call {tool} with start_line={last + 1}]" if left and (end is None or last < min(end, total))
+            else f"[{left} more lines below]" if left else "[end of file]")
+    return f"{shown} (lines {first}-{last} of {total}{view})\n{body}\n{tail}"
 
 
 def read_file(ctx: ToolContext, a: ReadFileArgs) -> ToolOutcome:
     real = _resolve(ctx, a.path)
-    lines = _read_text(real, a.path).splitlines()
-    total = len(lines)
-    start = a.start_line or 1
-    if total == 0:
-        return ToolOutcome(f"{a.path}: empty file")
-    if start > total:
-        raise ToolError(f"{a.path} has {total} lines; start_line={start} is past the end")
-    end = a.end_line or start + ctx.read_window - 1
-    if end < start:
-        raise ToolError(f"end_line={end} is before start_line={start}")
-    end = min(end, total, start + MAX_READ_LINES - 1)
-    body = _numbered(lines[start - 1 : end], start)
-    left = total - end
-    tail = f"[{left} more lines below; call read_file with start_line={end + 1}]" if left else "[end of file]"
-    return ToolOutcome(f"{a.path} (lines {start}-{end} of {total})\n{body}\n{tail}")
+    if not real.exists():
+        raise _missing(ctx, a.path)
+    text = _read_text(real, a.path)
+    view = ""
+    lines = text.splitlines()
+    if real.suffix == ".json" and a.start_line is None and a.end_line is None:
+        try:
+            lines, view = compact_json(json.loads(text)), f"; compact JSON view of {len(lines)} raw lines, " \
+                "give start_line for the raw text"
+        except json.JSONDecodeError:
+            pass
+    return ToolOutcome(show_lines(a.path, lines, a.start_line, a.end_line, ctx.read_chars, view=view))
 
 
 def list_dir(ctx: ToolContext, a: ListDirArgs) -> ToolOutcome:
     real = _resolve(ctx, a.path)
     if not real.is_dir():
-        raise ToolError(f"{a.path}: not a directory" if real.exists() else f"{a.path}: no such directory")
+        raise ToolError(f"{a.path}: not a directory") if real.exists() else _missing(ctx, a.path, "directory")
     entries = [e for e in os.scandir(real) if e.name != ".git"]
     entries.sort(key=lambda e: (not e.is_dir(follow_symlinks=False), e.name))
     shown = []
@@ -295,7 +366,7 @@ def grep(ctx: ToolContext, a: GrepArgs) -> ToolOutcome:
         raise ToolError(f"invalid regular expression {a.pattern!r}: {err}") from None
     base = _resolve(ctx, a.path)
     if not base.exists():
-        raise ToolError(f"{a.path}: no such file or directory")
+        raise _missing(ctx, a.path, "file or directory")
     hits: list[str] = []
     files_with_hits = 0
     prefix = "" if a.path.strip("/") in (".", "") else a.path.rstrip("/") + "/"
@@ -366,6 +437,13 @@ def write_file(ctx: ToolContext, a: WriteFileArgs) -> ToolOutcome:
     return ToolOutcome(f"{verb} {a.path} ({lines} lines)" + _lint_note(a.path, before, a.content))
 
 
+def sandbox_env(ctx: ToolContext) -> dict[str, str]:
+    """What every `run` command gets: the worktree first on PYTHONPATH (so `fastvideo` imports
+    from the agent's code) and a scratch dir that survives between commands."""
+    workdir = str(getattr(ctx.executor, "workdir", "") or ".")
+    return {"PYTHONPATH": workdir, "SCRATCH_DIR": f"{workdir.rstrip('/')}/{SCRATCH_DIR}"}
+
+
 def run(ctx: ToolContext, a: RunArgs) -> ToolOutcome:
     if ctx.executor is None:
         raise ToolError("no executor in this context; commands cannot be run here")
@@ -373,7 +451,11 @@ def run(ctx: ToolContext, a: RunArgs) -> ToolOutcome:
     if ctx.deadline is not None:
         timeout = max(1.0, min(timeout, ctx.deadline - time.monotonic()))
     ctx.last_command = a.command
-    res = ctx.executor.run(a.command, timeout_s=timeout)
+    try:
+        (Path(ctx.workspace.path) / SCRATCH_DIR).mkdir(exist_ok=True)
+    except OSError:
+        pass  # a vanished worktree is the executor's to report (an infrastructure error)
+    res = ctx.executor.run(a.command, timeout_s=timeout, env=sandbox_env(ctx))
     head = f"exit code: {res.exit_code}" + (f" (timed out after {timeout:g}s, killed)" if res.timed_out else "")
     head += f"  [{res.duration_s:.1f}s]"
     out = truncate_middle(res.stdout, OUTPUT_LIMIT_BYTES) if res.stdout else "(empty)"
@@ -381,26 +463,79 @@ def run(ctx: ToolContext, a: RunArgs) -> ToolOutcome:
     return ToolOutcome(f"{head}\n--- stdout ---\n{out}\n--- stderr ---\n{err}", is_error=res.exit_code != 0 or res.timed_out)
 
 
+MAX_COMPARISON_LINES = 40
+MAX_FAILURES_SHOWN = 8
+
+
+def parity_report(pr: Any) -> str:
+    """What an agent needs to act on a parity run: counts, the test's own comparison lines
+    (bounded), metrics by tensor, every failing test's first assertion, and where the log is."""
+    lines = [pr.summary_line() if hasattr(pr, "summary_line") else f"status: {pr.status}"]
+    lines.append(f"status={pr.status} passed={pr.passed} failed={pr.failed} errors={pr.errors} skipped={pr.skipped}")
+    if getattr(pr, "skip_reasons", None):
+        lines.append("skip reasons: " + "; ".join(pr.skip_reasons))
+    if getattr(pr, "blocker", None):
+        lines.append(f"blocker: {pr.blocker}")
+    shown = list(getattr(pr, "comparison_lines", None) or [])
+    if shown:
+        cut = len(shown) - MAX_COMPARISON_LINES
+        lines.append("the test printed (comparison lines):")
+        lines += [f"  {ln}" for ln in shown[:MAX_COMPARISON_LINES]]
+        if cut > 0:
+            lines.append(f"  [{cut} more lines in the log]")
+    metrics = getattr(pr, "metrics", None) or {}
+    if metrics:
+        lines.append("metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
+    failures = list(getattr(pr, "failures", None) or [])
+    if not failures and getattr(pr, "first_failure", None):
+        failures = [pr.first_failure]
+    for n, text in enumerate(failures[:MAX_FAILURES_SHOWN], 1):
+        lines.append(f"failure {n} of {len(failures)}:\n{truncate_middle(text, 1500)}")
+    if len(failures) > MAX_FAILURES_SHOWN:
+        lines.append(f"[{len(failures) - MAX_FAILURES_SHOWN} more failures in the log]")
+    if getattr(pr, "command", None):
+        lines.append(f"command: {pr.command}")
+    if getattr(pr, "log_path", None):
+        lines.append(f"log: {Path(pr.log_path).name} (read it with read_parity_log)")
+    return "\n".join(lines)
+
+
 def run_parity_test(ctx: ToolContext, a: RunParityTestArgs) -> ToolOutcome:
     if ctx.run_parity is None:
         raise ToolError("the parity test cannot be run from this step (no parity runner was given)")
     pr = ctx.run_parity()
     ctx.last_command = getattr(pr, "command", None) or ctx.last_command
-    lines = [pr.summary_line() if hasattr(pr, "summary_line") else f"status: {pr.status}"]
-    lines.append(
-        f"status={pr.status} passed={pr.passed} failed={pr.failed} errors={pr.errors} skipped={pr.skipped}"
-    )
-    for label, value in (
-        ("skip reasons", "; ".join(getattr(pr, "skip_reasons", None) or [])),
-        ("first failure", getattr(pr, "first_failure", None)),
-        ("metrics", ", ".join(f"{k}={v}" for k, v in (getattr(pr, "metrics", None) or {}).items())),
-        ("blocker", getattr(pr, "blocker", None)),
-        ("command", getattr(pr, "command", None)),
-        ("log", getattr(pr, "log_path", None)),
-    ):
-        if value:
-            lines.append(f"{label}: {value}")
-    return ToolOutcome("\n".join(lines))
+    return ToolOutcome(parity_report(pr))
+
+
+def read_parity_log(ctx: ToolContext, a: ReadParityLogArgs) -> ToolOutcome:
+    logs = Path(ctx.logs_dir) if ctx.logs_dir else None
+    found = sorted(logs.glob("parity-*.log"), key=lambda p: p.stat().st_mtime) if logs and logs.is_dir() else []
+    if not found:
+        raise ToolError("no parity log yet in this run; call run_parity_test first")
+    if a.log is None:
+        path = found[-1]
+    else:
+        path = next((p for p in found if p.name == Path(a.log).name), None)
+        if path is None:
+            names = ", ".join(p.name for p in found[-5:])
+            raise ToolError(f"no parity log named {a.log!r}; the newest are: {names}")
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if a.pattern:
+        try:
+            rx = re.compile(a.pattern)
+        except re.error as err:
+            raise ToolError(f"invalid regular expression {a.pattern!r}: {err}") from None
+        hits = [_numbered([ln], n) for n, ln in enumerate(lines, 1) if rx.search(ln)][:MAX_GREP_MATCHES]
+        return ToolOutcome(f"{path.name}: {len(hits)} matching line(s)\n" + "\n".join(hits))
+    return ToolOutcome(show_lines(path.name, lines, a.start_line, None, ctx.read_chars, tool="read_parity_log"))
+
+
+def diff(ctx: ToolContext, a: DiffArgs) -> ToolOutcome:
+    text = ctx.workspace.diff(a.path) if a.path else ctx.workspace.diff()
+    if not text.strip():
+        return ToolOutcome("no changes since the run started" + (f" in {a.path}" if a.path else ""))
+    return ToolOutcome(truncate_middle(text, RESULT_LIMIT_BYTES - 200))
 
 
 def record_concern(ctx: ToolContext, a: RecordConcernArgs) -> ToolOutcome:
@@ -443,8 +578,8 @@ def raise_escape_hatch(ctx: ToolContext, a: RaiseEscapeHatchArgs) -> ToolOutcome
     return ToolOutcome("escape hatch raised; the run pauses until a person answers", end="asked", data=hatch)
 
 
-def finish(ctx: ToolContext, a: FinishArgs) -> ToolOutcome:
-    return ToolOutcome("finished", end="finished", data=a.model_dump(exclude_none=True))
+def finish(ctx: ToolContext, a: BaseModel) -> ToolOutcome:
+    return ToolOutcome("finished", end="finished", data=a.model_dump(mode="json", exclude_defaults=True))
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -472,9 +607,17 @@ READ_TOOLS = [
 WRITE_TOOLS = [
     Tool("edit_file", "Replace one exact, unique occurrence of `old` with `new` in a file.", EditFileArgs, edit_file),
     Tool("write_file", "Create or overwrite a whole file.", WriteFileArgs, write_file),
-    Tool("run", "Run a shell command in the sandbox (cwd: the workspace). Output is cut in the middle when long.", RunArgs, run),
-    Tool("run_parity_test", "Run the component's parity test (pytest <parity_test> -v -s) and get the parsed result.",
+    Tool("run", "Run a shell command with `sh -c` in the sandbox. cwd is the worktree root; PYTHONPATH starts "
+         "with the worktree (`import fastvideo` imports your code); $OFFICIAL_REF_DIR is the official reference "
+         "code; $SCRATCH_DIR keeps files between commands for the whole run (/tmp may not). No network, and "
+         "git does not work inside (use the diff tool). Output is cut in the middle when long.", RunArgs, run),
+    Tool("run_parity_test", "Run the component's parity test (pytest <parity_test> -v -s) and get the parsed result: "
+         "the test's printed comparison lines, metrics by tensor, each failing test's first assertion.",
          RunParityTestArgs, run_parity_test),
+    Tool("read_parity_log", "Read a parity run's full log (pages of lines, or only the lines matching a pattern).",
+         ReadParityLogArgs, read_parity_log),
+    Tool("diff", "Show your changes: the unified diff from the run's start to the worktree now (read-only).",
+         DiffArgs, diff),
 ]
 COMMON_TOOLS = [
     Tool("record_concern", "Record a concern or unknown for the handoff.", RecordConcernArgs, record_concern),
@@ -482,17 +625,8 @@ COMMON_TOOLS = [
          "cost, destructive, incompatible sources, loosening parity). Never for recoverable failures.",
          RaiseEscapeHatchArgs, raise_escape_hatch),
 ]
-FINISH_MODELS: dict[str, type[FinishArgs]] = {
-    "planner": PlannerFinishArgs,
-    "implementer": ImplementerFinishArgs,
-    "debugger": DebuggerFinishArgs,
-}
-
-
 def tools_for_role(role: str) -> list[Tool]:
-    if role not in FINISH_MODELS:
-        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(FINISH_MODELS)}")
-    fin = Tool("finish", "End your step with a summary (and the fields of your role).", FINISH_MODELS[role], finish)
+    fin = Tool("finish", "End your step: a summary and the fields of your role.", finish_model(role), finish)
     if role == "planner":
         return [*READ_TOOLS, *COMMON_TOOLS, fin]
     return [*READ_TOOLS, *WRITE_TOOLS, *COMMON_TOOLS, fin]

@@ -170,6 +170,11 @@ def plan(state: RunState, res: RunResources) -> Update:
     update = _run_agent_node("plan", state, res, tasks.plan_task(state))
     if "finish_args" in update:
         update["plan"] = update.pop("finish_args")
+        # Concerns given in finish count like record_concern: they reach the handoff.
+        from harness.agents.memory import RunMemory
+
+        given = RunMemory.from_state({"plan": update["plan"]}).concerns()
+        update["concerns"] = list(dict.fromkeys([*(update.get("concerns") or []), *given]))
     return update
 
 
@@ -177,7 +182,9 @@ def plan(state: RunState, res: RunResources) -> Update:
 def implement(state: RunState, res: RunResources) -> Update:
     """The implementer writes the component; the guards then read its diff."""
     update = _run_agent_node("implement", state, res, tasks.implement_task(state))
-    update.pop("finish_args", None)
+    finish = update.pop("finish_args", None) or None
+    if not update.get("pending_hatch"):
+        update["implementer_finish"] = {"finish": finish, "reason": update.get("agent_stop") or update.get("last_agent_reason")}
     if not update.get("pending_hatch"):
         update["guard_findings"] = _guards(state, res, update)
     return update
@@ -201,6 +208,7 @@ def debug(state: RunState, res: RunResources) -> Update:
     attempts.append({
         "round": rounds,
         "summary": str(finish.get("summary") or update.get("agent_stop") or "no summary"),
+        "finish": finish or None,  # the debugger's own record (diagnosis, fix, blocker)
         "files": _changed_between(res.workspace, before),
         "reason": update.get("last_agent_reason"),
         "parity_after": None,
@@ -303,7 +311,7 @@ def _budget_decision(state: RunState, answer: dict[str, Any]) -> Update:
 @timed("finalize")
 def finalize(state: RunState, res: RunResources) -> Update:
     """Build the handoff from evidence, update PORT_STATUS.md, commit, and write it out."""
-    from harness.verify.evidence import build_handoff, parity_is_current, update_port_status
+    from harness.verify.evidence import build_handoff, clean_text, parity_is_current, update_port_status
     from harness.verify.guards import check_guards
 
     packet = _packet(state)
@@ -323,7 +331,12 @@ def finalize(state: RunState, res: RunResources) -> Update:
         retry_request=_retry_from(state), prototype=_prototype_from(res, packet),
         budget_blocker=_budget_blocker(state),
     )
-    handoff = update_port_status(ws, packet, handoff)  # sets readme_updated from the diff
+    notes, disagreements = _memory_findings(state, handoff, findings)
+    notes, disagreements = [clean_text(n) for n in notes], [clean_text(d) for d in disagreements]
+    if notes or disagreements:
+        handoff.concerns_or_unknowns = list(dict.fromkeys(
+            [*handoff.concerns_or_unknowns, *notes, *(f"claim vs evidence: {d}" for d in disagreements)]))
+    handoff = update_port_status(ws, packet, handoff, notes=[*notes, *disagreements])  # sets readme_updated
     ws.checkpoint(f"finalize: handoff {handoff.parity_status}, next step {handoff.next_step}")
     _write_handoff(res.run_dir, handoff)
     outcome = "completed" if is_success(handoff, packet.mode) else "blocked"
@@ -332,7 +345,21 @@ def finalize(state: RunState, res: RunResources) -> Update:
         "guard_findings": [_jsonable(f) for f in findings],
         "outcome": outcome,
         "blocker": None if handoff.blocker in (None, "none") else str(handoff.blocker),
+        "claim_disagreements": disagreements,
     }
+
+
+def _memory_findings(state: RunState, handoff: Any, findings: Any) -> tuple[list[str], list[str]]:
+    """The debug rounds' diagnoses and fixes, and where the roles' claims differ from the evidence."""
+    from harness.agents.memory import RunMemory
+
+    memory = RunMemory.from_state(dict(state))
+    dumps_ok = None
+    if handoff.mode == "prototype":
+        dumps_ok = handoff.prototype_key_dumps != "none"
+    disagreements = memory.disagreements(files_changed=list(handoff.files_changed), strict_load=handoff.strict_load,
+                                         parity_status=handoff.parity_status, key_dumps_ok=dumps_ok)
+    return memory.handoff_notes(), disagreements
 
 
 def is_success(handoff: Any, mode: str) -> bool:
@@ -504,7 +531,7 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
 
     concerns = list(state.get("concerns") or [])
     ctx = ToolContext(ws, res.executor, role, run_parity=agent_parity, hatch_policy=policy,
-                      concerns=concerns, phase=f"{packet.mode} {node}")
+                      concerns=concerns, phase=f"{packet.mode} {node}", logs_dir=res.logs_dir)
     skill = skill_for(packet.component_type, res.cfg.repo)
     model = res.model(state)
     progress = _progress_path(res, node, state)
@@ -515,7 +542,7 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
     res.emit("agent_start", node=node, role=role, resuming=resuming or crashed is not None)
     result = run_agent(
         role, model, ctx,
-        system=tasks.system_prompt(role, skill, state.get("packet") or {}),
+        system=tasks.system_prompt(role, skill, state.get("packet") or {}, _environment(ws, res.executor)),
         task=None if (resuming or crashed is not None) else task,
         budget=_budget(state),
         trajectory=CheckpointingTrajectory(res.run_dir / "trajectory.jsonl", ws, node),
@@ -527,6 +554,13 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
     ws.checkpoint(f"{node}: {role} ended ({result.reason})")
     res.model_s += model.seconds
     return _agent_update(node, state, res, result, ctx, agent_runs)
+
+
+def _environment(ws: Any, executor: Any) -> str:
+    from harness.agents.prompts import environment_text
+
+    official = str(ws.official_ref_dir) if getattr(ws, "official_ref_dir", None) else None
+    return environment_text(str(ws.path), official, executor)
 
 
 def _progress_path(res: RunResources, node: str, state: RunState) -> Path:

@@ -273,6 +273,7 @@ def _summary(res: RunResources, values: dict, outcome: RunOutcome, error: str | 
         "debug_attempts": values.get("debug_attempts") or [],
         "parity_runs": len(values.get("parity_runs") or []),
         "guard_findings": values.get("guard_findings") or [],
+        "claim_disagreements": values.get("claim_disagreements") or [],
         "nodes": nodes, "totals": totals, "error": error,
     }
     if outcome.status == "paused":

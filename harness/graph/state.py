@@ -46,7 +46,8 @@ class RunState(TypedDict, total=False):
     workspace: dict[str, str]       # {path, branch, base_commit}
     skill: dict[str, str]           # {name, bucket, source}
     # Agents: last finish_args per role, and the saved conversation of an agent that asked.
-    plan: dict[str, Any]
+    plan: dict[str, Any]            # the planner's finish (harness.agents.finish.PlannerFinish)
+    implementer_finish: dict[str, Any]  # {"finish": ImplementerFinish | None, "reason": why it ended}
     agent_results: Annotated[list[dict[str, Any]], operator.add]
     saved_messages: dict[str, list[Any]]   # node name -> conversation kept for resume
     last_agent_reason: str | None
@@ -80,4 +81,5 @@ class RunState(TypedDict, total=False):
     blocker: str | None
     agent_stop: str | None          # why an agent stopped early (budget, model or infra error)
     handoff: dict[str, Any] | None
+    claim_disagreements: list[str]  # where an agent's finish claims differ from the evidence
     outcome: str | None             # completed | blocked | invalid

@@ -10,11 +10,24 @@ from harness.graph.state import RunState
 ROLE_FOR_NODE = {"plan": "planner", "implement": "implementer", "debug": "debugger"}
 
 
-def system_prompt(role: str, skill: Any, packet: dict[str, Any]) -> Any:
-    """Role prompt, skill text and packet: the stable (cacheable) part of every call."""
+def system_prompt(role: str, skill: Any, packet: dict[str, Any], environment: str = "") -> Any:
+    """Role prompt, where things are, skill text and packet: the stable (cacheable) part of every call."""
     from harness.agents.prompts import system_for
 
-    return system_for(role, skill.text, json.dumps(packet, indent=2))
+    return system_for(role, skill.text, json.dumps(packet, indent=2), environment)
+
+
+def _memory_block(state: RunState) -> str:
+    from harness.agents.memory import RunMemory
+
+    text = RunMemory.from_state(dict(state)).render()
+    return f"What the earlier roles reported (their own words; the harness checks them):\n{text}\n\n" if text else ""
+
+
+def _finish_block(role: str) -> str:
+    from harness.agents.finish import finish_fields_text
+
+    return "When done, " + finish_fields_text(role)
 
 
 def _packet_block(state: RunState) -> str:
@@ -28,7 +41,8 @@ def plan_task(state: RunState) -> str:
         f"({packet.get('component_type')}) of `{packet.get('model_family')}`.\n\n"
         "Read the official definition and instantiation files and the FastVideo targets. "
         "Decide reuse vs port with evidence, list the target files, the ordered steps and "
-        "your concerns. Finish with args: decision, target_files, steps, concerns.\n\n"
+        "your concerns.\n\n"
+        f"{_finish_block('planner')}\n\n"
         f"Packet:\n{_packet_block(state)}"
     )
 
@@ -48,47 +62,41 @@ def implement_task(state: RunState) -> str:
         f"If the parity test `{packet.get('parity_test')}` is missing, scaffold it from the "
         "skill's template first.\n\n"
         f"Plan:\n```json\n{json.dumps(state.get('plan') or {}, indent=2)}\n```\n\n"
+        f"{_memory_block(state)}"
+        f"{_finish_block('implementer')}\n\n"
         f"Packet:\n{_packet_block(state)}"
     )
 
 
 def debug_task(state: RunState, drift_checklist: tuple[str, ...] | list[str]) -> str:
+    from harness.agents.tools import parity_report
+    from harness.graph.nodes import parity_from_dict
+
     packet = state.get("packet") or {}
     parity = state.get("last_parity") or {}
     lines = [
         f"Debug round {int(state.get('debug_rounds') or 0) + 1}: the parity test "
         f"`{packet.get('parity_test')}` is not a clean non-skip pass yet.",
         "",
-        "Last run (by the harness):",
-        f"- status: {parity.get('status')}",
-        f"- result: {parity.get('summary_line') or parity.get('summary')}",
-        f"- command: {parity.get('command')}",
+        "The harness's last parity run:",
     ]
-    if parity.get("skip_reasons"):
-        lines.append(f"- skip reasons: {'; '.join(parity['skip_reasons'])}")
-    if parity.get("first_failure"):
-        lines.append(f"- first failure:\n```\n{parity['first_failure']}\n```")
-    if parity.get("metrics"):
-        lines.append(f"- metrics: {json.dumps(parity['metrics'])}")
-    if parity.get("log_path"):
-        lines.append(f"- full log: {parity['log_path']}")
+    run = parity_from_dict(parity)
+    lines.append(parity_report(run) if run is not None else "not run")
     findings = state.get("guard_findings") or []
     if findings:
         lines += ["", "The harness's guards flagged your changes; fix these first (revert the change, "
                   "or ask a person if it truly is a user decision):"]
         lines += [f"- [{f.get('name')}] {f.get('path')}: {f.get('detail')}" for f in findings]
-    attempts = state.get("debug_attempts") or []
-    if attempts:
-        lines += ["", "Already tried (do not repeat):"]
-        lines += [
-            f"- round {a.get('round')}: {a.get('summary')} -> {a.get('parity_after') or 'not run'}"
-            for a in attempts
-        ]
+    memory = _memory_block(state)
+    if memory:
+        lines += ["", memory.rstrip(), "Do not repeat what the earlier rounds already tried."]
     lines += ["", "Drift checklist for this bucket (check these before changing layers):"]
     lines += [f"- {item}" for item in drift_checklist]
     lines += [
         "",
-        "Edit only component code (model, config, export). Find the first divergent tensor, "
-        "fix it, run the parity test, and finish with a summary of what you changed and why.",
+        "Fix component code (model, config, export). Find the first divergent tensor, fix it, "
+        "and run the parity test.",
+        "",
+        _finish_block("debugger"),
     ]
     return "\n".join(lines)

@@ -86,7 +86,9 @@ class ParityRun(BaseModel):
     xpassed: int = 0
     skip_reasons: list[str] = []
     first_failure: str | None = None
-    metrics: dict[str, float] = {}
+    failures: list[str] = []  # every failing test's name and first assertion, in order
+    metrics: dict[str, float] = {}  # `tensor.metric` when the test labels its line (`decode: max_abs=0.1`)
+    comparison_lines: list[str] = []  # the test's own printed lines that hold metrics or mismatches
     blocker: str | None = None
     log_path: str
     started_at: str
@@ -243,20 +245,47 @@ def _summary_counts(stdout: str) -> dict[str, int] | None:
     return counts
 
 
-def parse_metrics(stdout: str) -> dict[str, float]:
-    """Every `name=number` printed by the test (the last value wins).
+_HEADER_LINES = ("platform ", "rootdir:", "configfile:", "plugins:", "cachedir:", "collecting ", "collected ")
+# `<label>:` right before the first metric of a line names the tensor the numbers belong to.
+_LABEL = re.compile(r"([A-Za-z_][\w\-]*)\s*:\s*$")
+# pytest -v -s prints the test id, then the test's own output on the same line.
+_NODE_PREFIX = re.compile(r"^\S+::\S+\s+")
+MAX_COMPARISON_LINES = 80
 
-    Only the part of the output where tests run is read: the failure tracebacks that
-    pytest prints afterwards show source lines such as `x = 0.5`, which are not metrics.
-    """
-    metrics: dict[str, float] = {}
+
+def _ran_lines(stdout: str) -> list[str]:
+    """The lines printed while tests ran: the failure tracebacks pytest prints afterwards show
+    source lines such as `x = 0.5`, which are not metrics."""
     ran = _REPORT_SECTION.split(stdout, maxsplit=1)[0]
-    for line in ran.splitlines():
-        if line.startswith(("platform ", "rootdir:", "configfile:", "plugins:", "cachedir:")):
+    return [ln for ln in ran.splitlines() if not ln.startswith(_HEADER_LINES)]
+
+
+def parse_metrics(stdout: str) -> dict[str, float]:
+    """Every `name=number` printed by the test, keyed `label.name` when the line starts with a
+    label (`decode_latents: max_abs=0.0` -> `decode_latents.max_abs`), else `name`; a repeated
+    key keeps its last value."""
+    metrics: dict[str, float] = {}
+    for line in _ran_lines(stdout):
+        found = list(_METRIC.finditer(line))
+        if not found:
             continue
-        for name, value in _METRIC.findall(line):
-            metrics[name] = float(value)
+        label = _LABEL.search(line[:found[0].start()])
+        prefix = f"{label.group(1)}." if label else ""
+        for m in found:
+            metrics[prefix + m.group(1)] = float(m.group(2))
     return metrics
+
+
+def comparison_lines(stdout: str) -> list[str]:
+    """The test's own lines that carry numbers or a mismatch (`x: shape (1, 2) != (1, 3)`),
+    without pytest's test-id prefix; at most MAX_COMPARISON_LINES, each cut at 300 chars."""
+    out = []
+    for line in _ran_lines(stdout):
+        text = _NODE_PREFIX.sub("", line).strip()
+        text = re.sub(r"\s+(PASSED|FAILED|ERROR|SKIPPED.*)$", "", text)
+        if text and (_METRIC.search(text) or " != " in text):
+            out.append(text[:300])
+    return out[:MAX_COMPARISON_LINES]
 
 
 def missing_asset(text: str) -> str | None:
@@ -285,7 +314,8 @@ def judge(result: CommandResult, stdout: str, xml_text: str | None, *, parity_te
     """Decide the parity status from one finished command; the rules are in the module doc."""
     base = dict(parity_test=parity_test, command=command, exit_code=result.exit_code,
                 timed_out=result.timed_out, duration_s=round(result.duration_s, 3),
-                log_path=log_path, started_at=started_at, metrics=parse_metrics(stdout))
+                log_path=log_path, started_at=started_at, metrics=parse_metrics(stdout),
+                comparison_lines=comparison_lines(stdout))
     everything = stdout + "\n" + result.stderr
 
     if result.timed_out:
@@ -322,7 +352,8 @@ def judge(result: CommandResult, stdout: str, xml_text: str | None, *, parity_te
         causes = [missing_asset(text) for text in rep.failures]
         blocker = causes[0] if all(causes) else None
         status = "blocked" if blocker else "debug_red"
-        return ParityRun(status=status, blocker=blocker, first_failure=rep.failures[0], **counts, **base)
+        return ParityRun(status=status, blocker=blocker, first_failure=rep.failures[0], failures=rep.failures,
+                         **counts, **base)
     if rep.passed + rep.skipped + rep.xfailed == 0:
         return ParityRun(status="debug_red", first_failure=f"no tests were collected (pytest exit code {result.exit_code})",
                          **counts, **base)

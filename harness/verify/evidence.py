@@ -25,6 +25,7 @@ __all__ = [
     "PrototypeEvidence",
     "build_handoff",
     "changed_since_parity",
+    "clean_text",
     "classify_conversion_failure",
     "parity_is_current",
     "prototype_evidence",
@@ -62,7 +63,7 @@ def parity_is_current(workspace: Any, parity_commit: str) -> bool:
 
 # ---- handoff ---------------------------------------------------------------------------
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     """Never let a secret value reach the handoff; never leave a field empty."""
     text = " ".join(str(text).split()) or "none"
     return "(removed: looked like a secret value)" if find_secret(text) else text
@@ -205,7 +206,7 @@ def build_handoff(
         first = blockers[0]
         if budget_blocker and first != budget_blocker:
             first = f"{budget_blocker}; {first}"  # why the run stopped, then where it stood
-        blocker = _clean(first)
+        blocker = clean_text(first)
     if retry_request is not None and next_step != "phase_5_conversion_retry":
         # The question goes first; the retry request waits in the concerns until it is answered.
         all_concerns.append(f"conversion retry pending ({retry_request.suspected_fix}): {retry_request.failing_keys}")
@@ -216,12 +217,12 @@ def build_handoff(
         official_files_used=_official_files(packet),
         prototype_key_dumps=_key_dumps(packet, mode, prototype),
         port_state_file=packet.port_state_file,
-        concerns_or_unknowns=[_clean(c) for c in all_concerns],
+        concerns_or_unknowns=[clean_text(c) for c in all_concerns],
         parity_test=packet.parity_test,
         parity_status=status,
         production_loader_strictness=strictness,
         strict_load=_strict_load(status if parity_current else None, strictness, retry_request, mode, last_parity),
-        pytest_output=_clean(_pytest_output(last_parity, parity_current)),
+        pytest_output=clean_text(_pytest_output(last_parity, parity_current)),
         blocker=blocker,
         conversion_retry_request=retry_request if next_step == "phase_5_conversion_retry" else "none",
         readme_updated="yes" if packet.local_tests_readme in changed else "no",

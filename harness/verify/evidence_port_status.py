@@ -157,6 +157,7 @@ def update_port_status(
     *,
     hatch_rows: Iterable[EscapeHatch] = (),
     issues: Iterable[str] = (),
+    notes: Iterable[str] = (),
 ) -> ComponentSkillHandoff:
     """Write the handoff's state into PORT_STATUS.md and the local tests README.
 
@@ -187,8 +188,9 @@ def update_port_status(
     doc.set_phase(phase, status=_phase_status(handoff), owner=f"component:{packet.component}")
     note = _one_line(f"{packet.component} ({handoff.mode}): next_step={handoff.next_step}, "
                      f"parity={handoff.parity_status}, blocker={handoff.blocker}")
-    if note not in doc.notes():
-        doc.add_handoff_note(note)
+    for line in [note, *(_one_line(f"{packet.component}: {n}") for n in notes)]:
+        if line not in doc.notes():
+            doc.add_handoff_note(line)
     _save(workspace, packet, doc)
     _update_readme(workspace, packet, handoff)
     if packet.local_tests_readme in workspace.files_changed():
