@@ -40,6 +40,7 @@ def run_command(
     model: Annotated[str, typer.Option(help="anthropic:<m> | openai:<m> | scripted:<file> | human | replay:<file>")] = "human",
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     price: Annotated[Optional[str], typer.Option("--price", help="USD per million tokens 'in,out[,cache_read,cache_write]' for a model not in the price table.")] = None,
+    context_window: Annotated[Optional[int], typer.Option("--context-window", help="The model's context window in tokens (any provider; e.g. a local server's limit).")] = None,
     sandbox: Annotated[Sandbox, typer.Option(help="Where commands and tests run.")] = Sandbox.docker,
     image: Annotated[Optional[str], typer.Option(help="Docker image for the sandbox.")] = None,
     gpus: Annotated[str, typer.Option(help="all | N | none")] = "none",
@@ -58,7 +59,8 @@ def run_command(
     from harness.graph.runner import RunConfig, start_run
 
     cfg = RunConfig(
-        packet=packet, repo=repo, model=model, base_url=base_url, price=price, sandbox=sandbox.value, image=image,
+        packet=packet, repo=repo, model=model, base_url=base_url, price=price, context_window=context_window,
+        sandbox=sandbox.value, image=image,
         gpus=gpus, max_turns=max_turns, max_debug_rounds=max_debug_rounds, max_usd=max_usd,
         max_seconds=max_seconds, non_interactive=non_interactive or not _interactive(), on_budget=on_budget.value,
         run_id=run_id, notify=notify, notify_url=notify_url, max_file_mb=max_file_mb,

@@ -25,6 +25,7 @@ class RunConfig:
     model: str = "human"
     base_url: str | None = None
     price: str | None = None  # "in,out[,cache_read,cache_write]" USD per million tokens
+    context_window: int | None = None  # tokens; overrides the provider's assumption
     sandbox: SandboxKind = "docker"
     image: str | None = None
     gpus: str = "none"
@@ -64,6 +65,10 @@ def config_problems(cfg: RunConfig) -> list[str]:
         problems.append(f"sandbox: must be docker, bwrap or local, not {cfg.sandbox!r}")
     if cfg.on_budget not in ("ask", "blocked"):
         problems.append(f"on_budget: must be ask or blocked, not {cfg.on_budget!r}")
+    from harness.agents.models import MIN_CONTEXT_WINDOW
+
+    if cfg.context_window is not None and cfg.context_window < MIN_CONTEXT_WINDOW:
+        problems.append(f"context_window: must be at least {MIN_CONTEXT_WINDOW} tokens, not {cfg.context_window}")
     if cfg.max_turns < 1:
         problems.append(f"max_turns: must be at least 1, not {cfg.max_turns}")
     if cfg.max_debug_rounds < 0:

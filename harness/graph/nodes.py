@@ -548,7 +548,7 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
         trajectory=CheckpointingTrajectory(res.run_dir / "trajectory.jsonl", ws, node),
         messages=_messages_from(saved) if saved else None,
         resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
-        on_messages=lambda messages: _save_progress(progress, messages, res),
+        on_messages=ProgressLog(progress, res),
     )
     progress.unlink(missing_ok=True)  # the result now lives in the graph state
     ws.checkpoint(f"{node}: {role} ended ({result.reason})")
@@ -566,25 +566,52 @@ def _environment(ws: Any, executor: Any) -> str:
 def _progress_path(res: RunResources, node: str, state: RunState) -> Path:
     """Where one visit of an agent node keeps its conversation while it runs."""
     visit = int(state.get("debug_rounds") or 0) if node == "debug" else 0
-    return res.run_dir / "agents" / f"{node}-{visit}.json"
+    return res.run_dir / "agents" / f"{node}-{visit}.jsonl"
 
 
-def _save_progress(path: Path, messages: list[Any], res: RunResources) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"messages": [_jsonable(m) for m in messages], "model_positions": res.model_positions()}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)  # atomic: a kill leaves the old or the new conversation, never half
+class ProgressLog:
+    """One agent node visit's conversation, kept on disk while it runs, so a killed process
+    can continue it. JSON lines, appended: each turn writes only its new messages (and the
+    scripted model's place), so the cost per turn stays flat however long the run gets. The
+    first save of a process rewrites the file once (a resumed conversation may be repaired)."""
+
+    def __init__(self, path: Path, res: RunResources) -> None:
+        self.path, self.res = path, res
+        self.saved: int | None = None
+
+    def __call__(self, messages: list[Any]) -> None:
+        positions = json.dumps({"model_positions": self.res.model_positions()})
+        if self.saved is None or self.saved > len(messages):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps({"message": _jsonable(m)}) + "\n" for m in messages) + positions + "\n")
+            os.replace(tmp, self.path)  # atomic: a kill leaves the old or the new conversation, never half
+        else:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps({"message": _jsonable(m)}) + "\n" for m in messages[self.saved:])
+                         + positions + "\n")
+        self.saved = len(messages)
 
 
 def _load_progress(path: Path, res: RunResources) -> list[Any] | None:
     """The conversation a killed process left for this node visit, if any. A tool call it made
-    without a result is answered "interrupted" by the agent loop."""
+    without a result is answered "interrupted" by the agent loop; a line torn by the kill is
+    dropped."""
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    res.restore_model_positions(data.get("model_positions") or {})
-    return data["messages"] or None
+    messages: list[Any] = []
+    positions: dict[str, Any] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if "message" in record:
+            messages.append(record["message"])
+        else:
+            positions = record.get("model_positions") or positions
+    res.restore_model_positions(positions)
+    return messages or None
 
 
 class CheckpointingTrajectory(Trajectory):

@@ -124,7 +124,8 @@ class RunResources:
         if self._model is None:
             from harness.agents.models import make_model
 
-            self._model = make_model(self.cfg.model, base_url=self.cfg.base_url, price=self.cfg.price)
+            self._model = make_model(self.cfg.model, base_url=self.cfg.base_url, price=self.cfg.price,
+                                     context_window=self.cfg.context_window)
             served = getattr(self._model, "served", None)
             if isinstance(served, dict):
                 served.update((state or {}).get("model_positions") or {})

@@ -60,5 +60,27 @@ def error(status: int, msg: str, code: str | None = None, headers: dict[str, str
     return Reply(status, body, headers or {}, delay_s)
 
 
-def server() -> FakeServer:
-    return FakeServer(error(500, "fake server: no more prepared replies"))
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """A server-side token count: 3.5 characters a token of the messages and tools as sent
+    (stricter than the harness's own 4-character estimate, as real tokenizers are for code)."""
+    chars = len(json.dumps(body.get("messages", []))) + len(json.dumps(body.get("tools", [])))
+    return int(chars / 3.5)
+
+
+def server(window_tokens: int | None = None) -> FakeServer:
+    """The fake API; with `window_tokens`, a request whose prompt plus requested output does not
+    fit is refused with HTTP 400, worded like vLLM's and OpenAI's own error."""
+
+    def refuse(body: Any) -> Reply | None:
+        if window_tokens is None or not isinstance(body, dict):
+            return None
+        asked = prompt_tokens(body) + int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
+        if asked <= window_tokens:
+            return None
+        return error(400, f"This model's maximum context length is {window_tokens} tokens. However, you "
+                          f"requested {asked} tokens. Please reduce the length of the messages.",
+                     code="context_length_exceeded")
+
+    return FakeServer(error(500, "fake server: no more prepared replies"), refuse)

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -31,8 +31,12 @@ class Received:
 
 
 class FakeServer:
-    def __init__(self, no_more: Reply) -> None:
+    """`refuse(body)` may answer a request itself (a Reply) before the queue is read, the way a
+    real server rejects a request it cannot serve; the queued reply then waits for the next."""
+
+    def __init__(self, no_more: Reply, refuse: Callable[[Any], Reply | None] | None = None) -> None:
         self.replies: list[Reply] = []
+        self.refused: list[Received] = []
         self.requests: list[Received] = []
         self._no_more = no_more
         self._lock = threading.Lock()
@@ -49,9 +53,15 @@ class FakeServer:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     body = raw.decode("utf-8", "replace")
+                received = Received(self.path, dict(self.headers), body, time.monotonic())
+                refusal = refuse(body) if refuse is not None else None
                 with server._lock:
-                    server.requests.append(Received(self.path, dict(self.headers), body, time.monotonic()))
-                    reply = server.replies.pop(0) if server.replies else server._no_more
+                    server.requests.append(received)
+                    if refusal is not None:
+                        server.refused.append(received)
+                        reply = refusal
+                    else:
+                        reply = server.replies.pop(0) if server.replies else server._no_more
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
                 data = json.dumps(reply.body).encode()

@@ -37,9 +37,28 @@ __all__ = [
 SPEC_HELP = "anthropic:<model> | openai:<model> | scripted:<file> | human | replay:<trajectory.jsonl>"
 
 
-def make_model(spec: str, base_url: str | None = None, *, price: Price | str | None = None, **kwargs: Any) -> Model:
-    """Build the model named by `spec`. Extra keyword args go to the provider's constructor
-    (e.g. `timeout_s`, `api_key`, `retry` for the API providers; `stdin`/`stdout` for human)."""
+MIN_CONTEXT_WINDOW = 4096  # below this not even the system prompt and one tool result fit
+
+
+def make_model(spec: str, base_url: str | None = None, *, price: Price | str | None = None,
+               context_window: int | None = None, **kwargs: Any) -> Model:
+    """Build the model named by `spec`. `context_window` (tokens) overrides what the provider
+    assumes, for any provider (a local server with a small window, say). Extra keyword args go
+    to the provider's constructor (e.g. `timeout_s`, `api_key`, `retry` for the API providers;
+    `stdin`/`stdout` for human)."""
+    model = _make(spec, base_url, price, **kwargs)
+    if context_window is not None:
+        if context_window < MIN_CONTEXT_WINDOW:
+            raise ValueError(f"context window {context_window} is too small; at least {MIN_CONTEXT_WINDOW} tokens")
+        model.context_window = context_window
+        # The answer must fit in the same window as the prompt.
+        out = getattr(model, "max_output_tokens", None)
+        if out and out > context_window // 4:
+            model.max_output_tokens = context_window // 4
+    return model
+
+
+def _make(spec: str, base_url: str | None, price: Price | str | None, **kwargs: Any) -> Model:
     kind, _, rest = spec.partition(":")
     if kind == "anthropic" and rest:
         from harness.agents.models.anthropic_model import AnthropicModel
