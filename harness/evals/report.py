@@ -65,6 +65,15 @@ class Summary:
         return sorted(out, key=lambda t: (t[1], t[0]))[:limit]
 
 
+    def hardest_by_model(self, limit: int = 5) -> dict[str, list[tuple[str, float, int]]]:
+        """Per model, its tasks by pass rate, lowest first: (task, rate, attempts)."""
+        out = {}
+        for m in self.models:
+            rates = [(t, p / n, n) for t in self.tasks for p, n in [self.cells.get((t, m), (0, 0))] if n]
+            out[m] = sorted(rates, key=lambda t: (t[1], t[0]))[:limit]
+        return out
+
+
 def _passed(row: dict[str, Any]) -> bool:
     return row.get("outcome") == "pass"
 

@@ -1,8 +1,9 @@
 """A self-contained HTML report: inline CSS, inline SVG plots, a little inline JS; no network.
 
 Plots: task x model heatmap, success vs mean cost per model, success by task kind. Also the
-hardest tasks, the paired comparisons, and a per-attempt table linking (relatively) to each
-attempt's trajectory.
+hardest tasks per model, the paired comparisons, and a per-attempt table; each attempt links
+to its section (grader's reasons, diff, parity log tail, handoff, trajectory as turns; see
+report_attempts.py) and (relatively) to its raw trajectory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from html import escape
 from pathlib import Path
 
 from harness.evals.report import KINDS, Summary
+from harness.evals.report_attempts import CSS as ATTEMPT_CSS, attempt_anchor, attempt_sections
+from harness.evals.stats import wilson_interval
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
 
@@ -112,24 +115,48 @@ def scatter_svg(s: Summary) -> str:
 
 
 def kind_bars_svg(s: Summary) -> str:
+    """Success rate per task kind and model: a y axis in percent, each bar's value (passes/n)
+    and its 95% Wilson interval as a whisker."""
     kinds = [k for k in KINDS if any(k in ms.by_kind for ms in s.models_summary.values())]
-    group = max(1, len(s.models)) * 22 + 18
-    w, h, pad = 60 + group * max(1, len(kinds)), 280, 40
-    parts = [f'<svg width="{w}" height="{h + 20 * len(s.models)}" role="img" aria-label="success by task kind">',
-             f'<line x1="{pad}" y1="{h - pad}" x2="{w}" y2="{h - pad}" stroke="#333"/>']
+    kinds += sorted({k for ms in s.models_summary.values() for k in ms.by_kind} - set(kinds))
+    bar, gap = 30, 24
+    group = max(1, len(s.models)) * (bar + 4) + gap
+    left, top, plot_h = 56, 24, 200
+    w = left + group * max(1, len(kinds)) + 10
+    base = top + plot_h
+    h = base + 40 + 18 * len(s.models)
+    parts = [f'<svg width="{w}" height="{h}" role="img" aria-label="success by task kind">',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#333"/>',
+             f'<line x1="{left}" y1="{base}" x2="{w - 5}" y2="{base}" stroke="#333"/>',
+             f'<text x="14" y="{top + plot_h / 2}" font-size="12" text-anchor="middle" '
+             f'transform="rotate(-90 14 {top + plot_h / 2})">success rate</text>']
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        y = base - frac * plot_h
+        parts.append(f'<line x1="{left - 4}" y1="{y}" x2="{w - 5}" y2="{y}" stroke="#e5e5e5"/>'
+                     f'<text x="{left - 6}" y="{y + 4}" font-size="10" text-anchor="end">{int(frac * 100)}%</text>')
     for gi, k in enumerate(kinds):
-        gx = pad + 10 + gi * group
-        parts.append(f'<text x="{gx + group / 2 - 9}" y="{h - pad + 16}" font-size="11" text-anchor="middle">{k}</text>')
+        gx = left + gap / 2 + gi * group
+        parts.append(f'<text x="{gx + (group - gap) / 2}" y="{base + 16}" font-size="11" text-anchor="middle">{escape(k)}</text>')
         for i, m in enumerate(s.models):
             p, n = s.models_summary[m].by_kind.get(k, (0, 0))
-            rate = p / n if n else 0.0
-            bh = rate * (h - pad - 20)
-            parts.append(f'<rect x="{gx + i * 22}" y="{h - pad - bh}" width="18" height="{bh}" fill="{PALETTE[i % len(PALETTE)]}">'
-                         f'<title>{escape(m)} {k}: {p}/{n}</title></rect>')
+            if n == 0:
+                continue
+            rate = p / n
+            lo, hi = wilson_interval(p, n)
+            x, c = gx + i * (bar + 4), PALETTE[i % len(PALETTE)]
+            bh = rate * plot_h
+            cx = x + bar / 2
+            parts.append(f'<rect class=kind-bar x="{x}" y="{base - bh}" width="{bar}" height="{bh}" fill="{c}">'
+                         f'<title>{escape(m)} {escape(k)}: {p}/{n} ({rate:.0%}, 95% CI {lo:.0%}-{hi:.0%})</title></rect>')
+            parts.append(f'<line class=ci x1="{cx}" y1="{base - lo * plot_h}" x2="{cx}" y2="{base - hi * plot_h}" stroke="#222"/>'
+                         f'<line x1="{cx - 5}" y1="{base - hi * plot_h}" x2="{cx + 5}" y2="{base - hi * plot_h}" stroke="#222"/>'
+                         f'<line x1="{cx - 5}" y1="{base - lo * plot_h}" x2="{cx + 5}" y2="{base - lo * plot_h}" stroke="#222"/>')
+            parts.append(f'<text class=kind-value x="{cx}" y="{base - hi * plot_h - 4}" font-size="10" '
+                         f'text-anchor="middle">{p}/{n}</text>')
     for i, m in enumerate(s.models):
-        y = h + 4 + 20 * i
-        parts.append(f'<rect x="{pad}" y="{y}" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>'
-                     f'<text x="{pad + 18}" y="{y + 10}" font-size="11">{escape(m)}</text>')
+        y = base + 28 + 18 * i
+        parts.append(f'<rect x="{left}" y="{y}" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>'
+                     f'<text x="{left + 18}" y="{y + 10}" font-size="11">{escape(m)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -191,7 +218,8 @@ def _comparisons(s: Summary) -> str:
 
 
 def _attempts_table(s: Summary, html_dir: Path) -> str:
-    cols = ("task", "kind", "model", "attempt", "outcome", "error class", "turns", "tokens", "cost $", "time s", "reasons", "trajectory")
+    cols = ("task", "kind", "model", "attempt", "outcome", "error class", "turns", "tokens", "cost $", "time s", "reasons",
+            "details", "trajectory")
     numeric = {"attempt", "turns", "tokens", "cost $", "time s"}
     head = "".join(f"<th class=l data-num='{1 if c in numeric else 0}'>{c}</th>" for c in cols)
     rows = []
@@ -203,7 +231,7 @@ def _attempts_table(s: Summary, html_dir: Path) -> str:
         cells = [escape(r["task"]), escape(str(r.get("kind"))), escape(r["model"]), r["attempt"],
                  f"<span class={outcome}>{outcome}</span>", escape(str(r.get("error_class") or "-")), r.get("turns", 0),
                  r.get("tokens", 0), f"{float(r.get('cost_usd') or 0):.4f}", f"{float(r.get('wall_s') or 0):.1f}",
-                 f"<small>{reasons}</small>", traj]
+                 f"<small>{reasons}</small>", f'<a class=details href="#{attempt_anchor(r)}">why</a>', traj]
         rows.append("<tr>" + "".join(f"<td class=l>{c}</td>" for c in cells) + "</tr>")
     return (f'<input id="filter" placeholder="filter attempts">'
             f"<table id=attempts class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
@@ -212,8 +240,9 @@ def _attempts_table(s: Summary, html_dir: Path) -> str:
 def render_html(s: Summary, html_path: Path, title: str = "Eval report") -> Path:
     html_path = Path(html_path).resolve()
     html_dir = html_path.parent
-    hardest = "".join(f"<tr><td class=l>{escape(t)}</td><td>{escape(s.kinds.get(t, ''))}</td><td>{r:.0%}</td><td>{n}</td></tr>"
-                      for t, r, n in s.hardest(10))
+    hardest = "".join(f"<tr><td class=l>{escape(m)}</td><td class=l>{escape(t)}</td><td>{escape(s.kinds.get(t, ''))}</td>"
+                      f"<td>{r:.0%}</td><td>{n}</td></tr>"
+                      for m, tasks in s.hardest_by_model(5).items() for t, r, n in tasks)
     body = f"""<h1>{escape(title)}</h1>
 <p>{len(s.rows)} attempts, {len(s.tasks)} tasks, {len(s.models)} model(s). Success rates with 95% Wilson
 intervals; pass@k is the unbiased estimator, pass^k the chance that all k attempts pass.</p>
@@ -222,12 +251,14 @@ intervals; pass@k is the unbiased estimator, pass^k the chance that all k attemp
 <figure>{heatmap_svg(s)}<figcaption>Passes per task and model</figcaption></figure>
 <figure>{scatter_svg(s)}<figcaption>Success (with 95% interval) vs mean cost</figcaption></figure>
 <figure>{kind_bars_svg(s)}<figcaption>Success by task kind</figcaption></figure></div>
-<h2>Hardest tasks</h2><table><thead><tr><th class=l>task</th><th>kind</th><th>success</th><th>attempts</th></tr></thead><tbody>{hardest}</tbody></table>
+<h2>Hardest tasks per model</h2><table id=hardest><thead><tr><th class=l>model</th><th class=l>task</th><th>kind</th><th>success</th><th>attempts</th></tr></thead><tbody>{hardest}</tbody></table>
 <h2>Error classes</h2>{_errors_table(s)}
 <h2>Paired comparison</h2>{_comparisons(s)}
-<h2>Attempts</h2>{_attempts_table(s, html_dir)}"""
+<h2>Attempts</h2>{_attempts_table(s, html_dir)}
+<h2>Attempt details</h2><p>Follow an attempt's <i>why</i> link to open its grader's reasons, diff, parity log,
+handoff and trajectory here.</p>{attempt_sections(s.rows)}"""
     page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>{body}<script>{JS}</script></body></html>")
+            f"<style>{CSS}{ATTEMPT_CSS}</style></head><body>{body}<script>{JS}</script></body></html>")
     html_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = html_path.with_suffix(".tmp")
     tmp.write_text(page, encoding="utf-8")
