@@ -19,7 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.evals.runner import EvalConfig, read_results, run_eval
+from harness.evals.runner import EvalConfig, EvalEvents, read_results, run_eval
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -125,6 +125,21 @@ def _overlaps(rows: list[dict]) -> tuple[int, list[tuple]]:
     return most, clashes
 
 
+class _RunningWatch(EvalEvents):
+    def __init__(self) -> None:
+        self.running: set = set()
+        self.seen: set = set()
+        self.most = 0
+
+    def attempt_started(self, job) -> None:
+        self.running.add(job.key)
+        self.seen.add(job.key)
+        self.most = max(self.most, len(self.running))
+
+    def attempt_finished(self, row) -> None:
+        self.running.discard(_key(row))
+
+
 def test_overlap_check_sees_a_shared_gpu():
     # The check below must be able to fail: two attempts at once on GPU 1.
     rows = [{"task": "t", "model": "m", "attempt": n, "placement": {"started_at": s, "ended_at": e, "gpu_ids": ids}}
@@ -138,9 +153,12 @@ def test_gpu_attempts_never_share_a_device_and_never_exceed_the_cluster(ray_clus
     # image does not exist, so each attempt ends quickly as an infrastructure error; what is
     # checked is where Ray put it and which devices its sandbox was given.
     out = tmp_path / "out"
+    watch = _RunningWatch()
     run_eval(EvalConfig(suite="core", models=["null"], out=out, tasks_glob=QUICK_TASK, attempts=4, workers=4,
                         sandbox="docker", image="harness-eval-test/no-such-image:never", gpus_per_task=2,
-                        max_debug_rounds=0, **RAY_ASKS))
+                        max_debug_rounds=0, **RAY_ASKS), events=watch)
+    # All 4 were handed to Ray at once; progress calls running only those Ray started.
+    assert len(watch.seen) == 4 and watch.most <= NUM_GPUS // 2
     rows = read_results(out)
     assert len(rows) == 4
     for row in rows:
@@ -225,24 +243,43 @@ def test_a_killed_driver_resumes_without_rerunning_finished_attempts(ray_cluster
     assert {_key(r): r["placement"]["started_at"] for r in rows if _key(r) in before} == before
 
 
-def test_ctrl_c_cancels_running_attempts_and_leaves_whole_rows(ray_cluster, tmp_path):
+@pytest.mark.parametrize("backend", ["ray", "local"])
+def test_ctrl_c_stops_running_attempts_and_leaves_whole_rows(ray_cluster, tmp_path, backend):
     scratch, out = tmp_path / "scratch", tmp_path / "out"
     scratch.mkdir()
-    model = f"scripted:{_sleepy_script(tmp_path / 'sleepy.yaml', 60)}"
+    model = f"scripted:{_sleepy_script(tmp_path / 'sleepy.yaml', SANDBOX_SLEEP)}"
+    on_ray = ["--backend", "ray", "--ray-address", ray_cluster, "--cpus-per-task", "0.5", "--memory-per-task", "0.25",
+              "--worker-dir", str(scratch)] if backend == "ray" else []
     proc = _driver(["--suite", "core", "--tasks", QUICK_TASK, "--model", model, "--attempts", "2", "--workers", "2",
-                    "--sandbox", "local", "--max-debug-rounds", "0", "--backend", "ray", "--ray-address", ray_cluster,
-                    "--cpus-per-task", "0.5", "--memory-per-task", "0.25", "--worker-dir", str(scratch),
-                    "--out", str(out)])
+                    "--sandbox", "local", "--max-debug-rounds", "0", "--out", str(out), *on_ray])
     try:
-        workers = _wait_for(lambda: _running_workers(scratch), 180, "a running attempt")
+        _wait_for(_sandbox_sleeps, 180, "the attempts' sandbox commands")
+        workers = _running_workers(scratch)
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        output, _ = proc.communicate(timeout=90)
     finally:
         proc.kill()
     assert proc.returncode == 130, output
     assert "interrupted" in output and "run the same command again to resume" in output
     assert read_results(out) == []  # nothing finished: no row, no torn line
     _wait_for(lambda: not any(_alive(w["pid"]) for w in workers), 30, "the cancelled workers to end")
+    # The sandbox commands were stopped, not left running.
+    _wait_for(lambda: _sandbox_sleeps() == [], 30, "the sandbox commands to end")
+
+
+SANDBOX_SLEEP = 67  # a duration no other test sleeps, to find the sandbox's process
+
+
+def _sandbox_sleeps() -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[:2] == [b"sleep", str(SANDBOX_SLEEP).encode()] and _alive(int(cmdline.parent.name)):
+            found.append(int(cmdline.parent.name))
+    return found
 
 
 @pytest.mark.bwrap

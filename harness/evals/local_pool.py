@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import signal
 import socket
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from multiprocessing import get_context
@@ -11,6 +14,21 @@ from typing import Any
 
 from harness.evals.runner import AttemptJob, EvalConfig, ResultSink, infra_error_row, run_attempt
 from harness.evals.scheduler import GpuSlots, gpus_arg
+
+
+CANCEL_GRACE_S = 15.0  # after Ctrl-C, how long attempts get to stop their sandboxes
+
+
+def _stop(processes: list) -> None:
+    """Interrupt the workers (their sandboxes stop their commands), then kill what is left."""
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + CANCEL_GRACE_S
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0))
+        if process.is_alive():
+            process.kill()
 
 
 class LocalPool:
@@ -49,9 +67,9 @@ class LocalPool:
             wait(running)
         except BaseException:  # Ctrl-C: stop the workers; finished rows are already written
             self.interrupted = True  # the killed attempts get no row: the next run starts them again
+            workers = list(getattr(pool, "_processes", {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()
+            _stop(workers)
             raise
         pool.shutdown(wait=True)
         return started

@@ -31,6 +31,7 @@ from harness.evals.tasks import TaskError, suite_dir
 WORKER_PREFIX = "harness-attempt-"
 FILE_PROVIDERS = ("scripted", "replay")  # model specs that name a file, which must travel too
 PROBE_TIMEOUT_S = 60.0
+CANCEL_GRACE_S = 15.0  # after Ctrl-C, how long attempts get to stop their sandboxes
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ShippedAttempt:
 
 
 def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: bytes,
-                      model_bytes: bytes | None) -> dict[str, Any]:
+                      model_bytes: bytes | None, board: Any = None) -> dict[str, Any]:
     """Runs inside a Ray worker: unpack, run the attempt, pack the attempt directory."""
     import ray
 
@@ -58,6 +59,8 @@ def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: byte
     from harness.evals.runner import run_attempt
     from harness.evals.scheduler import gpus_arg
 
+    if board is not None:  # tell the driver it runs now (until here it waited for resources)
+        board.started.remote((spec.task, spec.model, spec.attempt))
     gpu_ids = [int(i) for i in ray.get_gpu_ids()]
     work = Path(tempfile.mkdtemp(prefix=WORKER_PREFIX, dir=spec.scratch)).resolve()
     try:
@@ -106,6 +109,21 @@ def worker_facts() -> dict[str, Any]:
         gpu_names = []
     return {"hostname": socket.gethostname(), "python": sys.version.split()[0], "packages": package_versions(),
             "gpu_names": gpu_names}
+
+
+class StartBoard:
+    """A small actor the workers tell when an attempt really starts, so progress can tell
+    running attempts from those Ray holds until resources are free."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, str, int]] = []
+
+    def started(self, key: tuple[str, str, int]) -> None:
+        self.keys.append(tuple(key))
+
+    def drain(self) -> list[tuple[str, str, int]]:
+        keys, self.keys = self.keys, []
+        return keys
 
 
 class RayBackend:
@@ -178,6 +196,7 @@ class RayBackend:
             memory=int(cfg.memory_per_task_gb * 2**30) or None,
             max_retries=0,  # worker deaths are retried here, so each one is on record
         )
+        board = ray.remote(StartBoard).options(num_cpus=0).remote()
         suite_ref = ray.put(pack_dir(suite_dir(cfg.suite)))
         templates: dict[str, Any] = {}
         model_files = {m: self._model_file(m) for m in cfg.models}
@@ -200,22 +219,40 @@ class RayBackend:
                                           image=job.image, gpus_per_task=cfg.gpus_per_task,
                                           max_debug_rounds=job.max_debug_rounds, price=job.price, model_file=name,
                                           scratch=cfg.worker_dir)
-                    in_flight[remote.remote(spec, suite_ref, templates[task_id], data)] = (job, deaths)
-                    if not deaths:
-                        started += 1
-                        sink.started(job)
+                    in_flight[remote.remote(spec, suite_ref, templates[task_id], data, board)] = (job, deaths)
+                    started += 0 if deaths else 1
                 if not in_flight:
                     break
-                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                # Starts first, then every finished result: an attempt that freed the GPUs of one
+                # that has just started is then seen to have ended before it, never both running.
+                starts = ray.get(board.drain.remote(), timeout=PROBE_TIMEOUT_S)
+                done, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
                 for ref in done:
                     job, deaths = in_flight.pop(ref)
                     self._collect(ref, job, deaths, queue, sink)
+                self._report_starts(starts, in_flight, sink)
         except BaseException:  # Ctrl-C: stop the attempts in flight; finished rows are written
             self.interrupted = True
-            for ref in in_flight:
-                ray.cancel(ref, force=True)
+            self._cancel(list(in_flight))
             raise
+        finally:
+            ray.kill(board)
         return started
+
+    def _report_starts(self, starts: list, in_flight: dict, sink: ResultSink) -> None:
+        jobs = {job.key: job for job, _ in in_flight.values()}
+        for key in starts:
+            if tuple(key) in jobs:  # the word from a run that has already ended is dropped
+                sink.started(jobs[tuple(key)])
+
+    def _cancel(self, refs: list[Any]) -> None:
+        """Interrupt the attempts (their sandboxes stop their commands), then kill what is left."""
+        for ref in refs:
+            self.ray.cancel(ref, force=False)
+        _, left = self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S) if refs else ([], [])
+        for ref in left:
+            self.ray.cancel(ref, force=True)
 
     def _model_file(self, model: str) -> tuple[str | None, bytes | None]:
         provider, _, rest = model.partition(":")
