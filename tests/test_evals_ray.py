@@ -213,6 +213,8 @@ def test_a_killed_worker_is_retried_then_recorded_and_the_eval_completes(ray_clu
     assert [r["error_class"] for r in retried["retries"]] == ["infra_error"]
     assert Path(retried["run_dir"], "trajectory.jsonl").is_file()
     assert not any(_alive(w["pid"]) for w in killed)
+    # Each later start on the node removed the scratch of the run killed before it.
+    assert list(scratch.iterdir()) == []
 
 
 def _driver(args: list[str], **kw) -> subprocess.Popen:

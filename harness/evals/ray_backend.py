@@ -31,6 +31,7 @@ from harness.evals.tasks import TaskError, suite_dir
 WORKER_PREFIX = "harness-attempt-"
 FILE_PROVIDERS = ("scripted", "replay")  # model specs that name a file, which must travel too
 PROBE_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
 CANCEL_GRACE_S = 15.0  # after Ctrl-C, how long attempts get to stop their sandboxes
 
 
@@ -62,9 +63,11 @@ def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: byte
     if board is not None:  # tell the driver it runs now (until here it waited for resources)
         board.started.remote((spec.task, spec.model, spec.attempt))
     gpu_ids = [int(i) for i in ray.get_gpu_ids()]
+    node_id = ray.get_runtime_context().get_node_id()
+    _remove_abandoned(Path(spec.scratch or tempfile.gettempdir()), node_id)
     work = Path(tempfile.mkdtemp(prefix=WORKER_PREFIX, dir=spec.scratch)).resolve()
     try:
-        placement = {"backend": "ray", "node_id": ray.get_runtime_context().get_node_id(),
+        placement = {"backend": "ray", "node_id": node_id,
                      "node_ip": ray.util.get_node_ip_address(), "gpu_ids": gpu_ids, "worker_dir": str(work)}
         # Who runs this attempt where, for whoever watches the node (and the worker-death tests).
         facts = work / "worker.json.tmp"
@@ -111,6 +114,30 @@ def worker_facts() -> dict[str, Any]:
             "gpu_names": gpu_names}
 
 
+def _check_reachable(address: str | None) -> None:
+    """Ray keeps retrying an address nobody listens on for minutes; a HOST:PORT is tried first."""
+    host, sep, port = (address or "").rpartition(":")
+    if not sep or not host or not port.isdigit() or "://" in address:
+        return  # no address (start one here), "auto", or a ray:// client address: Ray decides
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise TaskError(f"cannot reach the Ray cluster at {address}: {exc}; start it with "
+                        "`ray start --head` there, or check --ray-address") from exc
+
+
+def _remove_abandoned(scratch: Path, node_id: str) -> None:
+    """Scratch directories of workers killed mid-attempt on this node (no cleanup ran there).
+    Only this node's: a scratch folder shared between nodes holds others' live attempts."""
+    for info in scratch.glob(f"{WORKER_PREFIX}*/worker.json"):
+        try:
+            facts = json.loads(info.read_text())
+        except (OSError, ValueError):
+            continue
+        if facts.get("node_id") == node_id and not Path(f"/proc/{facts.get('pid')}").exists():
+            shutil.rmtree(info.parent, ignore_errors=True)
+
+
 class StartBoard:
     """A small actor the workers tell when an attempt really starts, so progress can tell
     running attempts from those Ray holds until resources are free."""
@@ -137,6 +164,7 @@ class RayBackend:
         self.started_ray = False
         self.interrupted = False
         if not ray.is_initialized():
+            _check_reachable(cfg.ray_address)
             try:
                 ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
