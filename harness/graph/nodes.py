@@ -465,7 +465,7 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[
     start = time.monotonic()
     try:
         # An InfrastructureError goes to the node's retry policy: the retry makes a new sandbox.
-        verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test)
+        verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test, commit=ws.head())
     finally:
         res.test_s += time.monotonic() - start
     for problem in verdict.problems:

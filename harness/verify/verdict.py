@@ -116,13 +116,13 @@ def _drop_bytecode(tree: Path) -> None:
 
 
 def build_tree(workspace: Any, packet: Any, tree: Path, *, agent_test: bool,
-               extra_files: dict[str, Path] | None = None) -> dict[str, str]:
+               extra_files: dict[str, Path] | None = None) -> dict[str, bytes]:
     """Fill the empty folder `tree`: the base commit, then the agent's allowed changes (and
     its parity test when `agent_test`), then `extra_files` (harness-owned). Returns
-    {path: sha256} of what came from the worktree. Raises TreeProblem."""
+    {path: bytes} of what came from the worktree. Raises TreeProblem."""
     workspace.export_commit(workspace.base_commit, tree)
     allowed = allowed_paths(packet)
-    copied: dict[str, str] = {}
+    copied: dict[str, bytes] = {}
     changes = changed_entries(workspace)
     wanted = {rel: kind for rel, kind in changes.items() if allowed.allows(rel) and not is_bytecode(rel)}
     if agent_test and allowed.parity_test:
@@ -137,7 +137,7 @@ def build_tree(workspace: Any, packet: Any, tree: Path, *, agent_test: bool,
             continue
         data, executable = _read_regular(Path(workspace.path), rel)
         _write_regular(tree, rel, data, executable)
-        copied[rel] = hashlib.sha256(data).hexdigest()
+        copied[rel] = data
     for rel, source in (extra_files or {}).items():
         _write_regular(tree, rel, Path(source).read_bytes())
     _drop_bytecode(tree)
@@ -146,7 +146,7 @@ def build_tree(workspace: Any, packet: Any, tree: Path, *, agent_test: bool,
     return copied
 
 
-def swapped_since(workspace: Any, copied: dict[str, str]) -> list[str]:
+def swapped_since(workspace: Any, copied: dict[str, bytes]) -> list[str]:
     """Files whose worktree content differs from what the tree got (changed meanwhile)."""
     out = []
     for rel, digest in copied.items():
@@ -155,9 +155,70 @@ def swapped_since(workspace: Any, copied: dict[str, str]) -> list[str]:
         except (OSError, TreeProblem):
             out.append(rel)
             continue
-        if hashlib.sha256(data).hexdigest() != digest:
+        if data != digest:
             out.append(rel)
     return out
+
+
+def _signature(root: Path, rels: list[str]) -> dict[str, tuple[int, int, int] | None]:
+    """(inode, ctime, size) per file: any write, rename or utime changes the ctime."""
+    out: dict[str, tuple[int, int, int] | None] = {}
+    for rel in rels:
+        try:
+            st = os.lstat(root / rel)
+            out[rel] = (st.st_ino, st.st_ctime_ns, st.st_size)
+        except OSError:
+            out[rel] = None
+    return out
+
+
+class WorktreeWatch:
+    """Notices any write to the copied files while the verdict runs, however often a left-over
+    process swaps them back and forth (sampling content could miss a swap that is undone)."""
+
+    def __init__(self, root: Path, rels: list[str], period_s: float = 0.1) -> None:
+        self.root, self.rels, self.period_s = root, rels, period_s
+        self.before = _signature(root, rels)
+        self.changed: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        now = _signature(self.root, self.rels)
+        self.changed |= {rel for rel in self.rels if now[rel] != self.before[rel]}
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._sample()
+
+    def stop(self) -> list[str]:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(2)
+            self._sample()
+        return sorted(self.changed)
+
+
+def differs_from_commit(workspace: Any, commit: str, copied: dict[str, bytes]) -> list[str]:
+    """Copied code files whose bytes are not the blob `commit` records for them: the disk
+    changed between the checkpoint and the copy."""
+    code = {rel: data for rel, data in copied.items() if rel.endswith(".py")}
+    if not code:
+        return []
+    out = workspace._host_git("ls-tree", "-z", commit, "--", *sorted(code))
+    recorded = {}
+    for entry in out.split("\0"):
+        if "\t" in entry:
+            meta, rel = entry.split("\t", 1)
+            recorded[rel] = meta.split()[2]
+    bad = []
+    for rel, data in code.items():
+        blob = recorded.get(rel)
+        algo = hashlib.sha256 if blob and len(blob) == 64 else hashlib.sha1
+        if blob != algo(b"blob %d\0" % len(data) + data).hexdigest():
+            bad.append(rel)
+    return sorted(bad)
 
 
 # ----- the record stream ---------------------------------------------------------------------
@@ -328,13 +389,15 @@ def run_verdict(
     agent_test: bool = False,
     parity_test: str | None = None,
     extra_files: dict[str, Path] | None = None,
+    commit: str | None = None,
     timeout_s: float = 900,
 ) -> Verdict:
     """Build the clean tree, run the parity test in a new sandbox, and judge it (see module doc).
 
     `new_executor(tree)` makes an executor (not started) for a CleanTree. `agent_test` takes
     the agent's parity test instead of the base one (a new test, or an approved loosening).
-    `parity_test` and `extra_files` let the graders run a harness-owned test too.
+    `parity_test` and `extra_files` let the graders run a harness-owned test too. `commit`
+    (the checkpoint just taken) must hold exactly the code files that were copied.
     """
     from harness.sandbox.pytest_runner import run_parity_test
     from harness.verify.guard_sources import official_module_names
@@ -346,12 +409,15 @@ def run_verdict(
     tree = tmp / "tree"
     tree.mkdir()
     seconds: dict[str, float] = {}
+    watch: WorktreeWatch | None = None
     try:
         try:
             copied = build_tree(workspace, packet, tree, agent_test=agent_test, extra_files=extra_files)
         except (TreeProblem, OSError) as exc:
             return Verdict(_not_run(test, f"the clean-room tree could not be built: {exc}", log_dir), source,
                            [str(exc)])
+        watch = WorktreeWatch(Path(workspace.path), sorted(copied))
+        stale = differs_from_commit(workspace, commit, copied) if commit else []
         test_file = tree / test
         if not test_file.is_file():
             return Verdict(_not_run(test, f"parity test {test} is missing from the clean-room tree", log_dir,
@@ -396,7 +462,7 @@ def run_verdict(
                     seconds["cross_check_s"] = round(time.monotonic() - t0, 3)
         finally:
             executor.close()
-        moved = swapped_since(workspace, copied)
+        moved = sorted(set(watch.stop()) | set(swapped_since(workspace, copied)) | set(stale))
         if moved:
             problems.append("the worktree changed while the verdict ran (a process is still writing): "
                             + ", ".join(moved[:5]))
@@ -408,11 +474,13 @@ def run_verdict(
         seconds["total_s"] = round(time.monotonic() - started, 3)
         return Verdict(run, source, problems, seconds)
     finally:
+        if watch is not None:
+            watch.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _cross_checks(executor: Any, inside: str, config: dict, records: list[dict[str, Any]],
-                  copied: dict[str, str], timeout_s: float) -> list[str]:
+                  copied: dict[str, bytes], timeout_s: float) -> list[str]:
     """The official modules fingerprint as a fresh import does, and the port imports with
     the official reference unreachable; each in a fresh process of the same new sandbox."""
     official_record = next((r for r in records if r.get("k") == "official"), {})
