@@ -14,6 +14,7 @@ import py_compile
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,9 @@ def buggy_port() -> dict[str, str]:
 
 
 def _workspace(example, tmp_path: Path, name: str) -> Workspace:
-    return Workspace.create(example.repo, name, official_ref_dir=example.official_dir, root=tmp_path / "home")
+    # The example repo is shared by the module: each case gets its own run id (and branch).
+    return Workspace.create(example.repo, f"{name}-{uuid.uuid4().hex[:8]}", official_ref_dir=example.official_dir,
+                            root=tmp_path / "home")
 
 
 def _write(ws: Workspace, files: dict[str, str | bytes]) -> None:

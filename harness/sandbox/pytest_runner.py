@@ -14,7 +14,8 @@ Status rules, in order:
    weights dir, or ModuleNotFoundError of a third-party module (not `fastvideo`, not a
    package of the checkout itself), or no CUDA device. Anything else is a bug to debug.
 4. no tests collected (exit 5 without skips), a missing or unreadable report, counts that
-   disagree, a non-zero exit code without failures, tests deselected by configuration
+   disagree, a non-zero exit code without failures, tests deselected by configuration, more
+   than one summary line, a FAILURES/ERRORS section or a FAILED/ERROR line in the log
                                              -> debug_red (never a pass)
 5. any xfailed or xpassed                    -> debug_red: a parity test carries no xfail
    marks; an xfail hides a red result and an xpass means the marks are stale
