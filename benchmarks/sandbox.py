@@ -5,7 +5,9 @@
 1. workspace creation (git worktree) on a FastVideo-sized tree (the fastvideo sdist, committed
    once) versus `git clone` of the same repository;
 2. a command in the warm docker container (`docker exec`) versus a fresh `docker run` per command;
-3. a command under bubblewrap versus the local executor versus a bare subprocess.
+3. a command under bubblewrap versus the local executor versus a bare subprocess;
+4. `files_changed` with one edited file: the hardened snapshot (a disk listing hashed without
+   filters, cold and with its blob cache warm) versus plain `git add -A` in a scratch index.
 """
 
 from __future__ import annotations
@@ -116,6 +118,29 @@ def bench_bwrap(ws: Workspace, repeat: int) -> list[tuple[str, float]]:
     return rows
 
 
+def bench_snapshot(tmp: Path, ws: Workspace, repeat: int) -> list[tuple[str, float]]:
+    """The hardened snapshot against the plain-git one it replaced (which git walks itself)."""
+    (ws.path / "fastvideo" / "bench_edit.py").write_text("X = 1\n")
+
+    def plain_git() -> None:
+        index = tmp / "scratch-index"
+        index.unlink(missing_ok=True)
+        env = {"GIT_INDEX_FILE": str(index), "PATH": "/usr/bin:/bin"}
+        subprocess.run(["git", "read-tree", "HEAD"], cwd=ws.path, env=env, check=True)
+        subprocess.run(["git", "add", "-A"], cwd=ws.path, env=env, check=True)
+        tree = subprocess.run(["git", "write-tree"], cwd=ws.path, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+        subprocess.run(["git", "diff", "--name-only", ws.base_commit, tree], cwd=ws.path, check=True,
+                       capture_output=True)
+
+    cold = median_ms(lambda: Workspace.open(ws.repo, ws.run_id, root=ws.path.parent.parent).files_changed(), repeat)
+    warm = median_ms(ws.files_changed, repeat)
+    plain = median_ms(plain_git, repeat)
+    return [("files_changed, hardened, cold blob cache", cold), ("files_changed, hardened, warm blob cache", warm),
+            ("files_changed, plain git add -A (before)", plain),
+            (f"ratio warm hardened / plain git = {warm / plain:.2f}x, cold / plain = {cold / plain:.2f}x", 0.0)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15)
@@ -126,6 +151,7 @@ def main() -> None:
     try:
         rows = bench_workspace(tmp, args.repeat)
         ws = Workspace.create(next((tmp / "src").iterdir()), "bench-exec", root=tmp / "home")
+        rows += bench_snapshot(tmp, ws, args.repeat)
         if shutil.which("bwrap"):
             rows += bench_bwrap(ws, args.repeat)
         if not args.skip_docker:
