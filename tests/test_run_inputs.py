@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness.graph.inputs import endpoint_problems, model_access_problems
-from tests.sandbox_fixtures import git
+
+# The fixtures module is also a pytest plugin (below); have pytest rewrite it on this import.
+pytest.register_assert_rewrite("tests.sandbox_fixtures")
+from tests.sandbox_fixtures import git  # noqa: E402
 from tests.test_run_helpers import example, harness_cli
 
 pytest_plugins = ["tests.sandbox_fixtures"]

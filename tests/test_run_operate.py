@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 
 from tests.test_run_cli import SCOPE_HATCH, run_args
-from tests.test_run_helpers import example, harness_cli, plan_turns, write_gold_turns, write_script
+from tests.test_run_helpers import VAE_MODEL, example, harness_cli, plan_turns, write_gold_turns, write_script
 
-# A conftest the implementer writes: pytest prints a marker, then hangs in collection, so the
-# parity test is surely running when the run is interrupted.
-SLOW_CONFTEST = {"tool_calls": [{"name": "write_file", "args": {
-    "path": "tests/local_tests/vaes/conftest.py",
-    "content": ("import pathlib, time\n\nprint('SLOW-CONFTEST-MARKER', flush=True)\n"
-                "pathlib.Path('conftest-started').touch()\ntime.sleep(120)\n")}}]}
+
+def slow_port_turns(started: Path) -> list[dict]:
+    """The gold port, with a model module that prints a marker, touches `started` and hangs on
+    import: the verdict's parity run is surely inside pytest when the run is interrupted."""
+    turns = write_gold_turns()
+    for call in turns[0]["tool_calls"]:
+        if call["args"]["path"] == VAE_MODEL:
+            call["args"]["content"] += ("\nimport pathlib as _p, time as _t\nprint('SLOW-IMPORT-MARKER', flush=True)\n"
+                                        f"_p.Path({str(started)!r}).touch()\n_t.sleep(120)\n")
+    return turns
 
 
 def branches(repo: Path) -> list[str]:
@@ -37,19 +41,19 @@ def worktrees(repo: Path) -> list[str]:
 def test_sigint_records_interrupted_prints_resume_and_clean_removes_worktree_and_branch(tmp_path):
     ex = example(tmp_path)
     home = tmp_path / "home"
-    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=[SLOW_CONFTEST] + write_gold_turns())
+    started = tmp_path / "parity-started"
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=slow_port_turns(started))
     env = {**os.environ, "HARNESS_HOME": str(home)}
     # Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "harness"),
-                             *run_args(ex, "vae:parity-debug", script, "--non-interactive", "--run-id", "int1")],
+    args = run_args(ex, "vae:parity-debug", script, "--non-interactive", "--run-id", "int1")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "harness"), *args],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    started = home / "worktrees" / "int1" / "conftest-started"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None and not started.exists():
         time.sleep(0.1)
     assert proc.poll() is None and started.exists(), proc.communicate()[0]
-    time.sleep(0.5)  # pytest is inside the hanging conftest now
+    time.sleep(0.5)  # pytest is inside the hanging import now
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
@@ -60,7 +64,7 @@ def test_sigint_records_interrupted_prints_resume_and_clean_removes_worktree_and
     logs = list((home / "runs" / "int1" / "logs").glob("parity-*.log"))
     assert len(logs) == 1, logs  # the cut-off pytest log is kept
     text = logs[0].read_text()
-    assert "INTERRUPTED" in text and "SLOW-CONFTEST-MARKER" in text
+    assert "INTERRUPTED" in text and "SLOW-IMPORT-MARKER" in text
     listing = harness_cli(["runs", "--json"], home, tmp_path)
     assert [(r["run_id"], r["status"]) for r in json.loads(listing.stdout)] == [("int1", "interrupted")]
 
