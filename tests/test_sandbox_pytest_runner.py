@@ -287,7 +287,7 @@ def test_runner_blocked_when_the_image_has_no_python(ws, docker_client, sandbox_
     ex.start()
     try:
         run = run_case(ex, ws, "pass_metrics", tmp_path)
-        assert run.status == "blocked" and "python is not installed" in run.blocker
+        assert run.status == "blocked" and "python is not on the sandbox's PATH (exit 127" in run.blocker
     finally:
         ex.close()
 

@@ -73,7 +73,7 @@ def build_graph(checkpointer: Any = None, *, server_entry: bool = False) -> Any:
     else:
         g.add_edge(START, "validate_packet")
     g.add_conditional_edges("validate_packet", routing.after_validate, ["prepare_workspace", END])
-    g.add_edge("prepare_workspace", "plan")
+    g.add_conditional_edges("prepare_workspace", routing.after_prepare, ["plan", END])
     g.add_conditional_edges("plan", routing.after_agent("implement"), ["implement", "ask_human", "finalize"])
     g.add_conditional_edges("implement", routing.after_agent("run_parity"), ["run_parity", "ask_human", "finalize"])
     g.add_conditional_edges("debug", routing.after_agent("run_parity"), ["run_parity", "ask_human", "finalize"])

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB
+from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB, DEFAULT_MEMORY, DEFAULT_PIDS, DEFAULT_SHM_SIZE
 
 
 class Sandbox(str, Enum):
@@ -23,9 +23,24 @@ class OnBudget(str, Enum):
     blocked = "blocked"
 
 
+# Sandbox options shared by `run` and `doctor` (and mirrored by `demo`).
+SandboxOpt = Annotated[Sandbox, typer.Option(help="Where commands and tests run.")]
+ImageOpt = Annotated[Optional[str], typer.Option(help="Docker image for the sandbox (e.g. FastVideo's dev image).")]
+GpusOpt = Annotated[str, typer.Option(help="all | N | device=0,1 | none (bwrap: all or none).")]
+PythonOpt = Annotated[Optional[str], typer.Option("--python", help="bwrap/local: the project's python (default: the checkout's .venv, else the harness's own).")]
+UserOpt = Annotated[str, typer.Option("--sandbox-user", help="docker: auto | root | UID[:GID] (auto checks the image's python first).")]
+MemoryOpt = Annotated[str, typer.Option("--memory", help="Memory limit (docker, bwrap), e.g. 8g, 64g.")]
+ShmOpt = Annotated[str, typer.Option("--shm-size", help="docker: /dev/shm size (torch DataLoader workers need more than 64m).")]
+PidsOpt = Annotated[int, typer.Option("--pids-limit", help="Process limit (docker, bwrap).")]
+HfCacheOpt = Annotated[Optional[Path], typer.Option("--hf-cache", help="A Hugging Face cache folder, mounted read-only (HF_HOME).")]
+PassEnvOpt = Annotated[Optional[list[str]], typer.Option("--pass-env", help="Pass a token variable by name to the parity test only: HF_TOKEN, HUGGINGFACE_HUB_TOKEN or HF_API_KEY.")]
+NetworkOpt = Annotated[bool, typer.Option("--network", help="Allow network in the sandbox (off by default; said in the run log).")]
+
+
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the app."""
     app.command("run")(run_command)
+    app.command("doctor")(doctor_command)
     app.command("answer")(answer_command)
     app.command("resume")(resume_command)
     app.command("runs")(runs_command)
@@ -41,9 +56,17 @@ def run_command(
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     price: Annotated[Optional[str], typer.Option("--price", help="USD per million tokens 'in,out[,cache_read,cache_write]' for a model not in the price table.")] = None,
     context_window: Annotated[Optional[int], typer.Option("--context-window", help="The model's context window in tokens (any provider; e.g. a local server's limit).")] = None,
-    sandbox: Annotated[Sandbox, typer.Option(help="Where commands and tests run.")] = Sandbox.docker,
-    image: Annotated[Optional[str], typer.Option(help="Docker image for the sandbox.")] = None,
-    gpus: Annotated[str, typer.Option(help="all | N | none")] = "none",
+    sandbox: SandboxOpt = Sandbox.docker,
+    image: ImageOpt = None,
+    gpus: GpusOpt = "none",
+    python: PythonOpt = None,
+    sandbox_user: UserOpt = "auto",
+    memory: MemoryOpt = DEFAULT_MEMORY,
+    shm_size: ShmOpt = DEFAULT_SHM_SIZE,
+    pids_limit: PidsOpt = DEFAULT_PIDS,
+    hf_cache: HfCacheOpt = None,
+    pass_env: PassEnvOpt = None,
+    network: NetworkOpt = False,
     max_turns: Annotated[int, typer.Option("--max-turns", help="Turn budget per agent.")] = 30,
     max_debug_rounds: Annotated[int, typer.Option("--max-debug-rounds", help="Parity-debug rounds.")] = 4,
     max_usd: Annotated[Optional[float], typer.Option("--max-usd", help="Money budget for the run.")] = None,
@@ -64,9 +87,56 @@ def run_command(
         gpus=gpus, max_turns=max_turns, max_debug_rounds=max_debug_rounds, max_usd=max_usd,
         max_seconds=max_seconds, non_interactive=non_interactive or not _interactive(), on_budget=on_budget.value,
         run_id=run_id, notify=notify, notify_url=notify_url, max_file_mb=max_file_mb,
+        python=python, sandbox_user=sandbox_user, memory=memory, shm_size=shm_size,
+        pids_limit=pids_limit, hf_cache=str(hf_cache) if hf_cache else None, pass_env=list(pass_env or []),
+        network=network,
     )
     outcome = _with_view(lambda events: start_run(cfg, events=events), live=model != "human")
     _finish(outcome, interactive=not cfg.non_interactive, live=model != "human")
+
+
+def doctor_command(
+    packet: Annotated[Path, typer.Option("--packet", help="The component packet (component_context), YAML or JSON.")],
+    repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout (never written).")],
+    sandbox: SandboxOpt = Sandbox.docker,
+    image: ImageOpt = None,
+    gpus: GpusOpt = "none",
+    python: PythonOpt = None,
+    sandbox_user: UserOpt = "auto",
+    memory: MemoryOpt = DEFAULT_MEMORY,
+    shm_size: ShmOpt = DEFAULT_SHM_SIZE,
+    pids_limit: PidsOpt = DEFAULT_PIDS,
+    hf_cache: HfCacheOpt = None,
+    pass_env: PassEnvOpt = None,
+    network: NetworkOpt = False,
+) -> None:
+    """Check the sandbox a run would get (interpreter, imports, CUDA, reference, weights, the
+    parity test) without calling a model; exit 0 when a run could start, 4 when it could not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.graph.doctor import run_doctor
+    from harness.graph.runner import RunConfig
+
+    cfg = RunConfig(packet=packet, repo=repo, sandbox=sandbox.value, image=image, gpus=gpus, python=python,
+                    sandbox_user=sandbox_user, memory=memory, shm_size=shm_size, pids_limit=pids_limit,
+                    hf_cache=str(hf_cache) if hf_cache else None, pass_env=list(pass_env or []), network=network)
+    report = run_doctor(cfg)
+    console = Console()
+    if report.problems:
+        console.print("[bold red]Invalid input:[/bold red]")
+        for problem in report.problems:
+            console.print(f"  - {problem}", highlight=False, markup=False)
+        raise typer.Exit(2)
+    for line in report.notices:
+        console.print(line, highlight=False, markup=False)
+    table = Table(title=f"harness doctor ({cfg.sandbox})")
+    for col in ("check", "result", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for check in report.checks:
+        table.add_row(check.name, "ok" if check.ok else "[red]FAILED[/red]", check.detail, check.fix)
+    console.print(table)
+    raise typer.Exit(4 if report.failed else 0)
 
 
 def answer_command(
@@ -256,6 +326,11 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
     if outcome.status == "interrupted":
         console.print("Interrupted. Continue the run with:", highlight=False, markup=False)
         console.print(f"  harness resume {outcome.run_id}", highlight=False, markup=False)
+    failed = [c for c in outcome.summary.get("preflight") or [] if not c.get("ok")]
+    if failed:
+        console.print("[bold red]Preflight failed; no model was called:[/bold red]")
+        for check in failed:
+            console.print(f"  - {check['name']}: {check['detail']}\n    fix: {check['fix']}", highlight=False, markup=False)
     if outcome.status == "paused":
         _show_question(console, outcome)
         console.print("Answer it with:", highlight=False, markup=False)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB
+from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB, DEFAULT_MEMORY, DEFAULT_PIDS, DEFAULT_SHM_SIZE
 
 SandboxKind = Literal["docker", "bwrap", "local"]
 OnBudget = Literal["ask", "blocked"]
@@ -29,6 +29,14 @@ class RunConfig:
     sandbox: SandboxKind = "docker"
     image: str | None = None
     gpus: str = "none"
+    python: str | None = None  # bwrap/local: the project's interpreter (default: the checkout's .venv)
+    sandbox_user: str = "auto"  # docker: auto | root | UID[:GID]
+    memory: str = DEFAULT_MEMORY
+    shm_size: str = DEFAULT_SHM_SIZE
+    pids_limit: int = DEFAULT_PIDS
+    hf_cache: str | None = None  # a Hugging Face cache mounted read-only (HF_HOME)
+    pass_env: list[str] = field(default_factory=list)  # token variable names, values never stored
+    network: bool = False
     max_turns: int = 30  # per agent
     max_debug_rounds: int = 4
     max_usd: float | None = None
@@ -90,8 +98,44 @@ def config_problems(cfg: RunConfig) -> list[str]:
             problems.append(f"gpus: {cfg.gpus} GPUs need the docker sandbox; {cfg.sandbox} sees the host's devices as they are")
     if cfg.notify_url is not None and not cfg.notify_url.startswith(("http://", "https://")):
         problems.append(f"notify_url: must be an http:// or https:// URL, not {cfg.notify_url!r}")
+    problems += sandbox_option_problems(cfg)
     if cfg.run_id is not None and not RUN_ID_RE.match(cfg.run_id):
         problems.append(f"run_id: {cfg.run_id!r} may hold only letters, digits, '.', '_' and '-'")
+    return problems
+
+
+def sandbox_option_problems(cfg: RunConfig) -> list[str]:
+    """The sandbox options a person can get wrong: checked before any worktree or model call."""
+    from harness.contracts.secrets import ALLOWED_TOKEN_ENV_VARS
+    from harness.sandbox.executors.docker import user_for
+    from harness.sandbox.executors.limits import parse_size
+    from harness.sandbox.interpreter import interpreter_problem
+
+    problems: list[str] = []
+    if cfg.python:
+        if cfg.sandbox == "docker":
+            problems.append("python: --python is for bwrap and local; docker runs the image's own python")
+        elif (problem := interpreter_problem(Path(cfg.python).expanduser())):
+            problems.append(f"python: {problem}")
+    try:
+        user_for(cfg.sandbox_user, Path("."))
+    except ValueError as err:
+        problems.append(f"sandbox_user: {err}")
+    for name in ("memory", "shm_size"):
+        try:
+            parse_size(getattr(cfg, name))
+        except ValueError as err:
+            problems.append(f"{name}: {err}")
+    if cfg.pids_limit < 8:
+        problems.append(f"pids_limit: {cfg.pids_limit} is too small to run a shell and python")
+    if cfg.hf_cache and not Path(cfg.hf_cache).expanduser().is_dir():
+        problems.append(f"hf_cache: {cfg.hf_cache} is not a directory")
+    for name in cfg.pass_env:
+        if name not in ALLOWED_TOKEN_ENV_VARS:
+            problems.append(f"pass_env: {name} is not a token variable the harness passes "
+                            f"(allowed: {', '.join(ALLOWED_TOKEN_ENV_VARS)})")
+    if cfg.network and cfg.sandbox == "local":
+        problems.append("network: the local sandbox has the host's network anyway; --network is for docker and bwrap")
     return problems
 
 

@@ -143,17 +143,39 @@ def prepare_workspace(state: RunState, res: RunResources) -> Update:
     ws = res.create_workspace(_official_ref_dir(packet, res.cfg.repo))
     for notice in getattr(ws, "notices", []):
         res.log.warning(notice)
-    res.executor  # start it now: one sandbox, kept warm for every test of the run
+    executor = res.executor  # start it now: one sandbox, kept warm for every test of the run
+    workspace = {"path": str(ws.path), "branch": ws.branch, "base_commit": ws.base_commit}
+    blocked = _preflight(res, executor, packet)
+    if blocked:
+        return {"workspace": workspace, **blocked}
     # The skill text comes from the user's checkout, which agents cannot write, never from the worktree.
     skill = skill_for(packet.component_type, res.cfg.repo)
     res.log.info(skill.describe_source())
     return {
-        "workspace": {"path": str(ws.path), "branch": ws.branch, "base_commit": ws.base_commit},
+        "workspace": workspace,
         "skill": {"name": skill.name, "bucket": str(skill.bucket), "source": skill.describe_source()},
         "debug_rounds": 0,
         "debug_attempts": [],
         "concerns": list(packet.concerns_or_unknowns or []),
     }
+
+
+def _preflight(res: RunResources, executor: Any, packet: Any) -> Update:
+    """Check the sandbox before any model call; an update ending the run blocked, or {}."""
+    from harness.sandbox.preflight import blocker_text, failures, run_preflight
+
+    for line in (getattr(getattr(executor, "python", None), "notice", ""), getattr(executor, "notice", "")):
+        if line:
+            res.log.info(line)
+    if res.cfg.network:
+        res.log.warning("network: on (--network); tests may download weights")
+    checks = run_preflight(executor, packet, gpus=res.cfg.gpus, repo=res.cfg.repo)
+    for check in checks:
+        res.log.info("preflight %s %s: %s", "ok" if check.ok else "FAILED", check.name, check.detail)
+    res.emit("preflight", failed=len(failures(checks)), checks=len(checks))
+    if not failures(checks):
+        return {"preflight": [c.to_json() for c in checks]}
+    return {"preflight": [c.to_json() for c in checks], "outcome": "blocked", "blocker": blocker_text(checks)}
 
 
 def _official_ref_dir(packet: Any, repo: Path) -> Path | None:

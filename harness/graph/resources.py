@@ -97,11 +97,9 @@ class RunResources:
         its own on the clean-room tree."""
         from harness.sandbox.executors import make_executor
 
-        kwargs: dict[str, Any] = {"gpus": self.cfg.gpus, "network": False,
-                                  "run_id": run_id or getattr(workspace, "run_id", None) or self.run_id}
-        if self.cfg.image:
-            kwargs["image"] = self.cfg.image
-        return make_executor(self.cfg.sandbox, workspace, **kwargs)
+        return make_executor(self.cfg.sandbox, workspace,
+                             run_id=run_id or getattr(workspace, "run_id", None) or self.run_id,
+                             **executor_options(self.cfg))
 
     @property
     def executor(self) -> Any:
@@ -196,3 +194,33 @@ def _file_limit(cfg: Any) -> int:
     from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB
 
     return int(float(getattr(cfg, "max_file_mb", None) or DEFAULT_MAX_FILE_MB) * 1024 * 1024)
+
+
+def executor_options(cfg: RunConfig) -> dict[str, Any]:
+    """make_executor's options from the run's sandbox settings (one place: runs, doctor, demo)."""
+    from harness.sandbox.executors import TestAccess
+
+    options: dict[str, Any] = {
+        "gpus": cfg.gpus, "network": cfg.network, "memory": cfg.memory, "pids_limit": cfg.pids_limit,
+        "access": TestAccess(pass_env=tuple(cfg.pass_env), official_env=_official_env(cfg),
+                             hf_cache=str(Path(cfg.hf_cache).expanduser().resolve()) if cfg.hf_cache else None,
+                             network=cfg.network),
+    }
+    if cfg.sandbox == "docker":
+        options.update(sandbox_user=cfg.sandbox_user, shm_size=cfg.shm_size)
+        if cfg.image:
+            options["image"] = cfg.image
+    else:
+        options["python"] = cfg.python
+    return options
+
+
+def _official_env(cfg: RunConfig) -> tuple[str, ...]:
+    """`<FAMILY>_OFFICIAL_REF_DIR`, the name FastVideo's parity tests read the reference from."""
+    from harness.contracts import PacketError, load_packet
+
+    try:
+        family = load_packet(Path(cfg.packet)).model_family
+    except (PacketError, OSError):
+        return ()
+    return (f"{family.upper()}_OFFICIAL_REF_DIR",)

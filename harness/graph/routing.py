@@ -18,6 +18,11 @@ def after_validate(state: RunState) -> str:
     return END if state.get("problems") else "prepare_workspace"
 
 
+def after_prepare(state: RunState) -> str:
+    """A failed preflight ends the run before any model call."""
+    return END if state.get("outcome") == "blocked" else "plan"
+
+
 def after_agent(next_node: str):
     """An agent node goes to ask_human when its agent raised an accepted escape hatch."""
 

@@ -211,7 +211,7 @@ def _outcome(res: RunResources, snapshot: Any, error: str | None, interrupted: b
         pending = _hatch_model(snapshot.interrupts[0].value.get("hatch"))
     elif values.get("outcome") == "invalid":
         status = "invalid"
-    elif not snapshot.next and values.get("handoff"):
+    elif not snapshot.next and (values.get("handoff") or values.get("outcome") == "blocked"):
         status = "completed" if values.get("outcome") == "completed" else "blocked"
     else:
         status, error = "error", "the run stopped before it finished; `harness resume` continues it"
@@ -269,6 +269,7 @@ def _summary(res: RunResources, values: dict, outcome: RunOutcome, error: str | 
         "last_parity": parity.get("summary_line"), "next_step": handoff.get("next_step"),
         "blocker": handoff.get("blocker") if handoff else values.get("blocker"),
         "debug_rounds": int(values.get("debug_rounds") or 0),
+        "preflight": values.get("preflight") or [],
         "agent_stop": values.get("agent_stop"), "budget_spent": values.get("budget_spent"),
         "debug_attempts": values.get("debug_attempts") or [],
         "parity_runs": len(values.get("parity_runs") or []),

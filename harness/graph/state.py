@@ -45,6 +45,7 @@ class RunState(TypedDict, total=False):
     # prepare_workspace
     workspace: dict[str, str]       # {path, branch, base_commit}
     skill: dict[str, str]           # {name, bucket, source}
+    preflight: list[dict[str, Any]]  # the sandbox checks: {name, ok, detail, fix}
     # Agents: last finish_args per role, and the saved conversation of an agent that asked.
     plan: dict[str, Any]            # the planner's finish (harness.agents.finish.PlannerFinish)
     implementer_finish: dict[str, Any]  # {"finish": ImplementerFinish | None, "reason": why it ended}

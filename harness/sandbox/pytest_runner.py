@@ -151,7 +151,8 @@ def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, t
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     try:
-        result = executor.run(script, timeout_s=timeout_s, env=env)
+        # run_test: the parity test is the one command that gets the --pass-env tokens.
+        result = getattr(executor, "run_test", executor.run)(script, timeout_s=timeout_s, env=env)
     except KeyboardInterrupt as stop:  # keep the cut-off log: it shows how far the test got
         partial = getattr(stop, "partial_result", None)
         if partial is not None:
@@ -322,8 +323,16 @@ def judge(result: CommandResult, stdout: str, xml_text: str | None, *, parity_te
     if result.timed_out:
         return ParityRun(status="debug_red", first_failure=f"timed out after {result.duration_s:.0f}s "
                          "(the test and its child processes were killed)", **base)
+    if "Permission denied" in result.stderr and (result.exit_code == 126 or "python" in result.stderr):
+        return ParityRun(status="blocked", blocker=(
+            f"the sandbox user may not run python (exit {result.exit_code}, Permission denied): "
+            f"{_first_line_with(result.stderr, 'Permission denied')}"), **base)
+    if result.exit_code == 126:
+        return ParityRun(status="blocked", blocker=f"python cannot be executed in the sandbox (exit 126): "
+                         f"{_tail(result.stderr, 1)}", **base)
     if result.exit_code == 127 or "python: not found" in result.stderr or "python: command not found" in result.stderr:
-        return ParityRun(status="blocked", blocker="python is not installed in the sandbox image", **base)
+        return ParityRun(status="blocked", blocker="python is not on the sandbox's PATH (exit 127: not installed, "
+                         "or --python names no interpreter)", **base)
     if re.search(r"No module named pytest\b", result.stderr):
         return ParityRun(status="blocked", blocker="pytest is not installed in the sandbox image", **base)
 
@@ -393,6 +402,10 @@ def _disagreement(counts: dict, summary: dict[str, int], exit_code: int) -> str 
         # The command selects nothing, so configuration or a plugin hid tests from the run.
         return f"{summary['deselected']} test(s) were deselected by configuration; the run is not trusted"
     return None
+
+
+def _first_line_with(text: str, needle: str) -> str:
+    return next((line.strip() for line in text.splitlines() if needle in line), "")[:300]
 
 
 def _tail(text: str, lines: int = 25) -> str:

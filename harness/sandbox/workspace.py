@@ -286,9 +286,12 @@ class Workspace:
 
     def local_assets(self) -> list[tuple[str, Path]]:
         """(name, folder in the user's checkout) for each git-ignored weights folder the
-        worktree lacks; executors mount them read-only at that name in the workspace."""
+        worktree lacks, and for the official reference when it is such a folder (a clone at
+        the checkout root, where FastVideo's tests look by default); executors mount them
+        read-only at that name in the workspace."""
         assets = []
-        for name in LOCAL_ASSET_DIRS:
+        official = self._official_in_checkout()
+        for name in (*LOCAL_ASSET_DIRS, *([official] if official else [])):
             source, here = self.repo / name, self.path / name
             if not source.is_dir() or (here.exists() and any(here.iterdir())):
                 continue
@@ -298,6 +301,16 @@ class Workspace:
                 continue  # not ignored: tracked content is in the worktree already
             assets.append((name, source.resolve()))
         return assets
+
+    def _official_in_checkout(self) -> str | None:
+        """The official reference dir's checkout-relative path, when it lies in the checkout."""
+        if self.official_ref_dir is None:
+            return None
+        try:
+            rel = Path(self.official_ref_dir).resolve().relative_to(Path(self.repo).resolve())
+        except ValueError:
+            return None
+        return rel.as_posix() if rel.parts and rel.parts[0] != ".git" else None
 
     def file_at_base(self, rel: str) -> str | None:
         """The text of `rel` at the base commit, or None if it did not exist there."""

@@ -109,10 +109,72 @@ class OutputCap:
                 + self.tail.decode("utf-8", "replace"))
 
 
+@dataclass(frozen=True)
+class TestAccess:
+    """What the sandbox lends the project's tests beyond the worktree.
+
+    `pass_env`: token variables (by name) whose host values only the parity test gets, masked
+    in its output; `official_env`: more names for the official reference dir besides
+    OFFICIAL_REF_DIR (`<FAMILY>_OFFICIAL_REF_DIR`, as FastVideo's tests read it); `hf_cache`: a
+    Hugging Face cache folder mounted read-only, named by HF_HOME; `network`: downloads allowed."""
+
+    pass_env: tuple[str, ...] = ()
+    official_env: tuple[str, ...] = ()
+    hf_cache: str | None = None
+    network: bool = False
+
+    def tokens(self) -> dict[str, str]:
+        return {name: os.environ[name] for name in self.pass_env if os.environ.get(name)}
+
+
+def mask_tokens(text: str, tokens: dict[str, str]) -> str:
+    """Output never carries a token value: each is replaced by its variable's name."""
+    for name, value in tokens.items():
+        if len(value) >= 4:
+            text = text.replace(value, f"[{name}]")
+    return text
+
+
 class Executor(ABC):
     """Runs shell commands with the workspace as cwd, inside some sandbox."""
 
     kind: str = "?"
+    access: TestAccess = TestAccess()
+    _tokens: dict[str, str] = {}  # set only while run_test runs
+
+    def run_test(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
+        """`run` for the parity test: the only command that gets the `--pass-env` tokens."""
+        tokens = self.access.tokens()
+        self._tokens = tokens
+        try:
+            result = self.run(command, timeout_s, env)
+        finally:
+            self._tokens = {}
+        if not tokens:
+            return result
+        return CommandResult(result.exit_code, mask_tokens(result.stdout, tokens), mask_tokens(result.stderr, tokens),
+                             result.duration_s, result.timed_out)
+
+    def command_env(self, base: dict[str, str], env: dict[str, str] | None) -> dict[str, str]:
+        """The full environment of one command: `base`, where the official reference and the
+        HF cache are, the caller's `env` (checked by sandbox_env), then the tokens when the
+        parity test runs."""
+        where: dict[str, str] = {}
+        if self.official_dir:
+            for name in ("OFFICIAL_REF_DIR", *self.access.official_env):
+                where[name] = self.official_dir
+        if self.access.hf_cache:
+            where["HF_HOME"] = self.hf_cache_dir
+            if not self.access.network:
+                where["HF_HUB_OFFLINE"] = "1"  # read the cache; never wait on a hub that cannot answer
+        full = sandbox_env({**base, **where}, env)
+        full.update(self._tokens)
+        return full
+
+    @property
+    def hf_cache_dir(self) -> str:
+        """Where the `--hf-cache` folder is inside the sandbox."""
+        return str(self.access.hf_cache)
 
     @abstractmethod
     def start(self) -> None:

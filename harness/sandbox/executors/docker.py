@@ -25,15 +25,23 @@ from harness.sandbox.executors.base import (
     Executor,
     InfrastructureError,
     OutputCap,
-    sandbox_env,
+    TestAccess,
     share_with_sandbox_group,
 )
-from harness.sandbox.executors.limits import DEFAULT_MEMORY, DEFAULT_PIDS, SANDBOX_UID, SandboxLimits
+from harness.sandbox.executors.limits import (
+    DEFAULT_MEMORY,
+    DEFAULT_PIDS,
+    DEFAULT_SHM_SIZE,
+    SANDBOX_UID,
+    SandboxLimits,
+    parse_size,
+)
 from harness.sandbox.workspace import Workspace, owner_of
 
 DEFAULT_IMAGE = "fastvideo-harness-sandbox:test"
 WORKDIR = "/workspace"
 OFFICIAL_DIR = "/official"
+HF_CACHE_DIR = "/hf-cache"
 LABEL_RUN = "fastvideo-harness.run_id"
 LABEL_PID = "fastvideo-harness.owner_pid"
 LABEL_START = "fastvideo-harness.owner_start"
@@ -108,6 +116,9 @@ class DockerExecutor(Executor):
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         user: str | None = None,
         limits: SandboxLimits | None = None,
+        sandbox_user: str = "auto",
+        shm_size: str = DEFAULT_SHM_SIZE,
+        access: TestAccess | None = None,
     ) -> None:
         self.ws = ws
         self.image = image or DEFAULT_IMAGE
@@ -120,7 +131,11 @@ class DockerExecutor(Executor):
         self.memory = memory
         self.pids_limit = pids_limit
         self.max_output_bytes = max_output_bytes
-        self.user = user or _default_user(ws.path)
+        self.shm_size = shm_size
+        self.access = access or TestAccess(network=network)
+        self.sandbox_user = sandbox_user
+        self.user = user or user_for(sandbox_user, ws.path)
+        self.notice = ""
         self.name = f"fastvideo-harness-{self.run_id}"
         self._client: Any = None
         self._container: Any = None
@@ -132,6 +147,10 @@ class DockerExecutor(Executor):
     @property
     def official_dir(self) -> str | None:
         return OFFICIAL_DIR if self.ws.official_ref_dir else None
+
+    @property
+    def hf_cache_dir(self) -> str:
+        return HF_CACHE_DIR
 
     # ----- lifecycle ----------------------------------------------------------------
 
@@ -164,6 +183,22 @@ class DockerExecutor(Executor):
         _LIVE[self.name] = self
         _install_exit_cleanup()
         self._check_tools()
+        if self.sandbox_user == "auto":
+            self._choose_user()
+
+    def _choose_user(self) -> None:
+        """`--sandbox-user auto`: the unprivileged user, unless the image's python only runs as
+        root (an image that installed its Python under root's home, as FastVideo's does)."""
+        check = ["sh", "-c", "python -c 'import sys'"]
+        if self._container.exec_run(check, user=self.user).exit_code == 0:
+            self.notice = f"docker sandbox: user {self.user}"
+            return
+        if self._container.exec_run(check, user="0:0").exit_code == 0:
+            self.notice = (f"docker sandbox: user root (no capabilities): the image's python does not run "
+                           f"as {self.user} (--sandbox-user auto)")
+            self.user = "0:0"
+            return
+        self.notice = f"docker sandbox: user {self.user}; the image's python runs for no user (see harness doctor)"
 
     def _check_tools(self) -> None:
         """Every command runs under `setsid` and `timeout`; an image without them cannot be used."""
@@ -192,6 +227,11 @@ class DockerExecutor(Executor):
             mounts.append(Mount(OFFICIAL_DIR, str(self.ws.official_ref_dir), type="bind", read_only=True))
         for name, source in self.ws.local_assets():
             mounts.append(Mount(f"{WORKDIR}/{name}", str(source), type="bind", read_only=True))
+        if self.access.hf_cache:
+            mounts.append(Mount(HF_CACHE_DIR, self.access.hf_cache, type="bind", read_only=True))
+            for name in ("token", "stored_tokens"):  # a login kept in the cache stays outside
+                if (Path(self.access.hf_cache) / name).is_file():
+                    mounts.append(Mount(f"{HF_CACHE_DIR}/{name}", "/dev/null", type="bind", read_only=True))
         pid = os.getpid()
         from docker.types import Ulimit
 
@@ -203,6 +243,7 @@ class DockerExecutor(Executor):
             user="0:0", working_dir=WORKDIR, mounts=mounts,
             network_mode="bridge" if self.network else "none",
             mem_limit=self.memory, memswap_limit=self.memory, pids_limit=self.pids_limit,
+            shm_size=parse_size(self.shm_size),
             device_requests=self.device_requests, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], read_only=True,
             tmpfs={"/tmp": f"rw,exec,nosuid,size={self.limits.tmp_size_bytes}"},
@@ -285,9 +326,7 @@ class DockerExecutor(Executor):
         if self.user == f"{SANDBOX_UID}:{SANDBOX_UID}" and owner_of(self.ws.path)[0] == 0:
             share_with_sandbox_group(self.ws.path)
         base = {"PATH": _SANDBOX_PATH, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-        if self.official_dir:
-            base["OFFICIAL_REF_DIR"] = self.official_dir
-        full_env = sandbox_env(base, env)
+        full_env = self.command_env(base, env)
         # setsid: the command gets its own session; timeout: TERM to the command's process
         # group at the deadline, KILL shortly after.
         seconds = str(max(1, math.ceil(timeout_s)))  # whole seconds: busybox timeout wants them
@@ -346,6 +385,20 @@ def _default_user(path: Path) -> str:
     if uid == 0:
         return f"{SANDBOX_UID}:{SANDBOX_UID}"
     return f"{uid}:{gid}"
+
+
+def user_for(sandbox_user: str, path: Path) -> str:
+    """`--sandbox-user`: auto (the unprivileged default, checked against the image at start),
+    root, or a numeric UID[:GID]."""
+    text = str(sandbox_user or "auto").strip().lower()
+    if text in ("auto", ""):
+        return _default_user(path)
+    if text == "root":
+        return "0:0"
+    uid, _, gid = text.partition(":")
+    if uid.isdigit() and (not gid or gid.isdigit()):
+        return f"{uid}:{gid or uid}"
+    raise ValueError(f"invalid --sandbox-user {sandbox_user!r}: use auto, root or a numeric UID[:GID]")
 
 
 # ----- cleanup of this process's containers on exit and Ctrl-C ------------------------

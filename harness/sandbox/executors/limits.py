@@ -18,6 +18,8 @@ DEFAULT_MEMORY = "8g"
 DEFAULT_FILE_SIZE = "4g"  # the largest single file a command may write
 DEFAULT_TMP_SIZE = "4g"  # the private /tmp
 DEFAULT_MAX_FILE_MB = 50  # the largest file a checkpoint commits into the user's repository
+# docker's own 64m /dev/shm breaks torch DataLoader workers and NCCL; this is docker only.
+DEFAULT_SHM_SIZE = "2g"
 # The unprivileged identity commands run as when the harness itself runs as root.
 SANDBOX_UID = 10001
 

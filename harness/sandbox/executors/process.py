@@ -17,10 +17,11 @@ from harness.sandbox.executors.base import (
     CommandResult,
     Executor,
     InfrastructureError,
+    TestAccess,
     read_capped,
-    sandbox_env,
     share_with_sandbox_group,
 )
+from harness.sandbox.interpreter import Interpreter, choose_interpreter, interpreter_dirs
 from harness.sandbox.executors.limits import SANDBOX_UID, CommandCgroup, SandboxLimits, rlimit_prefix
 from harness.sandbox.workspace import Workspace
 
@@ -34,17 +35,20 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _host_path() -> str:
-    # Commands should find the same python the harness runs with (its venv), then the rest.
-    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
+def _host_path(python: Interpreter) -> str:
+    # Commands find the project's python (its venv) first, then the rest.
+    return os.pathsep.join([python.bin_dir, os.environ.get("PATH", "/usr/bin:/bin")])
 
 
 class _ProcessExecutor(Executor):
     """Runs `argv(command)` as a new session; the whole process group dies at the timeout."""
 
-    def __init__(self, ws: Workspace, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> None:
+    def __init__(self, ws: Workspace, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+                 python: Interpreter | None = None, access: TestAccess | None = None) -> None:
         self.ws = ws
         self.max_output_bytes = max_output_bytes
+        self.python = python or choose_interpreter(None, sys.executable)
+        self.access = access or TestAccess()
 
     @property
     def workdir(self) -> str:
@@ -64,11 +68,9 @@ class _ProcessExecutor(Executor):
         pass
 
     def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
-        base = {"PATH": _host_path(), "HOME": self._home(), "PYTHONDONTWRITEBYTECODE": "1",
+        base = {"PATH": _host_path(self.python), "HOME": self._home(), "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONUNBUFFERED": "1"}
-        if self.official_dir:
-            base["OFFICIAL_REF_DIR"] = self.official_dir
-        full_env = sandbox_env(base, env)
+        full_env = self.command_env(base, env)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             started = time.monotonic()
             try:
@@ -103,8 +105,9 @@ class LocalExecutor(_ProcessExecutor):
 
     kind = "local"
 
-    def __init__(self, ws: Workspace, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> None:
-        super().__init__(ws, max_output_bytes)
+    def __init__(self, ws: Workspace, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+                 python: Interpreter | None = None, access: TestAccess | None = None) -> None:
+        super().__init__(ws, max_output_bytes, python, access)
         self._home_dir: str | None = None
 
     def _home(self) -> str:
@@ -133,9 +136,11 @@ class BwrapExecutor(_ProcessExecutor):
     kind = "bwrap"
 
     def __init__(self, ws: Workspace, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-                 limits: SandboxLimits | None = None) -> None:
-        super().__init__(ws, max_output_bytes)
+                 limits: SandboxLimits | None = None, python: Interpreter | None = None,
+                 access: TestAccess | None = None, gpus: bool = False) -> None:
+        super().__init__(ws, max_output_bytes, python, access)
         self.limits = limits or SandboxLimits()
+        self.gpus = gpus
         self._etc_dir: str | None = None
         self.notice = ""
 
@@ -205,8 +210,10 @@ class BwrapExecutor(_ProcessExecutor):
         assert self._etc_dir is not None
         for name in ("passwd", "group"):
             mounts.add("--ro-bind", f"{self._etc_dir}/{name}", f"/etc/{name}")
-        for prefix in _interpreter_dirs():
+        for prefix in interpreter_dirs(self.python.path):
             mounts.add("--ro-bind", prefix, prefix)
+        if self.access.hf_cache:
+            mounts.add("--ro-bind", self.access.hf_cache, self.access.hf_cache)
         mounts.add("--bind", wt, wt)
         if os.path.lexists(f"{wt}/.git"):
             mounts.add("--ro-bind", f"{wt}/.git", f"{wt}/.git")  # the pointer to the host's git dir
@@ -214,9 +221,12 @@ class BwrapExecutor(_ProcessExecutor):
             mounts.add("--ro-bind", self.official_dir, self.official_dir)
         for name, source in self.ws.local_assets():
             mounts.add("--ro-bind", str(source), f"{wt}/{name}")
-        argv = ["bwrap", *mounts.args, *_hide_credentials(mounts.bound)]
-        argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                 "--die-with-parent", "--new-session", "--chdir", wt, "--"]
+        if self.gpus:
+            for node in nvidia_device_nodes():
+                mounts.add("--dev-bind", node, node)
+        argv = ["bwrap", *mounts.args, *_hide_credentials(mounts.bound, self.access.hf_cache)]
+        argv += [*([] if self.access.network else ["--unshare-net"]), "--unshare-pid", "--unshare-ipc",
+                 "--unshare-uts", "--die-with-parent", "--new-session", "--chdir", wt, "--"]
         argv += rlimit_prefix(self.limits, self.uid, with_cgroup=self._cgroup is not None)
         if self._as_root:
             # bwrap keeps its capabilities for the mounts; setpriv gives them all up with root.
@@ -248,7 +258,7 @@ class _Mounts:
                 self._made.add(str(parent))
         self.args += [flag, *([source] if source is not None else []), dest]
         self._made.add(dest)
-        if flag in ("--bind", "--ro-bind"):
+        if flag in ("--bind", "--ro-bind", "--dev-bind"):
             self.bound.append(dest)
 
 
@@ -271,16 +281,19 @@ def _identity_files(uid: int) -> str:
     return folder
 
 
-def _interpreter_dirs() -> list[str]:
-    """The harness's python (its venv and the base install) where it lies outside the system dirs."""
-    dirs = set()
-    for prefix in (sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)):
-        path = Path(prefix).resolve()
-        if path.is_dir() and not any(path.is_relative_to(top) for top in ("/usr", "/bin", "/lib")):
-            dirs.add(str(path))
-    # Keep the outermost of nested prefixes (a venv inside the base install is bound with it).
-    return sorted(d for d in dirs if not any(d != o and Path(d).is_relative_to(o) for o in dirs))
+def nvidia_device_nodes() -> list[str]:
+    """The host's NVIDIA device nodes (`--gpus` under bwrap); the driver's libraries come with
+    the system folders every bwrap sandbox shows."""
+    dev = Path("/dev")
+    nodes = sorted(str(p) for p in dev.glob("nvidia*") if not p.is_dir())
+    caps = dev / "nvidia-caps"
+    if caps.is_dir():
+        nodes.append(str(caps))
+    return nodes
 
+
+# Where huggingface_hub keeps a login inside its cache folder: never shown to a sandbox.
+HF_CACHE_TOKENS = ("token", "stored_tokens")
 
 # Files and dirs under $HOME that commonly hold tokens: masked if a bound dir would show them.
 _CREDENTIAL_PATHS = (".ssh", ".aws", ".azure", ".gnupg", ".config/gcloud", ".config/gh", ".docker",
@@ -289,11 +302,12 @@ _CREDENTIAL_PATHS = (".ssh", ".aws", ".azure", ".gnupg", ".config/gcloud", ".con
                      ".config/anthropic", ".config/openai")
 
 
-def _hide_credentials(bound: list[str]) -> list[str]:
+def _hide_credentials(bound: list[str], hf_cache: str | None = None) -> list[str]:
     """bwrap arguments masking credential files (an empty file) and dirs (an empty tmpfs) that lie
-    inside one of the `bound` dirs (e.g. a home dir holding the interpreter)."""
+    inside one of the `bound` dirs (e.g. a home dir holding the interpreter, the HF cache)."""
     homes = {Path.home(), Path(os.environ.get("HOME", str(Path.home())))}
     candidates = [home / rel for home in homes for rel in _CREDENTIAL_PATHS]
+    candidates += [Path(hf_cache) / name for name in HF_CACHE_TOKENS] if hf_cache else []
     hf_token = os.environ.get("HF_TOKEN_PATH")
     if hf_token:
         candidates.append(Path(hf_token))
