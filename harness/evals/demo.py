@@ -165,7 +165,8 @@ def _report(console: Any, outcome: Any) -> None:
                     console.print(f"  {line}", highlight=False, markup=False)
 
 
-def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: Path | None = None) -> int:
+def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: Path | None = None,
+             gpus: str = "none", image: str | None = None) -> int:
     """Run the demo; returns the run's exit code (0 when the port ends with a validated handoff)."""
     from harness.evals.fixtures import write_example_repo
     from harness.graph.config import harness_home
@@ -191,7 +192,7 @@ def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: 
         console.print(f"runs live in {home} (HARNESS_HOME, default ./.harness): "
                       "`harness runs` lists them, `harness show <id>` opens one\n", highlight=False)
         cfg = RunConfig(packet=example.packets[PACKET_KEY], repo=example.repo, model=f"scripted:{script}",
-                        sandbox=kind, non_interactive=True, home=home)
+                        sandbox=kind, non_interactive=True, home=home, gpus=gpus, image=image)
         outcome = start_run(cfg, events=_events(console))
         if outcome.status == "paused" and ask and outcome.pending_question is not None:
             _show_question(console, outcome.pending_question)
@@ -249,13 +250,15 @@ def register(app: typer.Typer) -> None:
         init: Annotated[Optional[Path], typer.Option(
             "--init", help="Only write the example repo and packets to DIR and print how to run on it.")] = None,
         keep: Annotated[bool, typer.Option("--keep/--clean", help="Keep the demo folder to read its branch, handoff and PORT_STATUS.md, or remove it after a successful run.")] = True,
+        gpus: Annotated[str, typer.Option("--gpus", help="all | N | none: run the parity test on CUDA (scripts/gpu-check.sh).")] = "none",
+        image: Annotated[Optional[str], typer.Option("--image", help="Docker image for --sandbox docker.")] = None,
     ) -> None:
         """Port the bundled TinyVid VAE end to end with a scripted model (no API key needed)."""
         from harness.graph.commands import wide_console
 
         console = wide_console()
         try:
-            code = init_example(console, init) if init is not None else run_demo(console, sandbox, ask, keep)
+            code = init_example(console, init) if init is not None else run_demo(console, sandbox, ask, keep, gpus=gpus, image=image)
         except (DemoError, FileExistsError, NotADirectoryError, ModuleNotFoundError) as err:
             console.print(f"[red]error:[/red] {err}", highlight=False)
             raise typer.Exit(2)

@@ -296,6 +296,8 @@ def _outcome_line(summary: dict[str, Any]) -> str:
     status = summary["status"]
     if status == "paused":
         return f"paused: {summary['question'].get('hatch_id')} {summary['question'].get('decision_type')}"
+    if status == "blocked" and not summary.get("next_step") and summary.get("blocker"):
+        return f"blocked: {summary['blocker']}"[:300]  # stopped before a handoff (a failed preflight)
     if status in ("completed", "blocked"):
         return f"{status}: {summary.get('parity_status')} -> {summary.get('next_step')}"
     if status == "interrupted":

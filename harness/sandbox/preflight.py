@@ -22,6 +22,8 @@ from typing import Any
 from harness.contracts.paths import PATH_WORDS, is_import_path
 
 _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".json", ".yaml", ".yml", ".onnx",
+                  ".msgpack", ".h5", ".npz", ".npy", ".txt", ".py", ".model")
 _PROBE_MARK = "=====HARNESS-PREFLIGHT====="
 
 
@@ -67,7 +69,9 @@ def run_preflight(executor: Any, packet: Any, *, gpus: str = "none", repo: Path 
     modules = _needed_modules(executor, packet)
     collect = packet.parity_test if packet.mode == "parity-debug" and _test_exists(executor, packet) else None
     script = _probe_script(modules, [p for _, p, _ in paths], collect)
-    probe = executor.run(f"python - <<'{_PROBE_MARK}'\n{script}\n{_PROBE_MARK}\n", timeout_s=600)
+    # Collecting imports the parity test, which may read the --pass-env tokens as the run will.
+    run = getattr(executor, "run_test", executor.run) if collect else executor.run
+    probe = run(f"python - <<'{_PROBE_MARK}'\n{script}\n{_PROBE_MARK}\n", timeout_s=600)
     data = _probe_result(probe)
     if data is None:
         return checks + [Check("probe", False, f"the check script failed (exit {probe.exit_code}): "
@@ -172,7 +176,8 @@ def _readable_paths(executor: Any, packet: Any, repo: Path | None) -> list[tuple
     if "/" in source and (repo / source).exists():
         out.append(("official weights", f"{executor.workdir}/{PurePosixPath(source)}",
                     "keep the weights in a git-ignored folder of the checkout (official_weights/)"))
-    elif _HF_REPO.match(source) and hf_cache and not (repo / source).exists():
+    elif (_HF_REPO.match(source) and hf_cache and not source.lower().endswith(_FILE_SUFFIXES)
+          and not (repo / source).exists() and not _in_official(executor, source)):
         org, name = source.split("/", 1)
         folder = f"models--{org}--{name}"
         hub = "hub/" if (Path(hf_cache) / "hub" / folder).exists() else ("" if (Path(hf_cache) / folder).exists() else "hub/")
@@ -180,6 +185,11 @@ def _readable_paths(executor: Any, packet: Any, repo: Path | None) -> list[tuple
                     f"download {source} into the --hf-cache folder (huggingface-cli download {source}), "
                     "or allow downloads with --network and --pass-env HF_TOKEN"))
     return out
+
+
+def _in_official(executor: Any, source: str) -> bool:
+    official = getattr(executor.ws, "official_ref_dir", None)
+    return bool(official) and (Path(official) / source).exists()
 
 
 # ----- the probe run inside the sandbox -------------------------------------------------------
