@@ -149,7 +149,14 @@ def test_ignored_files_are_seen_and_committed(tmp_path):
     (ws.path / "fastvideo" / "__pycache__").mkdir()
     (ws.path / "fastvideo" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")
     os.symlink("/etc/hostname", ws.path / "fastvideo" / "link")
-    assert ws.files_changed() == ["fastvideo/a.secret", "fastvideo/link", "helpers/cheat.py"]
+    odd = os.fsencode(str(ws.path / "helpers")) + b"/caf\xe9 tab\there.py"  # not UTF-8, with a tab
+    with open(odd, "wb") as f:
+        f.write(b"Y = 2\n")
+    (ws.path / "helpers" / "new\nline.py").write_text("Z = 3\n")
+    changed = ws.files_changed()
+    assert [c for c in changed if "caf" not in c and "line" not in c] == [
+        "fastvideo/a.secret", "fastvideo/link", "helpers/cheat.py"]
+    assert len(changed) == 5
     commit = ws.checkpoint("ignored files")
     assert git(repo, "cat-file", "-p", f"{commit}:fastvideo/link") == "/etc/hostname"
     assert "helpers/cheat.py" in ws.diff()

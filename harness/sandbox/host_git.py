@@ -87,7 +87,7 @@ def run_git(cwd: str | os.PathLike[str], *args: str, env: dict[str, str] | None 
     """Run hardened git in `cwd`; stdout as text. Raises git.GitCommandError like GitPython."""
     cwd = str(cwd)
     argv = git_argv(*args, drivers=drivers, config=config, safe_dirs=(cwd,))
-    data = input.encode() if isinstance(input, str) else input
+    data = input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input  # odd file names
     proc = subprocess.run(argv, cwd=cwd, env=host_env(env), input=data, capture_output=True)
     out = proc.stdout.decode("utf-8", "surrogateescape")
     if check and proc.returncode != 0:
