@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.config import RunConfig
+from harness.graph.config import RunConfig, sandbox_option_problems
 from harness.graph.doctor import run_doctor
 from tests.sandbox_fixtures import bwrap_ok, make_repo  # noqa: F401  (fixture)
 
@@ -216,3 +216,51 @@ def test_failed_preflight_ends_the_run_blocked_before_any_model_call(tmp_path: P
     assert summary["status"] == "blocked" and summary["blocker"].startswith("preflight: 1 check(s) failed: cuda")
     assert summary["totals"]["input_tokens"] == 0 and "plan" not in summary["nodes"]
     assert not (summary_path.parent / "trajectory.jsonl").exists() or not (summary_path.parent / "trajectory.jsonl").read_text().strip()
+
+
+def test_bwrap_gpus_bind_the_nvidia_device_nodes(tmp_path: Path, monkeypatch) -> None:
+    from harness.sandbox.executors import make_executor, process
+    from harness.sandbox.workspace import Workspace
+
+    dev = tmp_path / "dev"
+    (dev / "nvidia-caps").mkdir(parents=True)
+    for name in ("nvidia0", "nvidiactl", "nvidia-uvm", "null"):
+        (dev / name).write_text("")
+    nodes = process.nvidia_device_nodes(dev)
+    assert nodes == [str(dev / n) for n in ("nvidia-uvm", "nvidia0", "nvidiactl")] + [str(dev / "nvidia-caps")]
+    monkeypatch.setattr(process, "nvidia_device_nodes", lambda: nodes)
+    ws = Workspace.create(_checkout(tmp_path, broken=False), "gpus", root=tmp_path / "home")
+    with_gpus = make_executor("bwrap", ws, gpus="all")
+    without = make_executor("bwrap", ws)
+    for ex in (with_gpus, without):
+        ex._etc_dir = str(tmp_path)  # argv only: the sandbox is not started
+    argv = with_gpus._argv("true")
+    assert all(argv[i - 1:i + 2] == ["--dev-bind", node, node] for node in nodes for i in [argv.index(node)])
+    assert "--dev-bind" not in without._argv("true")
+    with pytest.raises(ValueError, match="needs the docker executor"):
+        make_executor("bwrap", ws, gpus="2")
+
+
+def test_bwrap_network_is_opt_in(tmp_path: Path) -> None:
+    from harness.sandbox.executors import make_executor
+    from harness.sandbox.workspace import Workspace
+
+    ws = Workspace.create(_checkout(tmp_path, broken=False), "net", root=tmp_path / "home")
+    closed, opened = make_executor("bwrap", ws), make_executor("bwrap", ws, network=True)
+    for ex in (closed, opened):
+        ex._etc_dir = str(tmp_path)  # argv only: the sandbox is not started
+    assert "--unshare-net" in closed._argv("true") and "--unshare-net" not in opened._argv("true")
+    local = RunConfig(packet=Path("p"), repo=Path("r"), sandbox="local", network=True)
+    assert any(p.startswith("network: the local sandbox") for p in sandbox_option_problems(local))
+
+
+def test_sandbox_options_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    cfg = RunConfig(packet=Path("p"), repo=Path("r"), sandbox="docker", python="/usr/bin/python3",
+                    sandbox_user="somebody", memory="lots", pids_limit=2, hf_cache=str(tmp_path / "nope"),
+                    pass_env=["HF_TOKEN", "AWS_SECRET_ACCESS_KEY"])
+    problems = " | ".join(sandbox_option_problems(cfg))
+    for expected in ("python: --python is for bwrap and local", "sandbox_user: invalid --sandbox-user 'somebody'",
+                     "memory: invalid size 'lots'", "pids_limit: 2 is too small", "hf_cache:",
+                     "pass_env: AWS_SECRET_ACCESS_KEY is not a token variable"):
+        assert expected in problems, (expected, problems)
+    assert "pass_env: HF_TOKEN" not in problems  # an allowed name is fine

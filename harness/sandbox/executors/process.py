@@ -281,10 +281,9 @@ def _identity_files(uid: int) -> str:
     return folder
 
 
-def nvidia_device_nodes() -> list[str]:
+def nvidia_device_nodes(dev: Path = Path("/dev")) -> list[str]:
     """The host's NVIDIA device nodes (`--gpus` under bwrap); the driver's libraries come with
     the system folders every bwrap sandbox shows."""
-    dev = Path("/dev")
     nodes = sorted(str(p) for p in dev.glob("nvidia*") if not p.is_dir())
     caps = dev / "nvidia-caps"
     if caps.is_dir():
