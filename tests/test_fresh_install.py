@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ABSENT = {"bwrap", "docker", "dockerd", "pytest", "py.test"}
 
-pytestmark = pytest.mark.slow
+# pip installs torch and the rest from the configured index: minutes, not seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 
 def _path_without_sandboxes(bindir: Path) -> str:
