@@ -172,6 +172,8 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
     run_wall = time.monotonic() - started
     out_json = _outcome_json(outcome)
     (try_dir / "outcome.json").write_text(json.dumps(out_json, indent=2))
+    if out_json.get("status") == "interrupted":  # the run caught Ctrl-C and stopped: no grade, no row
+        raise KeyboardInterrupt
     stats = _run_stats(outcome)
     record.update(stats, run_dir=out_json.get("run_dir"), status=out_json.get("status"),
                   exit_code=out_json.get("exit_code"), wall_s=round(run_wall, 3))
