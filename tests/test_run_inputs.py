@@ -160,3 +160,12 @@ def test_eval_refuses_unknown_specs_and_missing_keys_before_any_attempt(tmp_path
     assert unknown.returncode == 2 and "unknown model spec" in unknown.stderr, unknown.stderr
     assert nokey.returncode == 2 and "OPENAI_API_KEY" in nokey.stderr, nokey.stderr
     assert not out.exists()
+
+
+def test_eval_refuses_an_unreachable_docker_engine_before_any_attempt(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    result = harness_cli(["eval", "--model", "oracle", "--out", str(out), "--sandbox", "docker", "--no-progress"],
+                         tmp_path / "home", tmp_path, timeout=120)
+    assert result.returncode == 2 and "cannot reach the Docker engine" in result.stderr, result.stderr
+    assert not out.exists()

@@ -89,6 +89,11 @@ def run(
         check_config(cfg)
         load_suite(cfg.suite, cfg.tasks_glob)
         price_table(cfg.models, cfg.prices)
+        if cfg.backend == "local":  # on Ray the sandboxes run on the workers' machines
+            from harness.graph.inputs import sandbox_problems
+
+            if problems := sandbox_problems(cfg.sandbox, cfg.image):
+                raise TaskError("; ".join(problems))
         results = _run(cfg, progress)
     except (TaskError, UnknownPriceError, ValueError) as exc:
         _fail(str(exc))
