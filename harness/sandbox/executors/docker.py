@@ -353,6 +353,10 @@ class DockerExecutor(Executor):
                 if chunk_err:
                     err.feed(chunk_err)
             code = api.exec_inspect(exec_id).get("ExitCode")
+        except KeyboardInterrupt as stop:  # Ctrl-C: the output so far travels with it
+            stop.partial_result = CommandResult(  # type: ignore[attr-defined]
+                -2, out.text(), err.text(), time.monotonic() - started, False)
+            raise
         except Exception as exc:
             self._check_alive()  # raises when the container died under the command
             raise InfrastructureError(f"lost the docker exec in {self.name}: {exc}") from exc
