@@ -185,3 +185,15 @@ def test_a_replaced_git_pointer_is_restored_and_blocks(tmp_path, how):
     assert (ws.path / ".git").read_text() == pointer and not canary.exists()
     findings = check_guards(ws, {"parity_test": TEST}, mode="parity-debug")
     assert any(f.name == HOST_GIT_REFUSED and f.path == ".git" and f.blocking for f in findings)
+
+
+def test_the_eval_report_diff_runs_nothing_the_worktree_planted(trapped):
+    from harness.evals.report_attempts import AttemptFiles
+
+    repo, ws, canary = trapped
+    home = ws.path.parent.parent
+    (home / "runs" / ws.run_id).mkdir(parents=True)
+    (ws.path / "README.md").write_text("changed\n")
+    diff = AttemptFiles({"run_dir": str(home / "runs" / ws.run_id)}).diff()
+    assert "+changed" in diff and "vendor/x" not in diff
+    assert canaries(canary) == []

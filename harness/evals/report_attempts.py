@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -89,12 +88,14 @@ class AttemptFiles:
         home, run_id = self.run_dir.parent.parent, self.run_dir.name
         meta = _read_json(home / "worktrees" / f"{run_id}.json") or {}
         worktree = home / "worktrees" / run_id
-        if not worktree.is_dir() or not meta.get("base_commit"):
+        if not worktree.is_dir() or not meta.get("base_commit") or not meta.get("repo"):
             return "(no worktree left for this run)"
         try:
-            text = subprocess.run(["git", "-C", str(worktree), "diff", meta["base_commit"]], capture_output=True,
-                                  text=True, timeout=60, check=True).stdout
-        except (OSError, subprocess.SubprocessError) as err:
+            # Through the workspace: the hardened host git, which never walks the agent's tree.
+            from harness.sandbox.workspace import Workspace
+
+            text = Workspace.open(meta["repo"], run_id, root=home).diff()
+        except Exception as err:  # a report section, not a reason to stop the report
             return f"(no diff: {err})"
         if len(text) > MAX_DIFF_CHARS:
             text = text[:MAX_DIFF_CHARS] + f"\n... (diff cut at {MAX_DIFF_CHARS} characters)"
