@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_run_cli import SCOPE_HATCH
-from tests.test_run_helpers import example, load_handoff, plan_turns, write_gold_turns, write_script
+from tests.test_run_helpers import example, harness_cli, load_handoff, plan_turns, write_gold_turns, write_script
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +104,8 @@ def test_langgraph_dev_serves_a_port_to_the_interrupt_and_the_answer_reaches_the
     run_dir = home / "runs" / "served1"
     assert json.loads((run_dir / "run.json").read_text())["config"]["home"] == str(home)
     assert not (tmp_path / "served" / ".harness").exists()  # nothing written in the served folder
+    listed = harness_cli(["runs", "--json"], home, tmp_path)
+    assert [(r["run_id"], r["status"]) for r in json.loads(listed.stdout)] == [("served1", "served")]
 
     # An inbox's answer: accept the recommended option.
     client.runs.wait(thread["thread_id"], assistant["assistant_id"], command={"resume": {"type": "accept", "args": None}})

@@ -22,6 +22,8 @@ from harness.graph.config import RunConfig, harness_home, new_run_id, run_dir as
 from harness.graph.resources import EventSink, RunResources
 from harness.graph.validation import validate_run_input
 
+SERVER_DRIVER = "langgraph-server"  # run.json's driver for runs LangGraph's server started
+
 Status = Literal["completed", "paused", "blocked", "invalid", "error", "interrupted"]
 EXIT_CODES: dict[str, int] = {"completed": 0, "error": 1, "invalid": 2, "paused": 3, "blocked": 4, "interrupted": 130}
 
@@ -111,7 +113,7 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
             continue
         rows.append({
             "run_id": rdir.name,
-            "status": summary.get("status") or _unfinished_status(rdir),
+            "status": summary.get("status") or ("served" if meta.get("driver") == SERVER_DRIVER else _unfinished_status(rdir)),
             "packet": (meta.get("config") or {}).get("packet", ""),
             "started": meta.get("started", ""),
             "outcome": summary.get("outcome_line", ""),
@@ -321,12 +323,14 @@ def _reopen(run_id: str, home: Path | None, events: EventSink | None) -> RunReso
     return RunResources(cfg, run_id, rdir, events)
 
 
-def create_run_dir(cfg: RunConfig, run_id: str) -> Path:
-    """The run's directory with its run.json; FileExistsError when the id is taken."""
+def create_run_dir(cfg: RunConfig, run_id: str, driver: str = "harness") -> Path:
+    """The run's directory with its run.json; FileExistsError when the id is taken. `driver`
+    says who runs it: the harness's own runner, or LangGraph's server (which keeps its own
+    checkpoints and writes no summary.json)."""
     rdir = run_dir_for(run_id, cfg.home)
     rdir.mkdir(parents=True)
     (rdir / "logs").mkdir()
-    _write_json(rdir / "run.json", {"run_id": run_id, "started": _now(), "config": cfg.to_json()})
+    _write_json(rdir / "run.json", {"run_id": run_id, "started": _now(), "driver": driver, "config": cfg.to_json()})
     return rdir
 
 

@@ -32,7 +32,7 @@ def open_run(state: RunState, runtime: Runtime) -> dict[str, Any]:
     if state.get("run_id"):  # started by the harness's own runner, which did all this
         return {}
     from harness.graph.config import RunConfig, new_run_id
-    from harness.graph.runner import absolute_config, create_run_dir
+    from harness.graph.runner import SERVER_DRIVER, absolute_config, create_run_dir
     from harness.graph.validation import validate_run_input
 
     data = dict(state.get("config") or {})
@@ -47,7 +47,7 @@ def open_run(state: RunState, runtime: Runtime) -> dict[str, Any]:
     run_id = cfg.run_id or (new_run_id(packet.model_family, packet.component) if packet is not None else "")
     if not problems:
         try:
-            rdir = create_run_dir(cfg, run_id)
+            rdir = create_run_dir(cfg, run_id, driver=SERVER_DRIVER)
         except FileExistsError:
             problems = [f"run_id: run {run_id!r} already exists; choose another id"]
     if problems:
