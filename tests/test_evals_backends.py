@@ -1,5 +1,7 @@
-"""Backend settings are refused before anything runs or is written (no Ray cluster needed)."""
+"""Backend settings are refused before anything runs or is written, and the results file
+survives a driver killed mid-write (no Ray cluster needed)."""
 
+import json
 import socket
 
 import pytest
@@ -35,3 +37,16 @@ def test_an_unreachable_cluster_exits_2_at_once(tmp_path):
     assert result.exit_code == 2, result.output
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in result.output
     assert not out.exists()
+
+
+def test_a_row_torn_by_a_killed_driver_is_dropped_and_its_attempt_runs_again(tmp_path):
+    from harness.evals.runner import EvalEvents, ResultSink, read_results
+
+    whole = json.dumps({"task": "t", "model": "m", "attempt": 0, "outcome": "pass", "cost_usd": 0.5})
+    (tmp_path / "results.jsonl").write_text(whole + "\n" + '{"task": "t", "model": "m", "attem')
+    with pytest.raises(TaskError, match="not a JSON row"):  # what a resume would meet without the repair
+        read_results(tmp_path)
+    sink = ResultSink(tmp_path, max_total_usd=0.5, events=EvalEvents())
+    assert (tmp_path / "results.jsonl").read_text() == whole + "\n"
+    assert [r["attempt"] for r in sink.rows] == [0] and sink.spend == 0.5
+    assert not sink.may_start()  # the earlier run's spend counts toward the cap

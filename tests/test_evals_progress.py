@@ -91,3 +91,32 @@ def test_spend_cap_stops_new_attempts_and_a_higher_cap_continues(tmp_path):
     result = CliRunner().invoke(app, [*args, "--max-total-usd", "100", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert sorted(r["attempt"] for r in read_results(out)) == [0, 1] and "stopped" not in result.output
+
+
+def test_on_a_terminal_the_panel_is_live(monkeypatch):
+    import os
+    import select
+
+    master, slave = os.openpty()
+    monkeypatch.setenv("COLUMNS", "200")  # one summary line, not wrapped
+    with open(slave, "w", closefd=True) as tty:
+        progress = EvalProgress(stream=tty)
+        assert progress.live_mode  # chosen from the stream itself
+        job = _job("t1", "a", 0)
+        progress.begin(1, [], [job])
+        progress.attempt_started(job)
+        progress.attempt_finished(_row("t1", "a", 0, "pass", 0.1))
+        progress.close()
+    shown = b""
+    while select.select([master], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    text = shown.decode("utf-8", "replace")
+    assert "1/1 done · 0 running · 0 queued · pass 1/1 (100%) · spent $0.1000" in text
+    assert "\x1b[" in text and "start t1" not in text  # a redrawn panel, not plain lines
