@@ -169,3 +169,18 @@ def test_eval_refuses_an_unreachable_docker_engine_before_any_attempt(tmp_path, 
                          tmp_path / "home", tmp_path, timeout=120)
     assert result.returncode == 2 and "cannot reach the Docker engine" in result.stderr, result.stderr
     assert not out.exists()
+
+
+def test_the_harness_python_without_pytest_is_refused_only_when_it_runs_the_tests(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    from harness.graph.inputs import sandbox_problems
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a))
+    (problem,) = sandbox_problems("local", None, tmp_path, None)  # no .venv, no --python: the harness's own
+    assert sys.executable in problem and "no pytest" in problem and "--python" in problem
+    # Another interpreter runs the tests: the in-sandbox preflight checks that one.
+    assert sandbox_problems("local", None, tmp_path, "/opt/project/.venv/bin/python") == []
+    assert all("pytest" not in p for p in sandbox_problems("docker", "no-such-image:x", tmp_path, None))

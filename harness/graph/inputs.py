@@ -11,6 +11,7 @@ import importlib.util
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 # Per API provider: the env var holding its key and the one naming a compatible server.
@@ -22,9 +23,10 @@ PROVIDER_ENV: dict[str, tuple[str, str]] = {
 ENDPOINT_TIMEOUT_S = 3.0
 
 
-def input_problems(model: str, base_url: str | None, sandbox: str, image: str | None) -> list[str]:
+def input_problems(model: str, base_url: str | None, sandbox: str, image: str | None,
+                   repo: Path | None = None, python: str | None = None) -> list[str]:
     """Everything outside the packet a run needs: model access and the sandbox."""
-    return model_access_problems(model, base_url) + sandbox_problems(sandbox, image)
+    return model_access_problems(model, base_url) + sandbox_problems(sandbox, image, repo, python)
 
 
 def model_access_problems(spec: str, base_url: str | None = None) -> list[str]:
@@ -55,17 +57,22 @@ def endpoint_problems(provider: str, url: str) -> list[str]:
     return []
 
 
-def sandbox_problems(sandbox: str, image: str | None) -> list[str]:
+def sandbox_problems(sandbox: str, image: str | None, repo: Path | None = None, python: str | None = None) -> list[str]:
     if sandbox == "docker":
         return docker_problems(image)
+    from harness.sandbox.interpreter import choose_interpreter
+
     problems = []
     if sandbox == "bwrap" and shutil.which("bwrap") is None:
         problems.append("sandbox: bwrap is not installed; install bubblewrap (apt-get install bubblewrap) "
                         "or choose --sandbox docker")
-    # bwrap and local run tests with the harness's own interpreter (first on the sandbox's PATH).
-    if importlib.util.find_spec("pytest") is None:
+    # When bwrap and local run tests with the harness's own interpreter, it must have pytest
+    # (another interpreter is checked inside the sandbox by the preflight).
+    own = choose_interpreter(repo, python).path == Path(sys.executable).absolute()
+    if own and importlib.util.find_spec("pytest") is None:
         problems.append(f"sandbox: {sys.executable} has no pytest, and the {sandbox} sandbox runs tests with it; "
-                        f"install pytest into it ({sys.executable} -m pip install pytest) or choose --sandbox docker")
+                        f"install pytest into it ({sys.executable} -m pip install pytest), pass --python, "
+                        "or choose --sandbox docker")
     return problems
 
 

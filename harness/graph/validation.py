@@ -18,7 +18,7 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
     problems = list(config_problems(cfg))
     problems += _repo_problems(Path(cfg.repo))
     problems += model_problems(cfg.model, cfg.price)
-    problems += input_problems(cfg.model, cfg.base_url, cfg.sandbox, cfg.image)
+    problems += input_problems(cfg.model, cfg.base_url, cfg.sandbox, cfg.image, Path(cfg.repo), cfg.python)
     packet, packet_problems = _load_packet(Path(cfg.packet))
     problems += packet_problems
     if packet is not None:
