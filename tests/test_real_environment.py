@@ -78,13 +78,16 @@ def _files_holding(root: Path, secret: str) -> list[str]:
     return hits
 
 
-@pytest.mark.bwrap
-def test_official_clone_cache_and_token_reach_the_test_and_no_file(tmp_path: Path, bwrap_ok, monkeypatch) -> None:  # noqa: F811
+@pytest.mark.parametrize("sandbox", [pytest.param("bwrap", marks=pytest.mark.bwrap),
+                                     pytest.param("docker", marks=pytest.mark.docker)])
+def test_official_clone_cache_and_token_reach_the_test_and_no_file(tmp_path: Path, sandbox: str, request,
+                                                                   monkeypatch) -> None:
+    request.getfixturevalue("bwrap_ok" if sandbox == "bwrap" else "sandbox_image")
     repo, packet, cache = _fastvideo_shaped(tmp_path)
     monkeypatch.setenv("HF_TOKEN", PLANTED)
     script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=write_gold_turns())
     home = tmp_path / "home"
-    out = start_run(RunConfig(packet=packet, repo=repo, model=f"scripted:{script}", sandbox="bwrap", home=home,
+    out = start_run(RunConfig(packet=packet, repo=repo, model=f"scripted:{script}", sandbox=sandbox, home=home,
                               pass_env=["HF_TOKEN"], hf_cache=str(cache)))
     assert out.status == "completed", out.summary
     assert load_handoff(out.run_dir).parity_status == "non_skip_pass"
