@@ -163,3 +163,20 @@ def test_fastvideo_image_as_the_unprivileged_user_is_a_clear_preflight_failure(t
     assert "Permission denied" in check["detail"] and "user 10001:10001" in check["detail"]
     assert "--sandbox-user root" in check["fix"]
     assert out.summary["totals"]["input_tokens"] == 0
+
+
+def test_only_the_parity_test_gets_the_token_and_it_leaves_no_trace(tmp_path: Path, monkeypatch) -> None:
+    from harness.sandbox.executors import TestAccess, make_executor
+    from harness.sandbox.workspace import Workspace
+    from tests.sandbox_fixtures import make_repo
+
+    ws = Workspace.create(make_repo(tmp_path / "checkout", {"README.md": "x\n"}), "tokens", root=tmp_path / "home")
+    monkeypatch.setenv("HF_TOKEN", PLANTED)
+    leak = 'echo "token=$HF_TOKEN"; echo "$HF_TOKEN" > leak.txt; echo "$HF_TOKEN" >&2'
+    with make_executor("local", ws, access=TestAccess(pass_env=("HF_TOKEN",))) as ex:
+        agent = ex.run(leak)  # an agent's command: no token at all
+        assert agent.stdout.strip() == "token=" and (ws.path / "leak.txt").read_text() == "\n"
+        test = ex.run_test(leak)  # the parity test: the token, masked in output and scrubbed from files
+    assert test.stdout.strip() == "token=[HF_TOKEN]" and test.stderr.strip() == "[HF_TOKEN]"
+    assert (ws.path / "leak.txt").read_text() == "[HF_TOKEN]\n"
+    assert _files_holding(tmp_path, PLANTED) == []

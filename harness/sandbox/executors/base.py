@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,31 @@ def mask_tokens(text: str, tokens: dict[str, str]) -> str:
     return text
 
 
+def scrub_tokens(root: Path, tokens: dict[str, str], since: float) -> list[str]:
+    """A test that wrote a token into the worktree must not get it into a checkpoint: every file
+    changed since `since` has each token value replaced by its variable's name. Returns the
+    files scrubbed (relative paths)."""
+    scrubbed = []
+    values = [(name, value.encode()) for name, value in tokens.items() if len(value) >= 4]
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in filenames:
+            path = Path(dirpath) / name
+            try:
+                if path.is_symlink() or path.stat().st_mtime < since - 1:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            clean = data
+            for var, value in values:
+                clean = clean.replace(value, f"[{var}]".encode())
+            if clean != data:
+                path.write_bytes(clean)
+                scrubbed.append(str(path.relative_to(root)))
+    return scrubbed
+
+
 class Executor(ABC):
     """Runs shell commands with the workspace as cwd, inside some sandbox."""
 
@@ -146,10 +172,13 @@ class Executor(ABC):
         """`run` for the parity test: the only command that gets the `--pass-env` tokens."""
         tokens = self.access.tokens()
         self._tokens = tokens
+        started = time.time()
         try:
             result = self.run(command, timeout_s, env)
         finally:
             self._tokens = {}
+            if tokens:
+                scrub_tokens(Path(self.ws.path), tokens, started)
         if not tokens:
             return result
         return CommandResult(result.exit_code, mask_tokens(result.stdout, tokens), mask_tokens(result.stderr, tokens),
