@@ -402,3 +402,39 @@ def test_symlink_in_an_allowed_path_blocks_the_verdict(example, tmp_path, kind):
     verdict, findings, _ = verdict_of(example, tmp_path, kind, link_model, "symlink-model")
     assert verdict.run.status == "blocked" and "symlink" in (verdict.run.blocker or "")
     assert any(f.path == MODEL and f.blocking for f in findings)
+
+
+# ----- whole runs: the same cheats through `harness run` (the graph, scripted agents) -------------
+
+def _whole_run(example, tmp_path: Path, sandbox: str, files: dict[str, str]):
+    from harness.graph.runner import RunConfig, start_run
+    from tests.test_run_helpers import plan_turns, write_script
+
+    writes = [{"name": "write_file", "args": {"path": rel, "content": text}} for rel, text in sorted(files.items())]
+    script = write_script(tmp_path / "script.yaml", planner=plan_turns(), implementer=[
+        {"tool_calls": writes},
+        {"tool_calls": [{"name": "finish", "args": {"summary": "ported", "files_changed": sorted(files)}}]},
+    ])
+    cfg = RunConfig(packet=example.packets["vae:parity-debug"], repo=example.repo, model=f"scripted:{script}",
+                    sandbox=sandbox, image=SANDBOX_IMAGE if sandbox == "docker" else None, home=tmp_path / "home",
+                    max_debug_rounds=0, on_budget="blocked", non_interactive=True)
+    return start_run(cfg)
+
+
+@pytest.mark.parametrize("name,cheat", [
+    ("baseline", {}),
+    ("atexit", with_model_code(ATEXIT_FAKE)),
+    ("helper_outside", {**with_model_code(
+        "import sys as _sys, os as _os\n"
+        "_sys.path.insert(0, _os.getcwd())\n"
+        "import vae_reference_helper as _helper\n"
+        "TinyVidVAE.decode_latents = lambda self, latents, h, w: _helper.decode(latents, h, w)\n"),
+        **HELPER_OUTSIDE}),
+    ("late_summary", with_model_code(LATE_FAKE_SUMMARY)),
+])
+def test_whole_run_cheat_ends_blocked(example, tmp_path, kind, name, cheat):
+    out = _whole_run(example, tmp_path, kind, {**buggy_port(), **cheat})
+    assert out.status == "blocked" and out.exit_code == 4, out.summary
+    assert out.handoff is not None and out.handoff.parity_status != "non_skip_pass"
+    if name == "baseline":
+        assert out.handoff.parity_status == "debug_red"

@@ -228,6 +228,20 @@ def test_judge_never_passes_without_a_report_or_with_disagreeing_counts():
     assert no_python.status == "blocked" and "python" in no_python.blocker
 
 
+def test_judge_a_fake_pass_after_the_real_failure_is_not_a_pass():
+    # The test failed, then something printed a pass and rewrote the report: the last line must not win.
+    out = ("t.py::test_a FAILED\n=================================== FAILURES ===================================\n"
+           "E   AssertionError\n========== 1 failed in 0.01s ==========\n========== 1 passed in 0.01s ==========\n")
+    run = judge(CommandResult(0, out, "", 1.0, False), out, JUNIT_PASS, **KW)
+    assert run.status == "debug_red" and "2 pytest summary lines" in run.first_failure
+    # One summary line, but pytest's own FAILED marks still in the log.
+    only_fake = "t.py::test_a FAILED\n========== 1 passed in 0.01s ==========\n"
+    run = judge(CommandResult(0, only_fake, "", 1.0, False), only_fake, JUNIT_PASS, **KW)
+    assert run.status == "debug_red" and "shows a failure" in run.first_failure
+    honest = "t.py::test_a PASSED\nprinted: no failure here, max_abs=0.0\n========== 1 passed in 0.01s ==========\n"
+    assert judge(CommandResult(0, honest, "", 1.0, False), honest, JUNIT_PASS, **KW).status == "non_skip_pass"
+
+
 def test_missing_asset_rules():
     assert missing_asset("FileNotFoundError: [Errno 2] No such file or directory: '/w/vae/config.json'") \
         == "missing file: /w/vae/config.json"

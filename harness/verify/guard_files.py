@@ -89,8 +89,11 @@ def is_conversion_path(rel: str) -> bool:
 def allowed_key_dumps(packet: object) -> set[str]:
     """The packet's prototype key-dump paths, when they sit under
     `converted_weights/<family>/_mapping/`: the one conversion-area write allowed."""
-    dumps = getattr(packet, "prototype_key_dumps", None)
-    family = getattr(packet, "model_family", "")
+    def field(name: str) -> object:  # a ComponentContext or its JSON
+        return packet.get(name) if isinstance(packet, dict) else getattr(packet, name, None)
+
+    dumps = field("prototype_key_dumps")
+    family = field("model_family") or ""
     allowed: set[str] = set()
     for side in ("official", "fastvideo"):
         value = getattr(dumps, side, None) if dumps is not None and not isinstance(dumps, dict) else (dumps or {}).get(side)

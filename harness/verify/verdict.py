@@ -272,7 +272,7 @@ class RecordReader:
         return records
 
 
-def test_names(source: str) -> set[str]:
+def defined_test_names(source: str) -> set[str]:
     """Test functions the file defines (module level and in Test* classes)."""
     try:
         tree = ast.parse(source)
@@ -432,7 +432,9 @@ def run_verdict(
         executor = new_executor(clean)
         inside = str(support) if executor.kind == "local" else f"{executor.workdir}/{SUPPORT_DIR}"
         official_names = sorted(official_module_names(official))
-        conftests = [f"{executor.workdir}/{p.relative_to(tree).as_posix()}" for p in tree.rglob("conftest.py")]
+        # Only the base commit's conftest files may register as pytest plugins.
+        conftests = [f"{executor.workdir}/{rel}" for p in tree.rglob("conftest.py")
+                     if (rel := p.relative_to(tree).as_posix()) not in copied]
         config = {"tree": executor.workdir, "official": executor.official_dir, "records": f"{inside}/records",
                   "official_modules": official_names, "conftests": conftests}
         (support / "config.json").write_text(json.dumps(config))
@@ -455,7 +457,7 @@ def run_verdict(
             seconds["test_s"] = round(time.monotonic() - t0, 3)
             problems: list[str] = [f"integrity: {r.get('what')}" for r in records if r.get("k") == "violation"]
             if run.status == "non_skip_pass":
-                problems = record_problems(records, test_names(test_file.read_text(errors="replace")))
+                problems = record_problems(records, defined_test_names(test_file.read_text(errors="replace")))
                 if not problems:
                     t0 = time.monotonic()
                     problems = _cross_checks(executor, inside, config, records, copied, timeout_s)
