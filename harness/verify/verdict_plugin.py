@@ -45,14 +45,14 @@ _exit = os._exit  # kept before any tested code runs
 _write = os.write
 _audit_events = frozenset({
     "import", "open", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._getframe",
-    "sys._current_frames", "object.__setattr__", "object.__delattr__", "exec", "code.__new__",
+    "sys._current_frames", "object.__setattr__", "object.__delattr__", "exec", "compile", "code.__new__",
     "sys.setprofile", "sys.settrace", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
     "os.spawn", "os.fork", "os.forkpty", "ctypes.dlopen", "ctypes.dlsym", "ctypes.PyObj_FromPtr",
     "ctypes.call_function", "ctypes.addressof",
 })
 # Events that count only when the port's own code made the call (libraries use them honestly).
 _DIRECT_ONLY = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._getframe",
-                          "sys._current_frames", "code.__new__", "ctypes.dlopen", "ctypes.dlsym",
+                          "sys._current_frames", "compile", "code.__new__", "ctypes.dlopen", "ctypes.dlsym",
                           "ctypes.PyObj_FromPtr", "ctypes.call_function", "ctypes.addressof"})
 _PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
                              "os.fork", "os.forkpty"})
