@@ -438,3 +438,24 @@ def test_whole_run_cheat_ends_blocked(example, tmp_path, kind, name, cheat):
     assert out.handoff is not None and out.handoff.parity_status != "non_skip_pass"
     if name == "baseline":
         assert out.handoff.parity_status == "debug_red"
+
+
+# ----- the cheats are real: each fools a plain in-place pytest run of the worktree ----------------
+
+@pytest.mark.parametrize("name,cheat", [
+    ("alias", with_model_code(ALIAS_PATCH)), ("test_module", with_model_code(TEST_MODULE_PATCH)),
+    ("gc_plugin", with_model_code(GC_PLUGIN)), ("patch_official", with_model_code(PATCH_OFFICIAL)),
+    ("delegate", with_model_code(DELEGATE)),
+    ("gold_pyc", _pyc_of_gold_model), ("init_beside_test", INIT_BESIDE_TEST), ("dist_info", DIST_INFO_PLUGIN),
+])
+def test_the_cheat_fools_an_in_place_run(example, tmp_path, name, cheat):
+    """What the verdict was before the clean room: pytest in the agent's own worktree. (The
+    atexit and late-summary cheats are missing here: judge() itself now refuses their output.)"""
+    from harness.sandbox.pytest_runner import run_parity_test
+
+    ws = _workspace(example, tmp_path, name)
+    _write(ws, buggy_port())
+    cheat(ws) if callable(cheat) else _write(ws, cheat)
+    with make_executor("local", ws) as executor:
+        run = run_parity_test(executor, TEST, tmp_path / "logs")
+    assert run.status == "non_skip_pass", run.summary_line()
