@@ -166,3 +166,91 @@ def test_resolving_an_unknown_row_or_a_secret_answer_fails_clearly(ws) -> None:
     with pytest.raises(PortStatusError):
         resolve_escape_hatch(ws, packet, "E001", "use HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123")
     assert (ws.path / packet.port_state_file).read_text() == before  # nothing half-written
+
+
+def _agent_writes_port_status(ws, packet, row_cells: str, command_cells: str) -> str:
+    """The agent's own PORT_STATUS.md: a fresh file, then its own matrix row and command row."""
+    doc = PortStatus.new("demo", official_ref_dir="official", local_tests_readme=packet.local_tests_readme,
+                         phase="component", owner="component:vae")
+    path = ws.path / packet.port_state_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = doc.render()
+    matrix_header = next(line for line in text.splitlines() if line.startswith("| Component |"))
+    sep = next(line for line in text.splitlines()[text.splitlines().index(matrix_header) + 1:][:1])
+    text = text.replace(matrix_header + "\n" + sep, matrix_header + "\n" + sep + "\n" + row_cells, 1)
+    cmd_header = next(line for line in text.splitlines() if line.startswith("| Scope |"))
+    sep = text.splitlines()[text.splitlines().index(cmd_header) + 1]
+    text = text.replace(cmd_header + "\n" + sep, cmd_header + "\n" + sep + "\n" + command_cells, 1)
+    path.write_text(text)
+    return text
+
+
+def test_finalize_keeps_what_the_agent_wrote_correctly_byte_for_byte(ws, tmp_path) -> None:
+    packet = make_packet()
+    h = _passing_handoff(ws, tmp_path)
+    doc = PortStatus.new("demo", local_tests_readme=packet.local_tests_readme)
+    header = doc.render()
+    matrix_cols = next(line for line in header.splitlines() if line.startswith("| Component |")).strip("|").split("|")
+    values = {"Component": "vae", "Type": "vae", "Reuse/Port": "port (no KL VAE to reuse)",
+              "Official Definition": "`demo_official/vae.py` (DemoOfficialVAE)",
+              "Official Instantiation": "demo_official/build.py", "FastVideo Target": "`fastvideo/models/vaes/demo.py`, `fastvideo/configs/models/vaes/demo.py` (config)",
+              "Prototype": "", "Conversion": "", "Parity": "`non_skip_pass`", "Open Issues": "none"}
+    row = "| " + " | ".join(values.get(c.strip(), "") for c in matrix_cols) + " |"
+    command = (f"| vae | `OFFICIAL_REF_DIR=../official pytest {PARITY} -v -s` | "
+               "non_skip_pass: 1 passed (decode_latents max_abs 0) | run from the repo root |")
+    _agent_writes_port_status(ws, packet, row, command)
+    update_port_status(ws, packet, h)
+    after = (ws.path / packet.port_state_file).read_text()
+    assert row in after.splitlines()  # the matrix row, byte for byte
+    assert command in after.splitlines()  # the command with its env prefix and notes
+    # The cheat beside it: a row that claims a pass the evidence does not show is rewritten.
+    red = h.model_copy(update={"parity_status": "debug_red", "next_step": "blocked",
+                               "blocker": "parity red: decode_latents drift",
+                               "pytest_output": f"pytest {PARITY} -v -s: debug_red: 1 failed in 0.3s"})
+    update_port_status(ws, packet, red)
+    rows = PortStatus.read(ws.path / packet.port_state_file)
+    (matrix,) = rows.rows("Component Matrix")
+    assert matrix["Parity"] == "debug_red" and matrix["Official Definition"] == values["Official Definition"]
+    (cmd,) = rows.rows("Parity Commands")
+    assert cmd["Command"].startswith("`OFFICIAL_REF_DIR=../official pytest")  # still correct: kept
+    assert cmd["Last Result"] == "debug_red: 1 failed in 0.3s"  # readable, no command, no repeated status
+
+
+def test_family_status_and_readme_reflect_every_component(ws, tmp_path) -> None:
+    packet = make_packet()
+    h = _passing_handoff(ws, tmp_path)
+    doc = PortStatus.new("demo", local_tests_readme=packet.local_tests_readme)
+    doc.upsert_component_row("text_encoder", type="encoder", parity="not_started")
+    (ws.path / packet.port_state_file).parent.mkdir(parents=True, exist_ok=True)
+    (ws.path / packet.port_state_file).write_text(doc.render())
+    readme = ws.path / packet.local_tests_readme
+    readme.write_text(f"# demo\n\n## vae\n\nRun `OFFICIAL_REF_DIR=../official pytest {PARITY} -v -s`.\n")
+    update_port_status(ws, packet, h)
+    status = PortStatus.read(ws.path / packet.port_state_file)
+    assert status.fields("Current Phase")["status"] == "in_progress"  # the encoder is not started
+    text = readme.read_text()
+    assert text.count(f"pytest {PARITY}") == 1 and "harness:parity" not in text  # one block, the agent's
+
+
+def test_strict_load_needs_a_production_loader_test(ws, tmp_path) -> None:
+    from harness.verify.evidence import coverage_scope
+
+    packet = make_packet()
+    assert coverage_scope(ws, packet) == "production_loader"
+    assert _passing_handoff(ws, tmp_path).strict_load == "pass"
+    test = ws.path / PARITY
+    test.write_text(test.read_text().replace("Coverage scope: production_loader", "Coverage scope: implementation_subcomponent"))
+    ws.checkpoint("scope")
+    # The verdict reads the test as it was at the base commit; a new scope in the worktree does
+    # not change what the base test declares.
+    assert coverage_scope(ws, packet) == "production_loader"
+
+
+def test_concerns_are_not_duplicated(ws, tmp_path) -> None:
+    run, commit = run_parity(ws, tmp_path)
+    h = build_handoff(packet=make_packet(), workspace=ws, mode="parity-debug", last_parity=run,
+                      parity_current=parity_is_current(ws, commit),
+                      concerns=["Check the scale constant.", "check the  scale constant", "odd sizes"],
+                      findings=[], escape_hatch=None, retry_request=None, prototype=None, budget_blocker=None)
+    lowered = [c.lower().rstrip(".") for c in h.concerns_or_unknowns]
+    assert lowered.count("check the scale constant") == 1 and "odd sizes" in lowered

@@ -468,11 +468,11 @@ class PortStatus(BaseModel):
         """
         self._upsert("Component Matrix", "Component", component, columns)
 
-    def upsert_parity_command(self, scope: str, command: str, last_result: str, notes: str | None = None) -> None:
-        """Create or update the Parity Commands row for `scope`."""
-        columns = {"command": command, "last_result": last_result}
-        if notes is not None:
-            columns["notes"] = notes
+    def upsert_parity_command(self, scope: str, command: str | None, last_result: str | None,
+                              notes: str | None = None) -> None:
+        """Create or update the Parity Commands row for `scope`; a None value keeps its cell."""
+        given = {"command": command, "last_result": last_result, "notes": notes}
+        columns = {k: v for k, v in given.items() if v is not None}
         self._upsert("Parity Commands", "Scope", scope, columns)
 
     def add_decision(self, decision: str, rationale: str, impact: str, date: str | None = None) -> None:

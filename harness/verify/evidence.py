@@ -9,6 +9,7 @@ in step with it.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
@@ -70,7 +71,14 @@ def clean_text(text: str) -> str:
 
 
 def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(i for i in items if i and i.strip().lower() != "none"))
+    """Items in order, each once: the same text with other spacing, case or a final period is
+    the same concern."""
+    seen: dict[str, str] = {}
+    for item in items:
+        if not item or item.strip().lower() == "none":
+            continue
+        seen.setdefault(" ".join(item.split()).lower().rstrip("."), item)
+    return list(seen.values())
 
 
 def _official_files(packet: Any) -> list[str]:
@@ -93,19 +101,37 @@ def _loader_strictness(packet: Any, concerns: list[str]) -> str:
     return value
 
 
-def _strict_load(run_status: str | None, strictness: str, retry: Any, mode: str, run: Any | None) -> str:
+_SCOPE = re.compile(r"""(?:PARITY_SCOPE\s*=\s*|coverage[ _]scope\s*[:=]\s*)["']?(production_loader|implementation_subcomponent|both)\b""",
+                    re.IGNORECASE)
+
+
+def coverage_scope(workspace: Any, packet: Any) -> str | None:
+    """The parity test's declared coverage scope (`PARITY_SCOPE = "..."` or `Coverage scope: ...`), from the test as the
+    verdict runs it: the base commit's version when there is one, else the worktree's."""
+    text = workspace.file_at_base(packet.parity_test) if hasattr(workspace, "file_at_base") else None
+    if text is None:
+        path = workspace.path / packet.parity_test
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    m = _SCOPE.search(text)
+    return m.group(1).lower() if m else None
+
+
+def _strict_load(run_status: str | None, strictness: str, retry: Any, scope: str | None, run: Any | None) -> str:
     if retry is not None:
         return "blocked"
     failure = str(getattr(run, "first_failure", "") or "") if run is not None else ""
     if "Error(s) in loading state_dict" in failure:
         return "blocked"
-    if mode == "parity-debug" and run_status == "non_skip_pass" and strictness != "stateless":
-        # The parity test loads the converted weights through the production loader.
+    # A strict load is proven only by a passing test that loads the converted weights through
+    # the production loader, in any mode; a test of a directly built class proves nothing about it.
+    if run_status == "non_skip_pass" and strictness != "stateless" and scope in ("production_loader", "both"):
         return "pass_with_documented_exclusions" if strictness == "non_strict_with_allowed_keys" else "pass"
     return "not_run"
 
 
 def _key_dumps(packet: Any, mode: str, prototype: PrototypeEvidence | None) -> HandoffKeyDumps | str:
+    if mode != "prototype":
+        return "none"  # key dumps are the prototype's artifact; parity-debug does not report them
     dumps = packet.prototype_key_dumps
     paths = (dumps.official, dumps.fastvideo)
     if any(p in ("planned", "unknown") for p in paths):
@@ -221,7 +247,8 @@ def build_handoff(
         parity_test=packet.parity_test,
         parity_status=status,
         production_loader_strictness=strictness,
-        strict_load=_strict_load(status if parity_current else None, strictness, retry_request, mode, last_parity),
+        strict_load=_strict_load(status if parity_current else None, strictness, retry_request,
+                                 coverage_scope(workspace, packet), last_parity),
         pytest_output=clean_text(_pytest_output(last_parity, parity_current)),
         blocker=blocker,
         conversion_retry_request=retry_request if next_step == "phase_5_conversion_retry" else "none",

@@ -99,6 +99,69 @@ def resolve_escape_hatch(workspace: Any, packet: Any, hatch_id: str, answer_text
     _save(workspace, packet, doc)
 
 
+# Words that state a result; an agent's cell that names another one than the evidence is wrong.
+_STATUS_WORDS = frozenset({"scaffold_skip", "debug_red", "non_skip_pass", "blocked", "not_started", "in_progress",
+                           "complete", "done", "not_run", "pass", "fail", "failed", "passed", "skipped", "errors"})
+_COUNT = re.compile(r"\b\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed)\b")
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).replace("`", "").split()).lower()
+
+
+def _facts(value: str) -> list[str]:
+    """What a harness value asserts: its status word and counts for a result, else each item of
+    the (comma-separated) value."""
+    counts = _COUNT.findall(_norm(value))
+    if counts:
+        return [_norm(value).split(":")[0].split()[0], *counts]
+    return [part.strip() for part in _norm(value).split(",") if part.strip()]
+
+
+def agrees(old: str, new: str) -> bool:
+    """True when an existing cell already says what the harness would write: every fact of the
+    new value is in it and it names no other status. The agent's wording, formatting, env
+    prefixes and notes then stay as written."""
+    o = _norm(old)
+    if not o:
+        return False
+    if not all(f in o for f in _facts(new)):
+        return False
+    said = set(re.findall(r"[a-z_]+", o)) & _STATUS_WORDS
+    meant = set(re.findall(r"[a-z_]+", _norm(new))) & _STATUS_WORDS
+    return said <= meant
+
+
+def _changed_columns(doc: PortStatus, section: str, key_column: str, key: str, columns: dict[str, str]) -> dict[str, str]:
+    """Only the columns whose current cell disagrees with the evidence."""
+    row = next((r for r in doc.rows(section) if r.get(key_column, "").strip("`") == key), None)
+    if row is None:
+        return columns
+    current = {k.lower().replace(" ", "_"): v for k, v in row.items()}
+    return {k: v for k, v in columns.items() if not agrees(current.get(k, ""), v)}
+
+
+def _last_result(handoff: ComponentSkillHandoff) -> str:
+    """`non_skip_pass: 1 passed in 2.3s`, without the command the row already shows."""
+    text = re.sub(r"^pytest \S+ -v -s: ", "", handoff.pytest_output)
+    return _one_line(text if text.startswith(handoff.parity_status) else f"{handoff.parity_status}: {text}", 200)
+
+
+def _family_status(doc: PortStatus, packet: Any, handoff: ComponentSkillHandoff) -> str:
+    """Complete only when every component of the matrix is; this run's component from the handoff."""
+    mine = _phase_status(handoff)
+    if mine != "complete":
+        return mine
+    for row in doc.rows("Component Matrix"):
+        if row.get("Component", "").strip("`") == packet.component:
+            continue
+        parity = _norm(row.get("Parity", ""))
+        prototype = _norm(row.get("Prototype", ""))
+        if "non_skip_pass" not in parity and not prototype.startswith("done"):
+            return "in_progress"
+    return "complete"
+
+
 def _phase_status(handoff: ComponentSkillHandoff) -> str:
     if handoff.next_step in _SUCCESS:
         return "complete"
@@ -135,15 +198,20 @@ def _update_readme(workspace: Any, packet: Any, handoff: ComponentSkillHandoff) 
     path = workspace.path / packet.local_tests_readme
     text = path.read_text(encoding="utf-8") if path.is_file() else f"# {packet.model_family} local tests\n"
     begin, end = README_BEGIN.format(component=packet.component), README_END.format(component=packet.component)
-    block = "\n".join([
-        begin,
-        f"- parity ({packet.component}): `pytest {packet.parity_test} -v -s`",
-        f"- last result: {handoff.parity_status} ({_one_line(handoff.pytest_output, 200)})",
-        f"- blocker: {_one_line(handoff.blocker, 200)}",
-        end,
-    ])
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    new = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
+    outside = pattern.sub("", text)
+    if f"pytest {packet.parity_test}" in outside:
+        # The agent documented this component's command itself: one block per component, its own.
+        new = re.sub(r"\n*" + pattern.pattern + r"\n?", "\n", text, flags=re.DOTALL) if pattern.search(text) else text
+    else:
+        block = "\n".join([
+            begin,
+            f"- parity ({packet.component}): `pytest {packet.parity_test} -v -s`",
+            f"- last result: {_last_result(handoff)}",
+            f"- blocker: {_one_line(handoff.blocker, 200)}",
+            end,
+        ])
+        new = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
     if new == text:
         return False
     _write_atomic(path, new)
@@ -174,18 +242,27 @@ def update_port_status(
         _ensure_issue(doc, packet, f"{packet.component}: {handoff.blocker}", handoff.pytest_output, phase)
     open_ids = [r["ID"] for r in doc.rows("Issues And Blockers")
                 if r.get("Status") != "resolved" and packet.component in (r.get("Component") or "")]
-    if not any(r.get("Component") == packet.component for r in doc.rows("Component Matrix")):
+    if not any(r.get("Component", "").strip("`") == packet.component for r in doc.rows("Component Matrix")):
         doc.upsert_component_row(packet.component, reuse_port="port")
-    doc.upsert_component_row(packet.component, **_component_columns(packet, handoff, open_ids))
-    doc.upsert_parity_command(packet.component, f"pytest {packet.parity_test} -v -s",
-                              _one_line(f"{handoff.parity_status}: {handoff.pytest_output}", 200),
-                              notes=_one_line(handoff.blocker, 200) if handoff.blocker != "none" else "")
+    # Merge, never clobber: a cell the agent wrote that already agrees with the evidence stays
+    # byte for byte; only cells that say something else are rewritten.
+    columns = _changed_columns(doc, "Component Matrix", "Component", packet.component,
+                               _component_columns(packet, handoff, open_ids))
+    if columns:
+        doc.upsert_component_row(packet.component, **columns)
+    command = {"command": f"pytest {packet.parity_test} -v -s", "last_result": _last_result(handoff)}
+    if handoff.blocker != "none":
+        command["notes"] = _one_line(handoff.blocker, 200)
+    command = _changed_columns(doc, "Parity Commands", "Scope", packet.component, command)
+    if command:
+        doc.upsert_parity_command(packet.component, command.get("command"), command.get("last_result"),
+                                  notes=command.get("notes"))
     doc.set_field("Conversion State", "strict_load_status", handoff.strict_load)
     if handoff.conversion_retry_request != "none":
         retry = handoff.conversion_retry_request
         doc.set_field("Conversion State", "retry_history",
                       _one_line(f"retry requested by {packet.component}: {retry.suspected_fix} ({retry.failing_keys})", 200))
-    doc.set_phase(phase, status=_phase_status(handoff), owner=f"component:{packet.component}")
+    doc.set_phase(phase, status=_family_status(doc, packet, handoff), owner=f"component:{packet.component}")
     note = _one_line(f"{packet.component} ({handoff.mode}): next_step={handoff.next_step}, "
                      f"parity={handoff.parity_status}, blocker={handoff.blocker}")
     for line in [note, *(_one_line(f"{packet.component}: {n}") for n in notes)]:
