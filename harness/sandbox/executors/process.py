@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -170,9 +171,7 @@ class BwrapExecutor(_ProcessExecutor):
         log.info(self.notice)
 
     def close(self) -> None:
-        if self._etc_dir:
-            shutil.rmtree(self._etc_dir, ignore_errors=True)
-            self._etc_dir = None
+        self._etc_dir = None  # the identity files are the process's, removed at its exit
 
     def _home(self) -> str:
         return "/tmp"
@@ -269,10 +268,19 @@ _ETC_FILES = ("nsswitch.conf", "hosts", "localtime", "timezone", "locale.alias",
               "ld.so.conf", "ld.so.conf.d", "mime.types", "os-release")
 
 
+_IDENTITY_DIRS: dict[int, str] = {}
+
+
 def _identity_files(uid: int) -> str:
     """A private /etc/passwd and /etc/group naming only root and the sandbox user (tools such as
-    getpass want a name for their uid; the host's user list stays outside)."""
+    getpass want a name for their uid; the host's user list stays outside). One folder per uid
+    for the whole process, removed when it exits: executors are not always closed."""
+    if uid in _IDENTITY_DIRS and Path(_IDENTITY_DIRS[uid], "passwd").is_file():
+        return _IDENTITY_DIRS[uid]
     folder = tempfile.mkdtemp(prefix="fastvideo-harness-etc-")
+    if not _IDENTITY_DIRS:
+        atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _IDENTITY_DIRS.values()])
+    _IDENTITY_DIRS[uid] = folder
     Path(folder, "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nsandbox:x:{uid}:{uid}:sandbox:/tmp:/bin/sh\n")
     Path(folder, "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
     for name in ("passwd", "group"):
