@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.evals.runner import EvalConfig, EvalEvents, read_results, run_eval
+from harness.evals.tasks import TaskError
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -29,6 +30,7 @@ SUBSET = "ask-vae-motion-head"
 SUBSET_TASKS = {"ask-vae-motion-head"}
 QUICK_TASK = "ask-vae-motion-head"
 NUM_GPUS = 4
+TEST_IMAGE = "fastvideo-harness-sandbox:test"
 # Small asks so the 2-CPU test cluster can hold 4 attempts: GPUs, not CPUs, must be the limit.
 RAY_ASKS = {"backend": "ray", "cpus_per_task": 0.5, "memory_per_task_gb": 0.25}
 
@@ -151,12 +153,12 @@ def test_overlap_check_sees_a_shared_gpu():
 @pytest.mark.docker
 def test_gpu_attempts_never_share_a_device_and_never_exceed_the_cluster(ray_cluster, tmp_path):
     # Four attempts, 2 GPUs each, on 4 GPUs: at most 2 at once though CPUs would allow 4. The
-    # image does not exist, so each attempt ends quickly as an infrastructure error; what is
-    # checked is where Ray put it and which devices its sandbox was given.
+    # GPUs are declared, not real, so Docker cannot hand them over and each attempt ends as an
+    # infrastructure error; what is checked is where Ray put it and which devices its sandbox got.
     out = tmp_path / "out"
     watch = _RunningWatch()
     run_eval(EvalConfig(suite="core", models=["null"], out=out, tasks_glob=QUICK_TASK, attempts=4, workers=4,
-                        sandbox="docker", image="harness-eval-test/no-such-image:never", gpus_per_task=2,
+                        sandbox="docker", image=TEST_IMAGE, gpus_per_task=2,
                         max_debug_rounds=0, **RAY_ASKS), events=watch)
     # All 4 were handed to Ray at once; progress calls running only those Ray started.
     assert len(watch.seen) == 4 and watch.most <= NUM_GPUS // 2
@@ -170,6 +172,15 @@ def test_gpu_attempts_never_share_a_device_and_never_exceed_the_cluster(ray_clus
             assert json.loads(run_json.read_text())["config"]["gpus"] == row["placement"]["gpus"]
     most, clashes = _overlaps(rows)
     assert clashes == [] and most <= NUM_GPUS // 2
+
+
+@pytest.mark.docker
+def test_a_node_that_cannot_run_the_sandbox_is_refused_before_any_attempt(ray_cluster, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(TaskError, match=r"node .*harness-eval-test/no-such-image:never"):
+        run_eval(EvalConfig(suite="core", models=["null"], out=out, tasks_glob=QUICK_TASK, sandbox="docker",
+                            image="harness-eval-test/no-such-image:never", **RAY_ASKS))
+    assert not out.exists()
 
 
 def test_a_killed_worker_is_retried_then_recorded_and_the_eval_completes(ray_cluster, tmp_path):

@@ -98,11 +98,13 @@ def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: byte
         shutil.rmtree(work, ignore_errors=True)
 
 
-def worker_facts() -> dict[str, Any]:
-    """What one node's workers run with: Python, package versions, GPU models."""
+def worker_facts(sandbox: str, image: str | None) -> dict[str, Any]:
+    """What one node's workers run with: Python, package versions, GPU models, and what is
+    wrong with the sandbox there (engine, image, bwrap, pytest)."""
     import subprocess
 
     from harness.evals.provenance import package_versions
+    from harness.graph.inputs import sandbox_problems
 
     try:
         smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
@@ -111,7 +113,7 @@ def worker_facts() -> dict[str, Any]:
     except (OSError, subprocess.TimeoutExpired):
         gpu_names = []
     return {"hostname": socket.gethostname(), "python": sys.version.split()[0], "packages": package_versions(),
-            "gpu_names": gpu_names}
+            "gpu_names": gpu_names, "sandbox_problems": sandbox_problems(sandbox, image)}
 
 
 def _check_reachable(address: str | None) -> None:
@@ -172,31 +174,48 @@ class RayBackend:
                 raise TaskError(f"cannot start or reach the Ray cluster ({where}): {exc}") from exc
             self.started_ray = True
         self._check_capacity()
+        self.description = self._describe()
+        self._check_sandboxes()
 
     # --- before anything runs ------------------------------------------------------------
 
     def _alive_nodes(self) -> list[dict[str, Any]]:
         return [n for n in self.ray.nodes() if n.get("Alive")]
 
+    def _need(self) -> dict[str, float]:
+        return {"GPU": float(self.cfg.gpus_per_task), "CPU": float(self.cfg.cpus_per_task),
+                "memory": self.cfg.memory_per_task_gb * 2**30}
+
+    def _fits(self, node: dict[str, Any]) -> bool:
+        return all(node["Resources"].get(k, 0.0) >= v for k, v in self._need().items() if v > 0)
+
     def _check_capacity(self) -> None:
         """An attempt no node can hold would wait forever: refuse it now."""
-        need = {"GPU": float(self.cfg.gpus_per_task), "CPU": float(self.cfg.cpus_per_task),
-                "memory": self.cfg.memory_per_task_gb * 2**30}
         nodes = self._alive_nodes()
-        fits = [n for n in nodes if all(n["Resources"].get(k, 0.0) >= v for k, v in need.items() if v > 0)]
-        if not fits:
-            have = [{k: n["Resources"].get(k, 0.0) for k in need} for n in nodes]
+        if not any(self._fits(n) for n in nodes):
+            have = [{k: n["Resources"].get(k, 0.0) for k in self._need()} for n in nodes]
             raise TaskError(f"no node of the Ray cluster can hold one attempt ({self.cfg.gpus_per_task} GPUs, "
                             f"{self.cfg.cpus_per_task} CPUs, {self.cfg.memory_per_task_gb} GiB); nodes have {have}")
 
     def describe(self) -> dict[str, Any]:
+        return self.description
+
+    def _check_sandboxes(self) -> None:
+        """Every node that can hold an attempt must be able to run its sandbox: checked before
+        the first attempt, as the local backend checks this machine."""
+        problems = [f"node {n['hostname']} ({n['address']}): {p}" for n in self.description["nodes"]
+                    if n["can_hold_an_attempt"] for p in n["workers"].get("sandbox_problems", [])]
+        if problems:
+            raise TaskError("; ".join(problems))
+
+    def _describe(self) -> dict[str, Any]:
         """The cluster for provenance: nodes, their GPUs and GPU types, and what their workers import."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         nodes = self._alive_nodes()
         probe = self.ray.remote(worker_facts)
         refs = {n["NodeID"]: probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            n["NodeID"], soft=False)).remote() for n in nodes}
+            n["NodeID"], soft=False)).remote(self.cfg.sandbox, self.cfg.image) for n in nodes}
         ready, _ = self.ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
         described = []
         for node in nodes:
@@ -208,6 +227,7 @@ class RayBackend:
                 "memory_gb": round(res.get("memory", 0.0) / 2**30, 1),
                 "gpu_types": sorted(k.split(":", 1)[1] for k in res if k.startswith("accelerator_type:")),
                 "workers": self.ray.get(ref) if ref in ready else {"error": "no answer from this node's workers"},
+                "can_hold_an_attempt": self._fits(node),
             })
         return {"name": "ray", "address": self.cfg.ray_address or "local instance", "ray_version": self.ray.__version__,
                 "per_attempt": {"gpus": self.cfg.gpus_per_task, "cpus": self.cfg.cpus_per_task,
