@@ -16,7 +16,10 @@ ROW_FIELDS = {"task", "kind", "model", "attempt", "outcome", "reasons", "turns",
               "run_dir", "error_class", "retries"}
 
 
-def test_model_without_price_stops_before_anything_runs(tmp_path):
+def test_model_without_price_stops_before_anything_runs(tmp_path, monkeypatch):
+    # Keys present, so the price is the one thing missing.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     out = tmp_path / "out"
     with pytest.raises(UnknownPriceError, match="anthropic:claude-nonexistent-9"):
         run_eval(EvalConfig(suite="core", models=["oracle", "anthropic:claude-nonexistent-9"], out=out))
