@@ -11,7 +11,8 @@ from harness.cli import app
 from harness.evals.runner import EvalConfig, read_results, run_eval
 from harness.evals.tasks import load_suite
 
-pytestmark = [pytest.mark.slow, pytest.mark.bwrap]
+# The whole core suite, twice, with a clean-room verdict per parity run: minutes, not seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.bwrap, pytest.mark.timeout(2400)]
 
 
 def test_oracle_scores_100_and_null_scores_0(tmp_path):
