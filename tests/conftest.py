@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -11,6 +12,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+# A suite started as a background job inherits SIGINT ignored, and so would every process the
+# tests start; the Ctrl-C tests need what a terminal's foreground job has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _sdist_cache() -> Path:
