@@ -319,10 +319,27 @@ def test_model_import_in_tests_is_allowed(ws, packet) -> None:
 
 # ---- provenance_comment --------------------------------------------------------------
 
-def test_provenance_comment_is_caught(ws, packet) -> None:
+def test_provenance_comment_is_recorded_for_review(ws, packet) -> None:
     _edit(ws, MODEL, "class DemoVAE(nn.Module):", "# Vendored from the official repo, matches upstream\nclass DemoVAE(nn.Module):")
     findings = _run(ws, packet)
-    assert _names(findings) == [(PROVENANCE_COMMENT, True), (PROVENANCE_COMMENT, True)]
+    assert _names(findings) == [(PROVENANCE_COMMENT, False), (PROVENANCE_COMMENT, False)]
+
+
+def test_upstream_attribution_does_not_block(ws, packet) -> None:
+    # FastVideo's own files begin with the Apache attribution of the code they adapt.
+    _edit(ws, MODEL, "class DemoVAE(nn.Module):", "# Adapted from transformers: models/t5/modeling_t5.py\n"
+                                                   "class DemoVAE(nn.Module):")
+    assert not any(f.blocking for f in _run(ws, packet))
+
+
+def test_a_port_that_looks_at_how_it_runs_is_a_defeat_device(ws, packet) -> None:
+    for probe in ("import sys\nRIGHT = 'harness_port_server' in sys.modules\n",
+                  "import inspect\nRIGHT = len(inspect.stack()) > 9\n",
+                  "RIGHT = 'pytest' in open('/proc/self/cmdline').read()\n",
+                  "import os\nRIGHT = os.environ.get('PYTEST_CURRENT_TEST') is not None\n"):
+        _edit(ws, MODEL, "class DemoVAE(nn.Module):", probe + "class DemoVAE(nn.Module):")
+        assert {f.name for f in _run(ws, packet) if f.blocking} == {"defeat_device"}, probe
+        _edit(ws, MODEL, probe + "class DemoVAE(nn.Module):", "class DemoVAE(nn.Module):")
 
 
 def test_why_comment_is_allowed(ws, packet) -> None:

@@ -162,12 +162,14 @@ def test_timeout_is_debug_red_and_kills_the_test(local, ws, tmp_path):
     assert _host_processes("sleep 450") == [] and _host_processes("test_timeout.py") == []
 
 
-def test_a_test_printing_a_fake_summary_is_not_trusted(local, ws, tmp_path):
+def test_a_test_printing_a_fake_summary_gets_what_the_report_says(local, ws, tmp_path):
     run = run_case(local, ws, "fake_summary", tmp_path)
-    assert run.status == "debug_red" and "summary lines" in run.first_failure
+    assert run.status == "scaffold_skip" and run.passed == 0 and run.skipped == 1
 
 
-def test_tests_hidden_by_a_conftest_are_not_a_pass(local, ws, tmp_path):
+def test_tests_hidden_by_a_conftest_are_not_counted(local, ws, tmp_path):
+    # In the agent's own worktree a conftest can hide a test; the report counts what ran. (The
+    # verdict runs the base commit's conftest files only, so this cannot reach it.)
     rel = _write_case(ws, "mixed")
     (ws.path / T / "conftest.py").write_text(
         "def pytest_collection_modifyitems(config, items):\n"
@@ -175,8 +177,7 @@ def test_tests_hidden_by_a_conftest_are_not_a_pass(local, ws, tmp_path):
         "    config.hook.pytest_deselected(items=hidden)\n"
         "    items[:] = [i for i in items if i not in hidden]\n")
     run = run_parity_test(local, rel, tmp_path / "logs")
-    assert run.passed == 1 and run.skipped == 0
-    assert run.status == "debug_red" and "deselected" in run.first_failure
+    assert run.passed == 1 and run.skipped == 0 and run.failed == 0
 
 
 def test_pytest_missing_in_the_sandbox_is_blocked(ws, tmp_path):
@@ -206,20 +207,19 @@ def test_bad_parity_test_paths_are_refused(local, tmp_path):
 
 JUNIT_PASS = ('<?xml version="1.0"?><testsuites><testsuite tests="1" failures="0" errors="0" skipped="0">'
               '<testcase classname="t" name="test_a"/></testsuite></testsuites>')
+JUNIT_FAIL = ('<?xml version="1.0"?><testsuites><testsuite tests="1" failures="1" errors="0" skipped="0">'
+              '<testcase classname="t" name="test_a"><failure message="AssertionError">E AssertionError</failure>'
+              '</testcase></testsuite></testsuites>')
 KW = dict(parity_test="t.py", command="python -m pytest t.py -v -s", log_path="/x.log", started_at="now")
 
 
-def test_judge_never_passes_without_a_report_or_with_disagreeing_counts():
+def test_judge_never_passes_without_a_report_or_with_a_failing_exit_code():
     ok_out = "t.py::test_a PASSED\n========== 1 passed in 0.01s ==========\n"
     assert judge(CommandResult(0, ok_out, "", 1.0, False), ok_out, JUNIT_PASS, **KW).status == "non_skip_pass"
     no_report = judge(CommandResult(0, ok_out, "", 1.0, False), ok_out, None, **KW)
     assert no_report.status == "debug_red" and "without a junit report" in no_report.first_failure
     bad_exit = judge(CommandResult(1, ok_out, "", 1.0, False), ok_out, JUNIT_PASS, **KW)
     assert bad_exit.status == "debug_red" and "exited 1" in bad_exit.first_failure
-    lying = "========== 2 passed in 0.01s ==========\n"
-    assert judge(CommandResult(0, lying, "", 1.0, False), lying, JUNIT_PASS, **KW).status == "debug_red"
-    no_summary = judge(CommandResult(0, "", "", 1.0, False), "", JUNIT_PASS, **KW)
-    assert no_summary.status == "debug_red" and "no summary line" in no_summary.first_failure
     broken = judge(CommandResult(0, ok_out, "", 1.0, False), ok_out, "<testsuites", **KW)
     assert broken.status == "debug_red" and "unreadable junit report" in broken.first_failure
     timed = judge(CommandResult(124, ok_out, "", 900.0, True), ok_out, JUNIT_PASS, **KW)
@@ -228,18 +228,15 @@ def test_judge_never_passes_without_a_report_or_with_disagreeing_counts():
     assert no_python.status == "blocked" and "python" in no_python.blocker
 
 
-def test_judge_a_fake_pass_after_the_real_failure_is_not_a_pass():
-    # The test failed, then something printed a pass and rewrote the report: the last line must not win.
-    out = ("t.py::test_a FAILED\n=================================== FAILURES ===================================\n"
-           "E   AssertionError\n========== 1 failed in 0.01s ==========\n========== 1 passed in 0.01s ==========\n")
-    run = judge(CommandResult(0, out, "", 1.0, False), out, JUNIT_PASS, **KW)
-    assert run.status == "debug_red" and "2 pytest summary lines" in run.first_failure
-    # One summary line, but pytest's own FAILED marks still in the log.
-    only_fake = "t.py::test_a FAILED\n========== 1 passed in 0.01s ==========\n"
-    run = judge(CommandResult(0, only_fake, "", 1.0, False), only_fake, JUNIT_PASS, **KW)
-    assert run.status == "debug_red" and "shows a failure" in run.first_failure
-    honest = "t.py::test_a PASSED\nprinted: no failure here, max_abs=0.0\n========== 1 passed in 0.01s ==========\n"
-    assert judge(CommandResult(0, honest, "", 1.0, False), honest, JUNIT_PASS, **KW).status == "non_skip_pass"
+def test_judge_reads_the_report_never_the_log():
+    # The test failed and something printed pass lines: the report decides.
+    out = ("t.py::test_a FAILED\n========== 1 failed in 0.01s ==========\n========== 1 passed in 0.01s ==========\n")
+    assert judge(CommandResult(1, out, "", 1.0, False), out, JUNIT_FAIL, **KW).status == "debug_red"
+    # FastVideo's logger under -s on a machine without CUDA: an ERROR line is not a test status.
+    noisy = ("t.py::test_a ERROR 12-03 10:00:00 platforms.py:12] NPU detection failed: no module\n"
+             "ERROR 12-03 10:00:00 [__init__.py:41] NPU detection failed\nPASSED\n"
+             "========== 1 passed in 0.01s ==========\n")
+    assert judge(CommandResult(0, noisy, "", 1.0, False), noisy, JUNIT_PASS, **KW).status == "non_skip_pass"
 
 
 def test_missing_asset_rules():

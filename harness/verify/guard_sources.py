@@ -204,3 +204,39 @@ def machinery_patches(source: str) -> set[str]:
             if isinstance(target, (ast.Attribute, ast.Subscript)) and _is_patch_target(_dotted_name(target)):
                 found.add(ast.unparse(target))
     return found
+
+
+# A port that looks at its surroundings to choose its behaviour: right while verified, wrong in
+# production (a defeat device). Isolation cannot see one (the port runs its own process either
+# way), so these reads are flagged in what the port added.
+_FRAME_READS = ("sys._getframe", "sys._current_frames", "inspect.stack", "inspect.currentframe", "inspect.trace",
+                "inspect.getouterframes", "inspect.getinnerframes", "traceback.extract_stack",
+                "traceback.walk_stack", "traceback.format_stack", "traceback.print_stack", "os.getppid",
+                "psutil.Process", "gc.get_objects", "gc.get_referrers")
+_SUSPECT_WORDS = re.compile(r"pytest|harness|verdict|PYTEST_|\bCI\b|/proc/", re.IGNORECASE)
+
+
+def environment_probes(source: str) -> set[str]:
+    """Ways production code can tell it is being verified: reading sys.modules, the stack, the
+    process tree or /proc, or naming pytest or the harness."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            dotted = _dotted_name(node)
+            if dotted == "sys.modules" or dotted.startswith("sys.modules."):
+                found.add("reads sys.modules")
+            elif dotted in _FRAME_READS:
+                found.add(f"calls {dotted}")
+        elif isinstance(node, ast.ImportFrom) and node.module in ("sys", "inspect", "traceback", "psutil"):
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in _FRAME_READS or (node.module, alias.name) == ("sys", "modules"):
+                    found.add(f"imports {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import) and any(a.name == "psutil" for a in node.names):
+            found.add("imports psutil")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _SUSPECT_WORDS.search(node.value):
+            found.add(f"names {_SUSPECT_WORDS.search(node.value).group(0)!r}")
+    return found

@@ -22,6 +22,7 @@ from harness.verify.guard_files import (
 from harness.verify.guard_parity_test import Weakening, check_new_parity_test, compare_parity_tests
 from harness.verify.guard_sources import (
     boundary_imports,
+    environment_probes,
     machinery_patches,
     new_provenance_comments,
     official_module_names,
@@ -37,6 +38,7 @@ OFFICIAL_REFERENCE_AT_RUNTIME = "official_reference_at_runtime"
 CLAIM_WITHOUT_RUN = "claim_without_run"
 HOST_GIT_REFUSED = "host_git_refused"
 OUTSIDE_ALLOWED = "change_outside_allowed_paths"
+DEFEAT_DEVICE = "defeat_device"
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,10 @@ def _production_findings(workspace: Any, changed: list[str]) -> list[GuardFindin
                 findings.append(GuardFinding(OFFICIAL_REFERENCE_AT_RUNTIME, rel,
                                              f"production code {use}: the port must compute its own numbers, "
                                              "not call the official reference it is compared with"))
+            for probe in sorted(environment_probes(now) - environment_probes(base or "")):
+                findings.append(GuardFinding(DEFEAT_DEVICE, rel,
+                                             f"production code {probe}: a port must not look at how it is run "
+                                             "(it could behave right only while verified)"))
             for imp in sorted(boundary_imports(now) - boundary_imports(base or "")):
                 module, name = imp.split(":")
                 findings.append(GuardFinding(PRODUCTION_IMPORT_BOUNDARY, rel,
@@ -189,8 +195,10 @@ def _production_findings(workspace: Any, changed: list[str]) -> list[GuardFindin
                                              "(tokenizers and pure data utilities are allowed)"))
         if rel.endswith((".py", ".pyi", ".sh")):
             for hit in new_provenance_comments(base, now, rel.endswith((".py", ".pyi"))):
+                # Evidence for review (upstream files carry their attribution), never a block.
                 findings.append(GuardFinding(PROVENANCE_COMMENT, rel,
-                                             f"{hit}: production comments explain why, not where code came from"))
+                                             f"{hit}: a provenance comment; a reviewer checks the attribution",
+                                             blocking=False))
     return findings
 
 

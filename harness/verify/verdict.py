@@ -1,30 +1,34 @@
-"""The clean-room verdict: the parity run whose result the harness reports.
+"""The verdict: the parity run whose result the harness reports, by isolation.
 
-The verdict trusts nothing the agent wrote or started:
-- the tree is built in a fresh folder outside the worktree from the base commit (read by
-  its hash) plus only the agent's changes to the allowed paths (see `allowed.py`), copied
-  as regular files; the parity test and every test-support file come from the base commit;
-  no bytecode anywhere;
-- it runs in a new sandbox (a new container or bwrap namespace), where no process of the
-  agent lives, as `python -P -B -m pytest` with plugin autoload off and only the harness's
-  plugin (`verdict_plugin.py`, mounted read-only outside the tree) added;
-- a pass needs pytest's own report (junit and the summary line, as `judge` reads them) AND
-  the plugin's record stream to agree: every collected test reported once, passed, nothing
-  else, no integrity violation; and two cross-checks in fresh processes: the official
-  modules the test used fingerprint the same as a fresh import, and the port imports with
-  the official reference unreachable;
+No code the agent added or changed runs in the process that judges:
+
+- two fresh trees are built outside the worktree: the *trusted* tree is the base commit
+  (read by its hash) and holds the parity test, its helpers and conftest files; the *port*
+  tree is the base commit plus the agent's changes to the allowed paths (see `allowed.py`),
+  copied as regular files; both are mounted read-only;
+- the test runs with pytest in a *trusted process*, in its own new sandbox, with the official
+  reference and the harness's plugin (`isolation/harness_verdict_plugin.py`); every import of
+  the port's packages there is served by the *port process*, in a second new sandbox without
+  the official reference, pytest or the harness's files, reached through one socket. Data
+  crosses by value, the port's objects stay where they are (see `isolation/`);
+- the plugin seeds the test with a per-verdict secret, measures every comparison the test
+  makes and records each test's outcome; the outcome comes from those records and pytest's
+  junit report, never from the log;
+- anything the isolation cannot carry faithfully ends `blocked` with the reason;
 - the worktree must still hold what was copied once the run ends (a process left running
   cannot swap files around the verdict).
-Anything else ends `debug_red` (or `blocked` when the tree could not be built), never a crash.
+
+A parity test the agent wrote (no test at the base commit, and no person approved it) cannot
+run in the trusted process: it runs in one sandbox on the port tree and the verdict says its
+evidence is the agent's own test.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
-import select
+import secrets
 import shlex
 import shutil
 import stat
@@ -36,26 +40,36 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from harness.sandbox.executors.base import CommandResult, Mount
 from harness.verify.allowed import allowed_paths, changed_entries, is_bytecode
-
-SUPPORT_DIR = ".harness-verdict"
-PLUGIN_MODULE = "harness_verdict_plugin"
-_PLUGIN_SOURCE = Path(__file__).with_name("verdict_plugin.py")
-_RECORD_WAIT_S = 5.0
+from harness.verify.isolation import FOLDER as ISOLATION_FOLDER
+from harness.verify.isolation import PLUGIN_MODULE, PORT_FILES, SERVER_MODULE, TRUSTED_FILES
 
 ExecutorFactory = Callable[[Any], Any]
+MAX_TRANSFER_BYTES = 64 << 30  # one message from the port process; the sandbox's memory limit bites first
+PORT_CONNECT_S = 300.0
+_PORT_GRACE_S = 10.0
+
+# What `agent_test` may say about the parity test the verdict runs.
+BASE_TEST = "base"          # the base commit's test (the default)
+APPROVED_TEST = "approved"  # the agent's version, approved by a person: it runs in the trusted process
+OWN_TEST = "own"            # the agent's own new test: it cannot be trusted, and the verdict says so
 
 
 @dataclass
 class CleanTree:
-    """What an executor needs of a workspace, for the clean-room tree: the executors mount
-    `path` as the workspace and each of `local_assets()` read-only inside it."""
+    """What an executor needs of a workspace for a verdict's sandbox: the tree (`path`,
+    mounted read-only at `mount_at` or its own path), the read-only assets inside it, and the
+    support mounts."""
 
     path: Path
     official_ref_dir: Path | None
     repo: Path
     run_id: str
     assets: list[tuple[str, Path]]
+    mounts: list[Mount] = field(default_factory=list)
+    read_only: bool = True
+    mount_at: str | None = None
 
     def local_assets(self) -> list[tuple[str, Path]]:
         return list(self.assets)
@@ -67,13 +81,14 @@ class Verdict:
     test_source: str
     problems: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    evidence: str = "isolated"  # or "agent_test": the agent's own test, run without isolation
 
 
 class TreeProblem(Exception):
-    """A change that cannot be put into the clean tree (a link, a special file, an escape)."""
+    """A change that cannot be put into a tree (a link, a special file, an escape)."""
 
 
-# ----- building the tree ---------------------------------------------------------------------
+# ----- building the trees ----------------------------------------------------------------------
 
 def _read_regular(root: Path, rel: str) -> tuple[bytes, bool]:
     """The bytes of `rel` under `root` and whether it is executable, refusing a path any of
@@ -97,10 +112,13 @@ def _read_regular(root: Path, rel: str) -> tuple[bytes, bool]:
 
 
 def _write_regular(tree: Path, rel: str, data: bytes, executable: bool = False) -> None:
+    """Write a new file at `rel` (never into an existing inode: the trees share hard links)."""
     dest = tree / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_symlink() or dest.exists() and not dest.is_file():
         raise TreeProblem(f"{rel}: the base commit has something else at this path")
+    if dest.exists():
+        dest.unlink()
     dest.write_bytes(data)
     os.chmod(dest, 0o755 if executable else 0o644)
 
@@ -115,35 +133,48 @@ def _drop_bytecode(tree: Path) -> None:
                 os.unlink(Path(dirpath) / name)
 
 
-def build_tree(workspace: Any, packet: Any, tree: Path, *, agent_test: bool,
-               extra_files: dict[str, Path] | None = None) -> dict[str, bytes]:
-    """Fill the empty folder `tree`: the base commit, then the agent's allowed changes (and
-    its parity test when `agent_test`), then `extra_files` (harness-owned). Returns
-    {path: bytes} of what came from the worktree. Raises TreeProblem."""
-    workspace.export_commit(workspace.base_commit, tree)
+def _hardlink_copy(source: Path, dest: Path) -> None:
+    shutil.copytree(source, dest, copy_function=os.link, symlinks=True)
+
+
+def build_trees(workspace: Any, packet: Any, trusted: Path, port: Path, *, agent_test: str = BASE_TEST,
+                extra_files: dict[str, Path] | None = None) -> dict[str, bytes]:
+    """Fill the empty folders `trusted` (the base commit; the agent's parity test only when a
+    person approved it; `extra_files`, harness-owned) and `port` (the base commit plus the
+    agent's allowed changes). Returns {path: bytes} of what came from the worktree."""
+    workspace.export_commit(workspace.base_commit, trusted)
+    _drop_bytecode(trusted)
+    _hardlink_copy(trusted, port)
     allowed = allowed_paths(packet)
     copied: dict[str, bytes] = {}
     changes = changed_entries(workspace)
     wanted = {rel: kind for rel, kind in changes.items() if allowed.allows(rel) and not is_bytecode(rel)}
-    if agent_test and allowed.parity_test:
+    if agent_test != BASE_TEST and allowed.parity_test:
         wanted[allowed.parity_test] = changes.get(allowed.parity_test, "file")
     for rel, kind in sorted(wanted.items()):
+        if kind == "dir":
+            continue
         if kind == "missing":
-            target = tree / rel
+            target = port / rel
             if target.is_file() and not target.is_symlink():
                 target.unlink()
             continue
-        if kind == "dir":
-            continue
         data, executable = _read_regular(Path(workspace.path), rel)
-        _write_regular(tree, rel, data, executable)
+        _write_regular(port, rel, data, executable)
+        if rel == allowed.parity_test and agent_test == APPROVED_TEST:
+            _write_regular(trusted, rel, data, executable)
         copied[rel] = data
     for rel, source in (extra_files or {}).items():
-        _write_regular(tree, rel, Path(source).read_bytes())
-    _drop_bytecode(tree)
-    # The executors bind the workspace's `.git` pointer read-only; the tree has no git at all.
-    (tree / ".git").write_text("")
+        _write_regular(trusted, rel, Path(source).read_bytes())
     return copied
+
+
+def port_packages(packet: Any, tree: Path) -> list[str]:
+    """The top-level packages the port lives in (those of its allowed paths): every import
+    of them in the trusted process is served by the port process."""
+    allowed = allowed_paths(packet)
+    tops = {PurePosixPath(p).parts[0] for p in (*allowed.files, *allowed.folders) if len(PurePosixPath(p).parts) > 1}
+    return sorted(t for t in tops if t != "tests" and (tree / t / "__init__.py").is_file())
 
 
 def swapped_since(workspace: Any, copied: dict[str, bytes]) -> list[str]:
@@ -221,163 +252,140 @@ def differs_from_commit(workspace: Any, commit: str, copied: dict[str, bytes]) -
     return sorted(bad)
 
 
-# ----- the record stream ---------------------------------------------------------------------
+# ----- judging the records -----------------------------------------------------------------------
 
-class RecordReader:
-    """Reads the plugin's records from a FIFO while the test runs."""
-
-    def __init__(self, path: Path) -> None:
-        os.mkfifo(path, 0o600)
-        os.chmod(path, 0o666)  # the sandbox user may differ from the harness's
-        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        # Our own writer keeps the pipe from reading as closed before the plugin opens it.
-        self.keep_open = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        self.data = bytearray()
-        self.eof = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    self.eof = True
-                    return
-                self.data += chunk
-            elif self._stop.is_set():
-                return
-
-    def finish(self) -> list[dict[str, Any]]:
-        """Stop after the command ended; the records, or a record saying the pipe stayed open."""
-        os.close(self.keep_open)
-        self._thread.join(_RECORD_WAIT_S)
-        self._stop.set()
-        self._thread.join(1)
-        os.close(self.fd)
-        records: list[dict[str, Any]] = []
-        for line in bytes(self.data).decode("utf-8", "replace").splitlines():
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                item = {"k": "garbage", "text": line[:200]}
-            records.append(item if isinstance(item, dict) else {"k": "garbage", "text": line[:200]})
-        if not self.eof:
-            records.append({"k": "open_writer"})
-        return records
-
-
-def defined_test_names(source: str) -> set[str]:
-    """Test functions the file defines (module level and in Test* classes)."""
+def read_records(path: Path) -> list[dict[str, Any]]:
+    records = []
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
-            names.add(node.name)
-        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-            names |= {f"{node.name}::{n.name}" for n in node.body
-                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test")}
-    return names
-
-
-def record_problems(records: list[dict[str, Any]], expected: set[str]) -> list[str]:
-    """Why the record stream does not show a clean pass of every expected test (empty: it does)."""
-    problems: list[str] = []
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_kind.setdefault(str(r.get("k")), []).append(r)
-    for kind in ("start", "collected", "finish", "end"):
-        if len(by_kind.get(kind, [])) != 1:
-            problems.append(f"{len(by_kind.get(kind, []))} '{kind}' records (expected exactly one)")
-    for r in by_kind.get("violation", []):
-        problems.append(f"integrity: {r.get('what')}")
-    for kind, what in (("garbage", "unreadable records"), ("open_writer", "the record pipe stayed open after the test ended"),
-                       ("collect_error", "a collection error")):
-        if by_kind.get(kind):
-            problems.append(what)
-    finish = by_kind.get("finish", [{}])[0]
-    if finish.get("exitstatus") != 0:
-        problems.append(f"pytest's session ended with status {finish.get('exitstatus')}")
-    ids = list((by_kind.get("collected") or [{}])[0].get("ids") or [])
-    if not ids:
-        problems.append("no test was collected")
-    if len(set(ids)) != len(ids):
-        problems.append("a test id was collected twice")
-    short = {i.split("::", 1)[-1].split("[")[0] for i in ids}
-    for name in sorted(expected - short):
-        problems.append(f"the test file defines {name} but it was not collected")
-    seen: dict[tuple[str, str, str], int] = {}
-    for kind in ("report", "phase"):
-        for r in by_kind.get(kind, []):
-            key = (kind, str(r.get("id")), str(r.get("when")))
-            seen[key] = seen.get(key, 0) + 1
-            if r.get("id") not in ids:
-                problems.append(f"a {kind} record for {r.get('id')}, which was not collected")
-            if r.get("outcome") != "passed" or r.get("raised") or r.get("wasxfail"):
-                problems.append(f"{r.get('id')} {r.get('when')}: {r.get('outcome')}"
-                                f"{' raised ' + str(r.get('raised')) if r.get('raised') else ''}")
-    for test_id in ids:
-        for kind in ("report", "phase"):
-            for when in ("setup", "call", "teardown"):
-                n = seen.get((kind, test_id, when), 0)
-                if n != 1:
-                    problems.append(f"{test_id} {when}: {n} {kind} records (expected one)")
-    return list(dict.fromkeys(problems))
-
-
-def fingerprint_problems(test_side: dict[str, dict[str, str]], fresh: dict[str, Any]) -> list[str]:
-    if "error" in fresh:
-        return [f"the official modules the test used do not import on their own: {fresh['error']}"]
-    problems = []
-    clean = fresh.get("modules") or {}
-    for module, entries in test_side.items():
-        before = clean.get(module, {})
-        for name in sorted(set(entries) | set(before)):
-            if entries.get(name) != before.get(name):
-                problems.append(f"integrity: official {module}.{name} differs from a fresh import (patched at run time)")
-    return problems[:20]
-
-
-# ----- running it ----------------------------------------------------------------------------
-
-def _module_name(rel: str) -> str | None:
-    path = PurePosixPath(rel)
-    if path.suffix != ".py" or not path.parts or path.parts[0] != "fastvideo":
-        return None
-    parts = list(path.with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
-def _support_dir(tmp: Path) -> Path:
-    support = tmp / "support"
-    support.mkdir()
-    os.chmod(tmp, 0o755)
-    os.chmod(support, 0o755)
-    shutil.copyfile(_PLUGIN_SOURCE, support / f"{PLUGIN_MODULE}.py")
-    os.chmod(support / f"{PLUGIN_MODULE}.py", 0o644)
-    return support
-
-
-def _split_marker(stdout: str, marker: str) -> dict[str, Any]:
-    out = {}
-    parts = stdout.split("\n" + marker + "\n")
-    for chunk in parts[1:]:
-        line = chunk.strip().splitlines()[0] if chunk.strip() else ""
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    for line in text.splitlines():
         try:
-            out.update(json.loads(line))
+            item = json.loads(line)
         except json.JSONDecodeError:
-            pass
-    return out
+            continue
+        if isinstance(item, dict):
+            records.append(item)
+    return records
+
+
+def comparison_figures(comparisons: list[dict[str, Any]]) -> tuple[dict[str, float], list[str]]:
+    """The recorded comparisons as metrics (`label.max_abs`) and lines, the failing ones first."""
+    ordered = sorted(comparisons, key=lambda c: (c.get("passed") is not False, c.get("where") or ""))
+    metrics: dict[str, float] = {}
+    lines = []
+    for c in ordered:
+        label = c.get("label") or c.get("where") or c.get("fn")
+        verdict = "FAILED" if c.get("passed") is False else "passed"
+        if c.get("shape_mismatch"):
+            lines.append(f"{label}: {c.get('fn')} {verdict}: shape {tuple(c.get('shape') or ())} != "
+                         f"{tuple(c.get('expected_shape') or ())} ({c.get('where')})")
+            continue
+        if "max_abs" not in c:
+            lines.append(f"{label}: {c.get('fn')} {verdict} ({c.get('kind') or 'not tensors'}, {c.get('where')})")
+            continue
+        for key in ("max_abs", "max_rel"):
+            metrics.setdefault(f"{label}.{key}", float(c[key]))
+        tol = f", atol={c['atol']} rtol={c['rtol']}" if c.get("atol") is not None or c.get("rtol") is not None else ""
+        lines.append(f"{label}: {c.get('fn')} {verdict}: shape {tuple(c.get('shape') or ())} {c.get('dtype', '')} "
+                     f"max_abs={c['max_abs']:.3e} max_rel={c['max_rel']:.3e}{tol} ({c.get('where')})")
+    return metrics, lines[:80]
+
+
+def judge_records(run: Any, records: list[dict[str, Any]], port: CommandResult | None) -> tuple[Any, list[str]]:
+    """The run as the trusted process's records tell it. Returns (run, problems); a problem
+    means the pass (if pytest reported one) is not trusted."""
+    tests = [r for r in records if r.get("k") == "test"]
+    reports = [r for r in records if r.get("k") == "report"]
+    finish = next((r for r in records if r.get("k") == "finish"), None)
+    comparisons = [c for t in tests for c in t.get("comparisons") or [] if isinstance(c, dict)]
+    metrics, lines = comparison_figures(comparisons)
+    evidence = _evidence(tests, comparisons)
+    update: dict[str, Any] = {"comparisons": comparisons[:200], "evidence": evidence}
+    if lines:
+        update["comparison_lines"] = lines + [ln for ln in run.comparison_lines if ln not in lines][:40]
+        update["metrics"] = {**metrics, **{k: v for k, v in run.metrics.items() if k not in metrics}}
+    run = run.model_copy(update=update)
+
+    limits = [lim for t in tests for lim in t.get("limits") or [] if isinstance(lim, dict)]
+    if limits:
+        first = limits[0]
+        where = f" at {first.get('where')}" if first.get("where") else ""
+        why = (f"the verdict cannot isolate this test: {first.get('what')}{where}"
+               f"{'; ' + first['remedy'] if first.get('remedy') else ''}")
+        return run.model_copy(update={"status": "blocked", "blocker": why}), [why]
+    port_problem = (finish or {}).get("port")
+    if isinstance(port_problem, str) and port_problem.startswith(("the port process did not connect",
+                                                                  "the port process refused")):
+        why = f"{port_problem}{_port_tail(port)}"
+        return run.model_copy(update={"status": "blocked", "blocker": why}), [why]
+    if run.status != "non_skip_pass":
+        return run, []
+    problems: list[str] = []
+    if finish is None:
+        problems.append("the trusted process left no final record")
+    elif finish.get("exitstatus") != 0:
+        problems.append(f"pytest's session ended with status {finish.get('exitstatus')}")
+    if not tests:
+        problems.append("no test ran in the trusted process")
+    for r in reports:
+        if r.get("outcome") != "passed" or r.get("wasxfail"):
+            problems.append(f"{r.get('id')} {r.get('when')}: {r.get('outcome')}{' (xfail)' if r.get('wasxfail') else ''}")
+    for c in comparisons:
+        if c.get("asserting") and c.get("passed") is False:
+            problems.append(f"a comparison failed inside a passing test: {c.get('label') or c.get('where')} "
+                            f"({c.get('error') or 'not close'})")
+    return run, list(dict.fromkeys(problems))
+
+
+def _evidence(tests: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    if tests:
+        seeded = sum(1 for t in tests if t.get("rng_used"))
+        if seeded == len(tests):
+            notes.append("inputs: random, seeded with the verdict's secret (stored outputs cannot match them)")
+        elif seeded:
+            notes.append(f"inputs: random in {seeded} of {len(tests)} tests, seeded with the verdict's secret; the "
+                         "others drew no random numbers (fixed inputs are weaker evidence)")
+        else:
+            notes.append("inputs: fixed (the test drew no random numbers): weaker evidence, a port could "
+                         "recognise them")
+        calls = sum(int(t.get("port_calls") or 0) for t in tests)
+        notes.append(f"the test reached the port through {calls} calls to the isolated port process")
+    asserting = [c for c in comparisons if c.get("asserting")]
+    notes.append(f"the harness measured {len(comparisons)} comparisons ({len(asserting)} asserting)"
+                 if comparisons else "the harness saw no comparison call (assert_close, allclose, equal): "
+                                     "the test checks its numbers some other way")
+    return notes
+
+
+def _port_tail(port: CommandResult | None) -> str:
+    if port is None:
+        return ""
+    tail = (port.stderr.strip() or port.stdout.strip())[-600:]
+    return f" (port process exit {port.exit_code}: {tail})" if tail else f" (port process exit {port.exit_code})"
+
+
+# ----- running it --------------------------------------------------------------------------------
+
+def _folder(parent: Path, name: str, mode: int) -> Path:
+    path = parent / name
+    path.mkdir()
+    os.chmod(path, mode)
+    return path
+
+
+def _support(parent: Path, name: str, files: tuple[str, ...]) -> Path:
+    folder = _folder(parent, name, 0o755)
+    for file in files:
+        shutil.copyfile(ISOLATION_FOLDER / file, folder / file)
+        os.chmod(folder / file, 0o644)
+    return folder
+
+
+def _official_on_path(official: str | None, names: set[str]) -> str:
+    return f":{official}" if official and names else ""
 
 
 def run_verdict(
@@ -386,138 +394,194 @@ def run_verdict(
     new_executor: ExecutorFactory,
     log_dir: Path,
     *,
-    agent_test: bool = False,
+    agent_test: bool | str = False,
     parity_test: str | None = None,
     extra_files: dict[str, Path] | None = None,
     commit: str | None = None,
     timeout_s: float = 900,
 ) -> Verdict:
-    """Build the clean tree, run the parity test in a new sandbox, and judge it (see module doc).
+    """Build the trees, run the test in the trusted process with the port in its own, judge.
 
-    `new_executor(tree)` makes an executor (not started) for a CleanTree. `agent_test` takes
-    the agent's parity test instead of the base one (a new test, or an approved loosening).
-    `parity_test` and `extra_files` let the graders run a harness-owned test too. `commit`
-    (the checkpoint just taken) must hold exactly the code files that were copied.
+    `new_executor(tree)` makes an executor (not started) for a CleanTree. `agent_test`:
+    False/"base" runs the base commit's test; "approved" the agent's version a person
+    approved; True/"own" the agent's own test (no base version), which runs without
+    isolation and is labelled so. `parity_test` and `extra_files` let the graders run a
+    harness-owned test. `commit` (the checkpoint just taken) must hold the code files copied.
     """
-    from harness.sandbox.pytest_runner import run_parity_test
     from harness.verify.guard_sources import official_module_names
 
+    mode = OWN_TEST if agent_test is True else BASE_TEST if agent_test is False else str(agent_test)
     test = parity_test or str(packet.get("parity_test") if isinstance(packet, dict) else packet.parity_test)
-    source = "the agent's version" if agent_test else "the base commit's version"
+    source = {BASE_TEST: "the base commit's version", APPROVED_TEST: "the agent's version, approved by a person",
+              OWN_TEST: "the agent's own version (not isolated)"}[mode]
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="fastvideo-harness-verdict-"))
-    tree = tmp / "tree"
-    tree.mkdir()
+    os.chmod(tmp, 0o755)
+    trusted_tree, port_tree = tmp / "trusted", tmp / "port"
+    trusted_tree.mkdir()
     seconds: dict[str, float] = {}
     watch: WorktreeWatch | None = None
+    executors: list[Any] = []
     try:
         try:
-            copied = build_tree(workspace, packet, tree, agent_test=agent_test, extra_files=extra_files)
+            copied = build_trees(workspace, packet, trusted_tree, port_tree, agent_test=mode, extra_files=extra_files)
         except (TreeProblem, OSError) as exc:
-            return Verdict(_not_run(test, f"the clean-room tree could not be built: {exc}", log_dir), source,
+            return Verdict(_not_run(test, f"the verdict's trees could not be built: {exc}", log_dir), source,
                            [str(exc)])
         watch = WorktreeWatch(Path(workspace.path), sorted(copied))
         stale = differs_from_commit(workspace, commit, copied) if commit else []
-        test_file = tree / test
-        if not test_file.is_file():
-            return Verdict(_not_run(test, f"parity test {test} is missing from the clean-room tree", log_dir,
+        if not (trusted_tree / test).is_file():
+            return Verdict(_not_run(test, f"parity test {test} is missing from the verdict's tree", log_dir,
                                     status="debug_red"), source)
         seconds["tree_s"] = round(time.monotonic() - started, 3)
-        support = _support_dir(tmp)
         official = getattr(workspace, "official_ref_dir", None)
-        assets = [(n, p) for n, p in (workspace.local_assets() if hasattr(workspace, "local_assets") else [])]
-        clean = CleanTree(tree, official, Path(getattr(workspace, "repo", tree)),
-                          f"{getattr(workspace, 'run_id', 'verdict')}-verdict-{uuid.uuid4().hex[:6]}",
-                          assets + [(SUPPORT_DIR, support)])
-        executor = new_executor(clean)
-        inside = str(support) if executor.kind == "local" else f"{executor.workdir}/{SUPPORT_DIR}"
-        official_names = sorted(official_module_names(official))
-        # Only the base commit's conftest files may register as pytest plugins.
-        conftests = [f"{executor.workdir}/{rel}" for p in tree.rglob("conftest.py")
-                     if (rel := p.relative_to(tree).as_posix()) not in copied]
-        config = {"tree": executor.workdir, "official": executor.official_dir, "records": f"{inside}/records",
-                  "official_modules": official_names, "conftests": conftests}
-        (support / "config.json").write_text(json.dumps(config))
-        os.chmod(support / "config.json", 0o644)
-        reader = RecordReader(support / "records")
-        env = {"PYTHONPATH": f"{executor.workdir}:{inside}", "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONPYCACHEPREFIX": f"/tmp/harness-pycache-{uuid.uuid4().hex[:8]}",
-               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONNOUSERSITE": "1",
-               "HARNESS_VERDICT_CONFIG": f"{inside}/config.json"}
-        t0 = time.monotonic()
-        executor.start()
-        seconds["sandbox_start_s"] = round(time.monotonic() - t0, 3)
-        try:
-            t0 = time.monotonic()
-            try:
-                run = run_parity_test(executor, test, log_dir, timeout_s=timeout_s, python="python -P -B",
-                                      extra_args=f"-p {PLUGIN_MODULE}", env=env)
-            finally:
-                records = reader.finish()
-            seconds["test_s"] = round(time.monotonic() - t0, 3)
-            problems: list[str] = [f"integrity: {r.get('what')}" for r in records if r.get("k") == "violation"]
-            if run.status == "non_skip_pass":
-                problems = record_problems(records, defined_test_names(test_file.read_text(errors="replace")))
-                if not problems:
-                    t0 = time.monotonic()
-                    problems = _cross_checks(executor, inside, config, records, copied, timeout_s)
-                    seconds["cross_check_s"] = round(time.monotonic() - t0, 3)
-        finally:
-            executor.close()
+        assets = list(workspace.local_assets()) if hasattr(workspace, "local_assets") else []
+        run_id = f"{getattr(workspace, 'run_id', 'verdict')}-verdict-{uuid.uuid4().hex[:6]}"
+        repo = Path(getattr(workspace, "repo", trusted_tree))
+        if mode == OWN_TEST:
+            run, problems, port_result = _run_unisolated(port_tree, official, repo, run_id, assets, new_executor,
+                                                         executors, test, log_dir, timeout_s, tmp)
+            evidence = "agent_test"
+        else:
+            run, problems, port_result = _run_isolated(
+                trusted_tree, port_tree, official, repo, run_id, assets, new_executor, executors, test, log_dir,
+                timeout_s, tmp, packet, sorted(official_module_names(official)), seconds)
+            evidence = "isolated"
         moved = sorted(set(watch.stop()) | set(swapped_since(workspace, copied)) | set(stale))
         if moved:
             problems.append("the worktree changed while the verdict ran (a process is still writing): "
                             + ", ".join(moved[:5]))
-        if problems:
-            run = run.model_copy(update={
-                "status": "debug_red", "blocker": None,
-                "first_failure": "verdict not trusted: " + "; ".join(problems[:8])})
-            _append_log(run.log_path, problems)
+        if problems and run.status == "non_skip_pass":
+            run = run.model_copy(update={"status": "debug_red", "blocker": None,
+                                         "first_failure": "verdict not trusted: " + "; ".join(problems[:8])})
+        _append_log(run.log_path, problems, port_result, run.comparison_lines if evidence == "isolated" else [])
         seconds["total_s"] = round(time.monotonic() - started, 3)
-        return Verdict(run, source, problems, seconds)
+        return Verdict(run, source, problems, seconds, evidence)
     finally:
+        for ex in executors:
+            try:
+                ex.close()
+            except Exception:  # already gone
+                pass
         if watch is not None:
             watch.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _cross_checks(executor: Any, inside: str, config: dict, records: list[dict[str, Any]],
-                  copied: dict[str, bytes], timeout_s: float) -> list[str]:
-    """The official modules fingerprint as a fresh import does, and the port imports with
-    the official reference unreachable; each in a fresh process of the same new sandbox."""
-    official_record = next((r for r in records if r.get("k") == "official"), {})
-    used = official_record.get("modules") or {}
-    natives = sorted({m for rel in copied if (m := _module_name(rel))})
-    marker = f"=====HARNESS-CROSS-CHECK-{uuid.uuid4().hex}====="
-    script = f"{inside}/{PLUGIN_MODULE}.py"
-    parts = []
-    if used and config.get("official"):
-        args = {"official": config["official"], "modules": sorted(used), "marker": marker}
-        parts.append(f"PYTHONPATH= python -P -B {shlex.quote(script)} fingerprint {shlex.quote(json.dumps(args))}")
-    if natives:
-        args = {"official": config.get("official"), "official_modules": config["official_modules"],
-                "native_modules": natives, "marker": marker}
-        parts.append(f"PYTHONPATH={shlex.quote(config['tree'])} python -P -B {shlex.quote(script)} native "
-                     f"{shlex.quote(json.dumps(args))}")
-    if not parts:
-        return []
-    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
-    result = executor.run(" ; ".join(parts), timeout_s=min(timeout_s, 300), env=env)
-    out = _split_marker(result.stdout, marker)
-    problems = []
-    if used and config.get("official"):
-        if "modules" not in out and "error" not in out:
-            return [f"the official fingerprint cross-check did not report (exit {result.exit_code}): "
-                    f"{result.stderr.strip()[-300:]}"]
-        problems += fingerprint_problems(used, out)
-    if natives:
-        if "errors" not in out:
-            return problems + [f"the native import cross-check did not report (exit {result.exit_code})"]
-        for name, error in sorted(out["errors"].items()):
-            problems.append(f"the port's module {name} does not import without the official reference: {error}")
-        for what in out.get("blocked") or []:
-            problems.append(f"the port reaches the official reference when imported: {what}")
-    return problems
+def _start_all(executors: list[Any]) -> None:
+    """Start the sandboxes side by side (a docker container takes a moment each)."""
+    errors: list[BaseException] = []
+
+    def start(ex: Any) -> None:
+        try:
+            ex.start()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(ex,), daemon=True) for ex in executors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path, run_id: str,
+                  assets: list[tuple[str, Path]], new_executor: ExecutorFactory, executors: list[Any], test: str,
+                  log_dir: Path, timeout_s: float, tmp: Path, packet: Any, official_names: list[str],
+                  seconds: dict[str, float]) -> tuple[Any, list[str], CommandResult | None]:
+    from harness.sandbox.pytest_runner import run_parity_test
+
+    trusted_support = _support(tmp, "trusted-support", TRUSTED_FILES)
+    port_support = _support(tmp, "port-support", PORT_FILES)
+    out = _folder(tmp, "out", 0o777)
+    channel = _folder(tmp, "channel", 0o777)
+    shared = _folder(tmp, "shared", 0o777)
+    official_path = Path(official).resolve() if official else None
+    port_assets = [(n, p) for n, p in assets if official_path is None or Path(p).resolve() != official_path]
+    _mount_points(trusted_tree, assets)
+    _mount_points(port_tree, port_assets)
+    trusted = new_executor(CleanTree(trusted_tree, official, repo, run_id, assets, mounts=[
+        Mount(trusted_support, str(trusted_support)), Mount(out, str(out), writable=True),
+        Mount(channel, str(channel), writable=True), Mount(shared, str(shared), writable=True)]))
+    executors.append(trusted)
+    port = new_executor(CleanTree(port_tree, None, repo, f"{run_id}-port", port_assets, mounts=[
+        Mount(port_support, str(port_support)), Mount(channel, str(channel)), Mount(shared, str(shared))],
+        mount_at=trusted.workdir if trusted.kind == "bwrap" else None))
+    executors.append(port)
+    packages = port_packages(packet, port_tree)
+    socket_path = f"{channel}/port.sock"
+    port_config = {"socket": socket_path, "packages": packages, "official_modules": official_names,
+                   "max_bytes": MAX_TRANSFER_BYTES, "connect_timeout_s": PORT_CONNECT_S}
+    config = {"secret": secrets.token_hex(16), "tree": trusted.workdir, "official": trusted.official_dir,
+              "records": f"{out}/records.jsonl",
+              "port": {"socket": socket_path, "packages": packages, "official_modules": official_names,
+                       "tree": trusted.workdir, "port_tree": port.workdir, "max_bytes": MAX_TRANSFER_BYTES,
+                       "accept_timeout_s": PORT_CONNECT_S}}
+    (trusted_support / "config.json").write_text(json.dumps(config))
+    os.chmod(trusted_support / "config.json", 0o644)
+    t0 = time.monotonic()
+    _start_all([trusted, port])
+    seconds["sandbox_start_s"] = round(time.monotonic() - t0, 3)
+
+    port_result: list[CommandResult] = []
+    port_command = (f"python -P -B {shlex.quote(str(port_support / (SERVER_MODULE + '.py')))} "
+                    f"{shlex.quote(json.dumps(port_config))}")
+    port_env = {"PYTHONPATH": f"{port_support}:{port.workdir}", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONNOUSERSITE": "1"}
+
+    def serve() -> None:
+        try:
+            port_result.append(port.run_test(port_command, timeout_s=timeout_s + PORT_CONNECT_S, env=port_env))
+        except Exception as exc:  # the sandbox itself failed: reported with the run
+            port_result.append(CommandResult(-1, "", f"the port sandbox failed: {exc}", 0.0, False))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    env = {"PYTHONPATH": f"{trusted_support}:{trusted.workdir}"
+                         f"{_official_on_path(trusted.official_dir, set(official_names))}",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONNOUSERSITE": "1",
+           "HARNESS_VERDICT_CONFIG": f"{trusted_support}/config.json", "TMPDIR": str(shared)}
+    t0 = time.monotonic()
+    try:
+        run = run_parity_test(trusted, test, log_dir, timeout_s=timeout_s, python="python -P -B",
+                              extra_args=f"-p {PLUGIN_MODULE} --basetemp={shlex.quote(str(shared / 'pytest'))}",
+                              env=env)
+    finally:
+        server.join(_PORT_GRACE_S)
+        if server.is_alive():
+            port.abort()
+            server.join(_PORT_GRACE_S)
+    seconds["test_s"] = round(time.monotonic() - t0, 3)
+    result = port_result[0] if port_result else None
+    run, problems = judge_records(run, read_records(out / "records.jsonl"), result)
+    return run, problems, result
+
+
+def _mount_points(tree: Path, assets: list[tuple[str, Path]]) -> None:
+    """The folders the assets are mounted on: the tree itself is mounted read-only."""
+    for name, _ in assets:
+        (tree / name).mkdir(parents=True, exist_ok=True)
+
+
+def _run_unisolated(port_tree: Path, official: Any, repo: Path, run_id: str, assets: list[tuple[str, Path]],
+                    new_executor: ExecutorFactory, executors: list[Any], test: str, log_dir: Path,
+                    timeout_s: float, tmp: Path) -> tuple[Any, list[str], CommandResult | None]:
+    """The agent's own test, on the port tree, in one new sandbox: no isolation."""
+    from harness.sandbox.pytest_runner import run_parity_test
+
+    _mount_points(port_tree, assets)
+    ex = new_executor(CleanTree(port_tree, official, repo, run_id, assets))
+    executors.append(ex)
+    ex.start()
+    env = {"PYTHONPATH": ex.workdir, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONNOUSERSITE": "1"}
+    run = run_parity_test(ex, test, log_dir, timeout_s=timeout_s, python="python -P -B",
+                          extra_args=f"--basetemp=/tmp/harness-pytest-{uuid.uuid4().hex[:6]}", env=env)
+    note = ("parity evidence: the agent's own test, run without isolation (no base version of the test, and "
+            "no person approved it)")
+    return run.model_copy(update={"evidence": [note]}), [], None
 
 
 def _not_run(test: str, why: str, log_dir: Path, status: str = "blocked") -> Any:
@@ -534,9 +598,19 @@ def _not_run(test: str, why: str, log_dir: Path, status: str = "blocked") -> Any
                      started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields)
 
 
-def _append_log(path: str, problems: list[str]) -> None:
+def _append_log(path: str, problems: list[str], port: CommandResult | None, comparisons: list[str]) -> None:
+    parts = []
+    if comparisons:
+        parts.append("--- comparisons measured by the harness ---\n" + "\n".join(comparisons))
+    if port is not None:
+        parts.append(f"--- port process (exit {port.exit_code}) stdout ---\n{port.stdout}\n"
+                     f"--- port process stderr ---\n{port.stderr}")
+    if problems:
+        parts.append("--- verdict checks ---\n" + "\n".join(problems))
+    if not parts:
+        return
     try:
         with open(path, "a", encoding="utf-8") as f:
-            f.write("--- verdict checks ---\n" + "\n".join(problems) + "\n")
+            f.write("\n".join(parts) + "\n")
     except OSError:
         pass

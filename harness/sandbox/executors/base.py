@@ -26,6 +26,16 @@ class InfrastructureError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host folder shown inside a sandbox at `dest` (an absolute path), read-only unless
+    `writable`. The verdict uses them for its support files and its channel."""
+
+    source: Path
+    dest: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
 class CommandResult:
     exit_code: int
     stdout: str
@@ -168,6 +178,13 @@ class Executor(ABC):
     access: TestAccess = TestAccess()
     _tokens: dict[str, str] = {}  # set only while run_test runs
 
+    def _tree_read_only(self) -> bool:
+        """A tree the harness built for the verdict: mounted read-only, nothing to share or scrub."""
+        return bool(getattr(self.ws, "read_only", False))
+
+    def _extra_mounts(self) -> list[Mount]:
+        return list(getattr(self.ws, "mounts", ()) or ())
+
     def run_test(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
         """`run` for the parity test: the only command that gets the `--pass-env` tokens."""
         tokens = self.access.tokens()
@@ -177,7 +194,7 @@ class Executor(ABC):
             result = self.run(command, timeout_s, env)
         finally:
             self._tokens = {}
-            if tokens:
+            if tokens and not self._tree_read_only():
                 scrub_tokens(Path(self.ws.path), tokens, started)
         if not tokens:
             return result
@@ -212,6 +229,9 @@ class Executor(ABC):
     @abstractmethod
     def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
         """Run `command` with `sh -c` in the workspace; kill it (and its children) at the timeout."""
+
+    def abort(self) -> None:
+        """End the command running now (from another thread), with everything it started."""
 
     def stop(self) -> None:
         """Pause: release what start() took; start() again to resume."""

@@ -220,13 +220,18 @@ class DockerExecutor(Executor):
         from docker.types import Mount
 
         wt = str(self.ws.path)
-        mounts = [Mount(WORKDIR, wt, type="bind"),
-                  # Agents must not redirect the host's git: the pointer file is read-only.
-                  Mount(f"{WORKDIR}/.git", f"{wt}/.git", type="bind", read_only=True)]
+        if self._tree_read_only():  # a tree the verdict built: no git pointer, nothing to write
+            mounts = [Mount(WORKDIR, wt, type="bind", read_only=True)]
+        else:
+            mounts = [Mount(WORKDIR, wt, type="bind"),
+                      # Agents must not redirect the host's git: the pointer file is read-only.
+                      Mount(f"{WORKDIR}/.git", f"{wt}/.git", type="bind", read_only=True)]
         if self.ws.official_ref_dir:
             mounts.append(Mount(OFFICIAL_DIR, str(self.ws.official_ref_dir), type="bind", read_only=True))
         for name, source in self.ws.local_assets():
             mounts.append(Mount(f"{WORKDIR}/{name}", str(source), type="bind", read_only=True))
+        for extra in self._extra_mounts():
+            mounts.append(Mount(extra.dest, str(extra.source), type="bind", read_only=not extra.writable))
         if self.access.hf_cache:
             mounts.append(Mount(HF_CACHE_DIR, self.access.hf_cache, type="bind", read_only=True))
             for name in ("token", "stored_tokens"):  # a login kept in the cache stays outside
@@ -323,7 +328,8 @@ class DockerExecutor(Executor):
     def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
         """Run `command` via `docker exec`, in its own session, killed (with children) at the timeout."""
         self._check_alive()
-        if self.user == f"{SANDBOX_UID}:{SANDBOX_UID}" and owner_of(self.ws.path)[0] == 0:
+        if (self.user == f"{SANDBOX_UID}:{SANDBOX_UID}" and not self._tree_read_only()
+                and owner_of(self.ws.path)[0] == 0):
             share_with_sandbox_group(self.ws.path)
         base = {"PATH": _SANDBOX_PATH, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         full_env = self.command_env(base, env)
@@ -371,6 +377,9 @@ class DockerExecutor(Executor):
             code = -1 if code is None else code
         timed_out = duration >= timeout_s and code in (124, 137, -1)
         return CommandResult(code, out.text(), err.text(), duration, timed_out)
+
+    def abort(self) -> None:
+        self.kill_leftovers()
 
     def kill_leftovers(self) -> None:
         """Kill every process of the sandbox uid in the container (`kill -9 -1` as that uid: all

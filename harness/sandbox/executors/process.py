@@ -23,7 +23,14 @@ from harness.sandbox.executors.base import (
     share_with_sandbox_group,
 )
 from harness.sandbox.interpreter import Interpreter, choose_interpreter, interpreter_dirs
-from harness.sandbox.executors.limits import SANDBOX_UID, CommandCgroup, SandboxLimits, rlimit_prefix
+from harness.sandbox.executors.limits import (
+    DEFAULT_SHM_SIZE,
+    SANDBOX_UID,
+    CommandCgroup,
+    SandboxLimits,
+    parse_size,
+    rlimit_prefix,
+)
 from harness.sandbox.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,13 @@ class _ProcessExecutor(Executor):
     def workdir(self) -> str:
         return str(self.ws.path)
 
+    _proc: subprocess.Popen | None = None
+
+    def abort(self) -> None:
+        proc = self._proc
+        if proc is not None:
+            _kill_group(proc.pid)
+
     @property
     def official_dir(self) -> str | None:
         return str(self.ws.official_ref_dir) if self.ws.official_ref_dir else None
@@ -80,6 +94,7 @@ class _ProcessExecutor(Executor):
                                         start_new_session=True)
             except OSError as exc:
                 raise InfrastructureError(f"cannot start the {self.kind} sandbox: {exc}") from exc
+            self._proc = proc
             timed_out = False
             try:
                 code = proc.wait(timeout=timeout_s)
@@ -96,6 +111,7 @@ class _ProcessExecutor(Executor):
             finally:
                 # Nothing a command started may outlive it (background children included).
                 _kill_group(proc.pid)
+                self._proc = None
             duration = time.monotonic() - started
             return CommandResult(code, read_capped(out, self.max_output_bytes),
                                  read_capped(err, self.max_output_bytes), duration, timed_out)
@@ -153,6 +169,12 @@ class BwrapExecutor(_ProcessExecutor):
     def uid(self) -> int:
         return SANDBOX_UID if self._as_root else os.getuid()
 
+    @property
+    def workdir(self) -> str:
+        """Where commands see the tree: its own path, or where the verdict asks (`mount_at`), so
+        that the trusted and the port process see their trees at one path."""
+        return str(getattr(self.ws, "mount_at", None) or self.ws.path)
+
     def start(self) -> None:
         missing = [tool for tool in ("bwrap", "prlimit", *(["setpriv"] if self._as_root else []))
                    if shutil.which(tool) is None]
@@ -179,7 +201,7 @@ class BwrapExecutor(_ProcessExecutor):
     def run(self, command: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> CommandResult:
         if self._etc_dir is None:
             self.start()
-        if self._as_root:
+        if self._as_root and not self._tree_read_only():
             share_with_sandbox_group(self.ws.path)
         self._cgroup = CommandCgroup.create(self.limits)
         try:
@@ -190,7 +212,8 @@ class BwrapExecutor(_ProcessExecutor):
             self._cgroup = None
 
     def _argv(self, command: str) -> list[str]:
-        wt = str(self.ws.path)
+        host, wt = str(self.ws.path), self.workdir
+        read_only = self._tree_read_only()
         mounts = _Mounts()
         for top in _SYSTEM_DIRS:
             path = Path(top)
@@ -202,6 +225,9 @@ class BwrapExecutor(_ProcessExecutor):
         mounts.args += ["--size", str(self.limits.tmp_size_bytes), "--perms", "1777"]
         mounts.add("--tmpfs", None, "/tmp")
         mounts.add("--dev", None, "/dev")
+        # bwrap's /dev/shm is root's: a sandbox uid needs its own (torch.distributed, FastVideo's setup).
+        mounts.args += ["--size", str(parse_size(DEFAULT_SHM_SIZE)), "--perms", "1777"]
+        mounts.add("--tmpfs", None, "/dev/shm")
         mounts.add("--proc", None, "/proc")
         for name in _ETC_FILES:
             if Path("/etc", name).exists():
@@ -213,13 +239,15 @@ class BwrapExecutor(_ProcessExecutor):
             mounts.add("--ro-bind", prefix, prefix)
         if self.access.hf_cache:
             mounts.add("--ro-bind", self.access.hf_cache, self.access.hf_cache)
-        mounts.add("--bind", wt, wt)
-        if os.path.lexists(f"{wt}/.git"):
-            mounts.add("--ro-bind", f"{wt}/.git", f"{wt}/.git")  # the pointer to the host's git dir
+        mounts.add("--ro-bind" if read_only else "--bind", host, wt)
+        if not read_only and os.path.lexists(f"{host}/.git"):
+            mounts.add("--ro-bind", f"{host}/.git", f"{wt}/.git")  # the pointer to the host's git dir
         if self.official_dir:
             mounts.add("--ro-bind", self.official_dir, self.official_dir)
         for name, source in self.ws.local_assets():
             mounts.add("--ro-bind", str(source), f"{wt}/{name}")
+        for extra in self._extra_mounts():
+            mounts.add("--bind" if extra.writable else "--ro-bind", str(extra.source), extra.dest)
         if self.gpus:
             for node in nvidia_device_nodes():
                 mounts.add("--dev-bind", node, node)
