@@ -441,3 +441,9 @@ def test_production_code_with_its_own_numerics_is_not_caught(tmp_path, packet) -
     ws = _ws_with_official(tmp_path)
     _edit(ws, MODEL, "class DemoVAE(nn.Module):", "import math\n\n\nclass DemoVAE(nn.Module):")
     assert _run(ws, packet) == []
+
+
+def test_a_registry_entry_is_allowed_and_recorded_for_review(ws, packet) -> None:
+    _write(ws.path, "fastvideo/models/registry.py", "_VAE = {'DemoVAE': ('vaes', 'demo', 'DemoVAE')}\n")
+    findings = _run(ws, packet)
+    assert _names(findings) == [("registry_change", False)]

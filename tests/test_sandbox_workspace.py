@@ -306,3 +306,17 @@ def test_a_rewritten_git_pointer_is_put_back_before_host_git(user_repo, harness_
         json.dumps({"repo": str(user_repo.resolve()), "base_commit": ws.base_commit}))
     with pytest.raises(WorkspaceError, match="does not point into"):
         Workspace.open(user_repo, "foreign", root=harness_root)
+
+
+def test_unchecked_out_submodules_are_not_deleted_files(user_repo, harness_root):
+    """FastVideo's checkout has submodules; a worktree holds them as empty folders."""
+    sha = git(user_repo, "rev-parse", "HEAD").strip()
+    git(user_repo, "update-index", "--add", "--cacheinfo", f"160000,{sha},third_party/kernels")
+    git(user_repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a submodule")
+    ws = Workspace.create(user_repo, "submodules", root=harness_root)
+    assert (ws.path / "third_party/kernels").is_dir()
+    assert ws.files_changed() == [] and ws.checkpoint("nothing") is None
+    (ws.path / "fastvideo/models/vaes/toyvae.py").write_text("class ToyVAE:\n    pass\n")
+    ws.checkpoint("a change")
+    assert ws.files_changed() == ["fastvideo/models/vaes/toyvae.py"]
+    assert "160000" in git(user_repo, "ls-tree", ws.head(), "third_party/")

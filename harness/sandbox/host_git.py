@@ -107,6 +107,7 @@ class TreeScan:
     too_large: list[tuple[str, int]] = field(default_factory=list)  # (rel, bytes)
     drivers: set[str] = field(default_factory=set)  # filter/diff/merge names in any .gitattributes
     attributes: list[str] = field(default_factory=list)  # rel paths of .gitattributes files
+    gitlinks: dict[str, str] = field(default_factory=dict)  # rel -> commit: submodules kept as the base has them
 
 
 def is_byproduct(rel: str) -> bool:
@@ -199,6 +200,7 @@ class BlobStore:
                 self._known[rel] = (self._known[rel][0], shas[rel])
             index_env = {**(env or {}), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
             records = "".join(f"{scan.entries[rel][0]} {shas[rel]}\t{rel}\0" for rel in sorted(scan.entries))
+            records += "".join(f"160000 {sha}\t{rel}\0" for rel, sha in sorted(scan.gitlinks.items()))
             run_git(self.cwd, "update-index", "-z", "--index-info", input=records.encode("utf-8", "surrogateescape"),
                     env=index_env)
             return run_git(self.cwd, "write-tree", env=index_env).strip()

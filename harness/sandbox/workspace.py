@@ -210,10 +210,28 @@ class Workspace:
         return self.path.parent / f"{self.run_id}.git-pointer-restored"
 
     def scan(self) -> TreeScan:
-        """The worktree listed from disk, as a checkpoint takes it (see host_git.scan_tree)."""
+        """The worktree listed from disk, as a checkpoint takes it (see host_git.scan_tree).
+        A submodule of the base that the worktree holds as an empty folder (git worktrees do not
+        check submodules out) stays the base's submodule, not a deleted path."""
         scan = scan_tree(self.path.resolve(), self.max_file_bytes)
         self._drivers = tree_drivers(scan)
+        for rel, sha in self._base_gitlinks().items():
+            folder = self.path / rel
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+                scan.gitlinks[rel] = sha
         return scan
+
+    def _base_gitlinks(self) -> dict[str, str]:
+        cached = getattr(self, "_gitlinks", None)
+        if cached is None or cached[0] != self.base_commit:
+            out = self._host_git("ls-tree", "-r", "-z", self.base_commit)
+            links = {}
+            for entry in out.split("\0"):
+                meta, _, rel = entry.partition("\t")
+                if meta.startswith("160000 "):
+                    links[rel] = meta.split()[2]
+            cached = self._gitlinks = (self.base_commit, links)
+        return cached[1]
 
     def host_findings(self) -> list[tuple[str, str]]:
         """(path, why) for what a checkpoint refuses: nested repositories, files over the size

@@ -1,8 +1,8 @@
 """The paths a component port may change, and what every other change means.
 
 One source for the allowed set: the packet's target files and their bucket folders (the
-config export included), the local tests README, PORT_STATUS.md, and the key dumps
-(written in prototype mode). The clean-room verdict copies only these into the tree it tests; every other
+config export included), the model registry, the local tests README, PORT_STATUS.md, and
+the key dumps (written in prototype mode). The clean-room verdict copies only these into the tree it tests; every other
 change is a guard finding, blocking when it could change what Python or pytest loads.
 
 The worktree is also listed from disk, so files git never shows (git-ignored helpers,
@@ -21,6 +21,9 @@ from harness.contracts.paths import PATH_WORDS, strip_symbol
 from harness.verify.guard_files import MAX_PTH_BYTES, TAMPER_NAMES, allowed_key_dumps, is_text_pth
 
 _TARGET_ROOTS = ("fastvideo/models/", "fastvideo/configs/models/")
+# Where a port registers its class (a checkpoint's `_class_name` -> the class): outside the
+# buckets, allowed, and recorded for a reviewer (see guards.REGISTRY_CHANGE).
+REGISTRY_FILES = ("fastvideo/models/registry.py", "fastvideo/registry.py")
 # Suffixes Python can import or execute, and packaging metadata it reads at start-up.
 _CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pth", ".so", ".pyd")
 _METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg-link")
@@ -62,6 +65,7 @@ def allowed_paths(packet: Any) -> AllowedPaths:
         if isinstance(value, str) and value not in PATH_WORDS:
             files.add(PurePosixPath(value).as_posix())
     files |= allowed_key_dumps(packet)  # written in prototype mode, refreshed later
+    files |= set(REGISTRY_FILES)
     test = _field(packet, "parity_test")
     return AllowedPaths(frozenset(files), tuple(sorted(folders)), test if isinstance(test, str) else None)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
-from harness.verify.allowed import outside_allowed
+from harness.verify.allowed import REGISTRY_FILES, outside_allowed
 from harness.verify.guard_files import (
     allowed_key_dumps,
     is_conversion_path,
@@ -39,6 +39,7 @@ CLAIM_WITHOUT_RUN = "claim_without_run"
 HOST_GIT_REFUSED = "host_git_refused"
 OUTSIDE_ALLOWED = "change_outside_allowed_paths"
 DEFEAT_DEVICE = "defeat_device"
+REGISTRY_CHANGE = "registry_change"
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,9 @@ def check_guards(
     findings += _patch_findings(workspace, changed)
     findings += _conversion_findings(changed, packet)
     findings += _production_findings(workspace, changed)
+    findings += [GuardFinding(REGISTRY_CHANGE, rel, "the model registry changed (a port registers its class "
+                              "there): allowed, and for a reviewer to check", blocking=False)
+                 for rel in changed if rel in REGISTRY_FILES]
     reported = {f.path for f in findings}  # one finding per path: the most specific guard's
     findings += [f for f in _outside_allowed_findings(workspace, packet) if f.path not in reported]
     if parity_claimed and not parity_ran:
