@@ -48,7 +48,7 @@ def served(tmp_path):
     served_dir = copy_of_repository(tmp_path / "served")
     home = tmp_path / "home"  # outside the served folder
     port = free_port()
-    env = {**os.environ, "HARNESS_HOME": str(home), "LANGSMITH_TRACING": "false",
+    env = {**os.environ, "HARNESS_HOME": str(home), "LANGSMITH_TRACING": "false", "HARNESS_SERVER_SANDBOX": "local",
            "LANGGRAPH_CLI_NO_ANALYTICS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen([str(LANGGRAPH), "dev", "--no-browser", "--host", "127.0.0.1", "--port", str(port)],
@@ -87,7 +87,7 @@ def test_langgraph_dev_serves_a_port_to_the_interrupt_and_the_answer_reaches_the
     ex = example(tmp_path)
     script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=[SCOPE_HATCH] + write_gold_turns())
     config = {"packet": str(ex.packets["vae:parity-debug"]), "repo": str(ex.repo), "model": f"scripted:{script}",
-              "sandbox": "local", "run_id": "served1"}
+              "run_id": "served1"}
     thread = client.threads.create()
     client.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"config": config})
 
@@ -128,8 +128,17 @@ def test_bad_input_through_the_server_creates_nothing(tmp_path, served):
     (assistant,) = client.assistants.search(graph_id="skill_loop")
     ex = example(tmp_path)
     thread = client.threads.create()
-    config = {"packet": str(tmp_path / "missing.json"), "repo": str(ex.repo), "model": "human", "sandbox": "local"}
+    config = {"packet": str(tmp_path / "missing.json"), "repo": str(ex.repo), "model": "human"}
     client.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"config": config})
     values = client.threads.get_state(thread["thread_id"])["values"]
     assert values["outcome"] == "invalid" and any("does not exist" in p for p in values["problems"])
+    # Where the agent's code runs is the server's to say: a client asking for it is refused.
+    for sandbox_field in ({"sandbox": "local"}, {"network": True}, {"pass_env": ["HF_TOKEN"]}, {"python": "/usr/bin/python3"}):
+        thread = client.threads.create()
+        client.runs.wait(thread["thread_id"], assistant["assistant_id"],
+                         input={"config": {"packet": str(ex.packets["vae:parity-debug"]), "repo": str(ex.repo),
+                                           "model": "human", **sandbox_field}})
+        values = client.threads.get_state(thread["thread_id"])["values"]
+        (name,) = sandbox_field
+        assert values["outcome"] == "invalid" and any(f"config.{name}: set by the server" in p for p in values["problems"])
     assert not (home / "runs").exists()

@@ -171,7 +171,10 @@ def render_trajectory(path: str | Path) -> Any:
                     ("tokens", {"justify": "right"}), ("usd", {"justify": "right"})):
         events.add_column(col, **kw)
     totals: dict[str, list[float]] = {}
+    from harness.printable import printable_data
+
     for n, ev in enumerate(read_events(path), 1):
+        ev = printable_data(ev)  # what the model and the tools wrote reaches a terminal
         kind, role = ev.get("event", "?"), ev.get("role", "")
         tokens, usd, style = "", "", None
         if kind == "model_turn":
@@ -192,7 +195,8 @@ def render_trajectory(path: str | Path) -> Any:
             style = "bold"
         else:
             detail = _short({k: v for k, v in ev.items() if k not in ("event", "ts", "role")})
-        events.add_row(str(n), str(ev.get("ts", ""))[11:19], role, kind, Text(detail, style=style or ""), tokens, usd)
+        events.add_row(str(n), str(ev.get("ts", ""))[11:19], Text(str(role)), Text(str(kind)),
+                       Text(detail, style=style or ""), tokens, usd)
     summary = Table(title="per role", expand=False)
     for col in ("role", "model turns", "tokens", "usd"):
         summary.add_column(col)

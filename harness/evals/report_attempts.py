@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from html import escape
+from harness.printable import html_text as escape
 from pathlib import Path
 from typing import Any
 

@@ -9,7 +9,7 @@ report_attempts.py) and (relatively) to its raw trajectory.
 from __future__ import annotations
 
 import os
-from html import escape
+from harness.printable import html_text as escape
 from pathlib import Path
 
 from harness.evals.report import KINDS, Summary

@@ -179,7 +179,11 @@ def runs_command(
 
     from harness.graph.runner import list_runs
 
-    rows = list_runs()
+    from rich.text import Text
+
+    from harness.printable import printable_data
+
+    rows = printable_data(list_runs())
     columns = ("run_id", "status", "packet", "started", "outcome")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -199,7 +203,7 @@ def runs_command(
                          min_width=max(len(r["run_id"]) for r in rows) if col == "run_id" else None,
                          overflow="fold")
     for r in rows:
-        table.add_row(*(str(r[c]) for c in columns))
+        table.add_row(*(Text(str(r[c])) for c in columns))
     console.print(table)
 
 
@@ -238,6 +242,8 @@ def show_command(
     from harness.graph.live import print_summary
     from harness.graph.runner import RunError, run_details
 
+    from harness.printable import printable
+
     try:
         details = run_details(run)
     except RunError as err:
@@ -250,7 +256,7 @@ def show_command(
         console.print(render_trajectory(trajectory))
     if diff and details.get("diff"):
         console.rule("Diff")
-        console.print(Syntax(details["diff"], "diff", word_wrap=True))
+        console.print(Syntax(printable(details["diff"]), "diff", word_wrap=True))
 
 
 def graph_command() -> None:
@@ -292,7 +298,10 @@ def _with_view(call: Any, live: bool = True) -> Any:
 def _plain_events(console: Any) -> Any:
     """Without a terminal: one line per node and per parity result, for logs and CI."""
 
+    from harness.printable import printable_data
+
     def sink(kind: str, data: dict[str, Any]) -> None:
+        data = printable_data(data)
         if kind == "node_start":
             console.print(f"[harness] {data.get('node')}", highlight=False, markup=False)
         elif kind == "parity":
@@ -317,16 +326,18 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
             outcome = _with_view(lambda events: answer_run(outcome.run_id, option=option, text=text, events=events), live)
         except AnswerError as err:
             console.print(f"[red]{err}[/red]")
+    from harness.printable import printable_data
+
     if outcome.status == "invalid":
         console.print("[bold red]Invalid input:[/bold red]")
-        for problem in outcome.summary.get("problems", []):
+        for problem in printable_data(outcome.summary.get("problems", [])):
             console.print(f"  - {problem}", highlight=False, markup=False)
         raise typer.Exit(outcome.exit_code)
     print_summary(console, outcome.summary)
     if outcome.status == "interrupted":
         console.print("Interrupted. Continue the run with:", highlight=False, markup=False)
         console.print(f"  harness resume {outcome.run_id}", highlight=False, markup=False)
-    failed = [c for c in outcome.summary.get("preflight") or [] if not c.get("ok")]
+    failed = [c for c in printable_data(outcome.summary.get("preflight") or []) if not c.get("ok")]
     if failed:
         console.print("[bold red]Preflight failed; no model was called:[/bold red]")
         for check in failed:
@@ -352,13 +363,15 @@ def _exact_answer_command(outcome: Any) -> str:
 
 
 def _show_question(console: Any, outcome: Any) -> None:
+    from rich.markup import escape
     from rich.panel import Panel
 
     from harness.graph.answers import option_labels
+    from harness.printable import printable_data
 
-    q = outcome.summary.get("question") or {}
+    q = {k: escape(str(v)) if isinstance(v, str) else v for k, v in printable_data(outcome.summary.get("question") or {}).items()}
     lines = [f"[bold]{q.get('question', '')}[/bold]", ""]
-    lines += [f"  {i}. {o}" for i, o in enumerate(option_labels(q), start=1)]
+    lines += [f"  {i}. {escape(o)}" for i, o in enumerate(option_labels(q), start=1)]
     lines += ["", f"recommended: {q.get('recommended_option')}", f"safe default: {q.get('safe_default')}",
               f"decision type: {q.get('decision_type')}   asked by: {q.get('asked_by')}   id: {q.get('hatch_id')}"]
     console.print(Panel("\n".join(lines), title="A person must decide", border_style="yellow"))

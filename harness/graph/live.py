@@ -108,6 +108,9 @@ class LiveView:
 def summary_renderables(summary: dict[str, Any]) -> list[Any]:
     """The final summary: outcome, time per node (model / test / overhead), tokens and cost,
     and where to find the run."""
+    from harness.printable import printable_data
+
+    summary = printable_data(summary)  # the agent's words (blocker, question) reach a terminal
     status = summary.get("status", "?")
     colour = {"completed": "green", "paused": "yellow", "blocked": "red", "invalid": "red", "error": "red"}.get(status, "white")
     out: list[Any] = [Text(f"Outcome: {summary.get('outcome_line', status)}", style=f"bold {colour}")]
@@ -132,7 +135,7 @@ def summary_renderables(summary: dict[str, Any]) -> list[Any]:
                        ("branch", "branch"), ("worktree", "worktree"), ("last parity", "last_parity"),
                        ("blocker", "blocker"), ("error", "error")):
         if summary.get(key) not in (None, "", "none"):
-            facts.add_row(label, str(summary[key]))
+            facts.add_row(label, Text(str(summary[key])))
     out.append(facts)
     return out
 

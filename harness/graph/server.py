@@ -4,6 +4,12 @@ A client starts a run with the input `{"config": {...RunConfig fields...}}`; the
 `open_run`, checks every input the way `harness run` does and only then makes the run's
 directory. Runs started this way live in `$HARNESS_HOME`, else in `~/.fastvideo-harness`:
 never in the served folder, whose file watcher would reload the server on every write.
+
+Where a served run executes the agent's code is the server's decision, not a client's: the
+sandbox kind, its image, GPUs and user, the interpreter, the HF cache, the network switch and
+the variables passed through come from the server's environment (`HARNESS_SERVER_SANDBOX`,
+`HARNESS_SERVER_NETWORK=1`, `HARNESS_SERVER_PASS_ENV=HF_TOKEN,...`, `HARNESS_SERVER_PYTHON`,
+...; see SERVER_SETTINGS), and a client input that names one of them is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +24,25 @@ from typing_extensions import TypedDict
 from harness.graph.state import RunState
 
 SERVER_HOME = Path.home() / ".fastvideo-harness"
+# RunConfig fields only the server sets, each from HARNESS_SERVER_<NAME> (unset: RunConfig's default).
+SERVER_SETTINGS = ("sandbox", "image", "gpus", "sandbox_user", "python", "hf_cache", "network", "pass_env")
+
+
+def server_settings(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The server-owned RunConfig fields from the server's environment."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in SERVER_SETTINGS:
+        raw = environ.get(f"HARNESS_SERVER_{name.upper()}")
+        if raw is None or raw == "":
+            continue
+        if name == "network":
+            values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif name == "pass_env":
+            values[name] = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            values[name] = raw
+    return values
 
 
 class RunContext(TypedDict, total=False):
@@ -36,6 +61,12 @@ def open_run(state: RunState, runtime: Runtime) -> dict[str, Any]:
     from harness.graph.validation import validate_run_input
 
     data = dict(state.get("config") or {})
+    sent = [name for name in SERVER_SETTINGS if name in data]
+    if sent:
+        return {"outcome": "invalid", "problems": [
+            f"config.{name}: set by the server's own configuration (HARNESS_SERVER_{name.upper()}), never by a "
+            "client" for name in sent]}
+    data.update(server_settings())
     context = runtime.context if isinstance(getattr(runtime, "context", None), dict) else {}
     data["home"] = data.get("home") or context.get("home") or os.environ.get("HARNESS_HOME") or str(SERVER_HOME)
     data["non_interactive"] = True  # questions pause the graph; nobody is at a terminal
