@@ -30,6 +30,11 @@ from tests.test_evidence_fixture_repo import (
 )
 
 
+def local_sandbox(tree):
+    """A new local sandbox for each tree the prototype probes build."""
+    return make_executor("local", tree, run_id=tree.run_id)
+
+
 @pytest.fixture
 def ws(tmp_path: Path):
     return make_workspace(tmp_path)
@@ -174,7 +179,7 @@ def test_prototype_success_gives_phase_5_conversion(ws, tmp_path) -> None:
     _write_dumps(ws)
     ex = make_executor("local", ws)
     try:
-        proto = prototype_evidence(ws, packet, ex)
+        proto = prototype_evidence(ws, packet, local_sandbox)
     finally:
         ex.close()
     assert proto.ok, proto.details
@@ -193,7 +198,7 @@ def test_prototype_with_broken_import_and_bad_dump_is_blocked(ws, tmp_path) -> N
     _edit(ws, MODEL, "from fastvideo.configs", "import not_a_module_anywhere\nfrom fastvideo.configs")
     ex = make_executor("local", ws)
     try:
-        proto = prototype_evidence(ws, packet, ex)
+        proto = prototype_evidence(ws, packet, local_sandbox)
     finally:
         ex.close()
     assert not proto.imports_ok and not proto.instantiates_ok
@@ -278,7 +283,7 @@ def test_prototype_probe_runs_in_bubblewrap(ws) -> None:
     ex = make_executor("bwrap", ws)
     ex.start()
     try:
-        proto = prototype_evidence(ws, packet, ex)
+        proto = prototype_evidence(ws, packet, local_sandbox)
     finally:
         ex.close()
     assert proto.ok, proto.details
@@ -291,7 +296,7 @@ def test_prototype_probe_reports_a_constructor_error(ws) -> None:
     _write_dumps(ws)
     ex = make_executor("local", ws)
     try:
-        proto = prototype_evidence(ws, packet, ex)
+        proto = prototype_evidence(ws, packet, local_sandbox)
     finally:
         ex.close()
     assert proto.imports_ok and not proto.instantiates_ok and not proto.ok
@@ -304,7 +309,7 @@ def test_prototype_failure_names_the_missing_dump(ws) -> None:
     write(ws.path, DUMPS[0], json.dumps({"decoder.scale": [1]}))
     ex = make_executor("local", ws)
     try:
-        proto = prototype_evidence(ws, packet, ex)
+        proto = prototype_evidence(ws, packet, local_sandbox)
     finally:
         ex.close()
     assert proto.imports_ok and proto.instantiates_ok and proto.official_dump and not proto.fastvideo_dump

@@ -23,6 +23,11 @@ MODEL = "fastvideo/models/vaes/tinyvid.py"
 RENAME = ("self.quant_proj", "self.quant_head")
 
 
+def local_sandbox(tree):
+    """A new local sandbox for each tree the prototype probes build."""
+    return make_executor("local", tree, run_id=tree.run_id)
+
+
 def _renamed_gold() -> dict[str, str]:
     files = gold_files("vae")
     files[MODEL] = files[MODEL].replace(*RENAME)
@@ -53,7 +58,7 @@ def _write(ws, files):
 def test_stale_dumps_that_match_the_models_are_reported_as_such(setup):
     ws, ex, packet = setup
     _write(ws, gold_files("vae"))
-    ev = prototype_evidence(ws, packet, ex)
+    ev = prototype_evidence(ws, packet, local_sandbox)
     assert ev.ok, ev.details
     assert any("matches the fastvideo model's state_dict" in d and "unchanged since the base commit" in d for d in ev.details)
     assert any("official model built by tinyvid_official.factory.build_vae()" in d for d in ev.details)
@@ -62,7 +67,7 @@ def test_stale_dumps_that_match_the_models_are_reported_as_such(setup):
 def test_stale_dumps_that_do_not_match_the_native_model_fail(setup):
     ws, ex, packet = setup
     _write(ws, _renamed_gold())
-    ev = prototype_evidence(ws, packet, ex)
+    ev = prototype_evidence(ws, packet, local_sandbox)
     assert ev.instantiates_ok and ev.official_dump and not ev.fastvideo_dump and not ev.ok
     assert "not written in this run" in ev.failure() and "quant_head" in ev.failure()
 
@@ -73,7 +78,7 @@ def test_a_rewritten_dump_that_still_lies_fails(setup):
     _write(ws, _renamed_gold())
     dump = ws.path / packet.prototype_key_dumps.fastvideo
     dump.write_text(json.dumps(json.loads(dump.read_text())) + "\n")
-    ev = prototype_evidence(ws, packet, ex)
+    ev = prototype_evidence(ws, packet, local_sandbox)
     assert not ev.fastvideo_dump and "does not match the fastvideo model's state_dict" in ev.failure()
     # The honest fix: dump the native model's own state_dict.
     cmd = ("python -c \"import json,torch; from fastvideo.models.vaes.tinyvid import TinyVidVAE; "
@@ -82,7 +87,7 @@ def test_a_rewritten_dump_that_still_lies_fails(setup):
            f"json.dump({{k: list(v.shape) for k, v in m.state_dict().items()}}, open('{dump.relative_to(ws.path)}', 'w'))\"")
     res = ex.run(cmd, env={"PYTHONPATH": str(ws.path)})
     assert res.exit_code == 0, res.stderr
-    assert prototype_evidence(ws, packet, ex).ok
+    assert prototype_evidence(ws, packet, local_sandbox).ok
 
 
 def test_compare_dump_names_what_differs():

@@ -254,7 +254,7 @@ def run_parity(state: RunState, res: RunResources) -> Update:
     parity["verdict_test"] = verdict_test
     update: Update = {"last_parity": parity, "parity_runs": [parity], "parity_commit": commit}
     if packet.mode == "prototype":
-        update["prototype"] = _prototype_dict(prototype_evidence(ws, packet, res.executor))
+        update["prototype"] = _prototype_dict(prototype_evidence(ws, packet, res.new_executor))
     retry = classify_conversion_failure(run, packet)
     update["retry_request"] = _jsonable(retry)
     attempts = list(state.get("debug_attempts") or [])
@@ -418,7 +418,7 @@ def _prototype_from(res: RunResources, packet: Any) -> Any:
         return None
     from harness.verify.evidence import prototype_evidence
 
-    return prototype_evidence(res.workspace, packet, res.executor)  # fresh: files may have changed
+    return prototype_evidence(res.workspace, packet, res.new_executor)  # fresh: files may have changed
 
 
 def _budget_blocker(state: RunState) -> str | None:

@@ -1,35 +1,34 @@
 """Prototype evidence checked by the harness itself: imports, instantiation, key dumps.
 
-The imports and instantiation run inside the sandbox (`executor.run`), so the check sees
-the same interpreter and packages as the parity test. The key dumps are read from the
-worktree: each must be a non-empty JSON object of state-dict key -> shape, and must be what
-the models really hold: the FastVideo dump is compared with the `state_dict()` of the native
-model the probe instantiated, and the official dump with the official model built by the
-packet's instantiation factory. A dump left unchanged from the base commit that cannot be
-compared (or does not match) is stale evidence, never a prototype success.
+The harness recomputes both key/shape dumps as the verdict runs the test, each on its side:
+the port's imports, its EntryClass built from its config and that model's `state_dict()` in a
+sandbox on the port's tree (the base commit plus the agent's allowed changes, no official
+reference), and the official model, built by the packet's instantiation factory, in a sandbox
+on the base commit with the official reference (no code of the agent's). The dumps the agent
+wrote are read from the worktree: each must be a non-empty JSON object of state-dict key ->
+shape and must be what the models really hold. A dump left unchanged from the base commit
+that cannot be compared (or does not match) is stale evidence, never a prototype success.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-_RESULT_MARK = "HARNESS_PROTOTYPE_RESULT="
-
-# Runs in the sandbox. It imports every target module, then tries to build the model file's
-# EntryClass from a config class defined in the config module (best effort: FastVideo
+# Runs in the port's sandbox. It imports every target module, then tries to build the model
+# file's EntryClass from a config class defined in the config module (best effort: FastVideo
 # models take the full config, some take the arch config, stateless ones take nothing).
-_PROBE = r'''
-import importlib, inspect, json, sys, traceback
-sys.path.insert(0, ".")
-models, configs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-officials, result_path = json.loads(sys.argv[3]), sys.argv[4]
-out = {"imports": {}, "instantiated": None, "attempts": [], "state_dict": None,
-       "official": None, "official_state_dict": None, "official_attempts": []}
+_PORT_PROBE = r'''
+import importlib, inspect, json, sys
+models, configs, mark = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+out = {"imports": {}, "instantiated": None, "attempts": [], "state_dict": None}
 def shapes(obj):
     sd = obj.state_dict() if hasattr(obj, "state_dict") else None
     return {k: list(v.shape) for k, v in sd.items()} if sd is not None else None
@@ -71,9 +70,15 @@ for name in models:
             break
     if out["instantiated"]:
         break
-# The official model, built the way the packet's instantiation files say (a factory that needs
-# no arguments, such as build_vae()), with the official reference dir importable.
-import os
+print(mark + json.dumps(out))
+'''
+
+# Runs in the trusted sandbox: the official model, built the way the packet's instantiation
+# files say (a factory that needs no arguments, such as build_vae()).
+_OFFICIAL_PROBE = r'''
+import importlib, json, os, sys
+officials, mark = json.loads(sys.argv[1]), sys.argv[2]
+out = {"official": None, "official_state_dict": None, "official_attempts": []}
 if os.environ.get("OFFICIAL_REF_DIR"):
     sys.path.insert(1, os.environ["OFFICIAL_REF_DIR"])
 for path, symbols in officials:
@@ -88,17 +93,16 @@ for path, symbols in officials:
             continue
         try:
             built = fn()
-            found = shapes(built)
-            if found is not None:
-                out["official"], out["official_state_dict"] = f"{path}.{name}()", found
+            sd = built.state_dict() if hasattr(built, "state_dict") else None
+            if sd is not None:
+                out["official"] = f"{path}.{name}()"
+                out["official_state_dict"] = {k: list(v.shape) for k, v in sd.items()}
                 break
         except BaseException as exc:
             out["official_attempts"].append(f"{path}.{name}(): {type(exc).__name__}: {exc}"[:300])
     if out["official"]:
         break
-with open(result_path, "w") as fh:
-    json.dump(out, fh)
-print("HARNESS_PROTOTYPE_RESULT=" + result_path)
+print(mark + json.dumps(out))
 '''
 
 
@@ -217,41 +221,96 @@ def _official_factories(packet: Any) -> list[tuple[str, list[str]]]:
     return out
 
 
-def prototype_evidence(workspace: Any, packet: Any, executor: Any, timeout_s: float = 300) -> PrototypeEvidence:
+def _probe(executor: Any, script: str, args: list[str], env: dict[str, str], timeout_s: float,
+           details: list[str], what: str) -> dict[str, Any]:
+    mark = f"HARNESS_PROBE_{uuid.uuid4().hex}="
+    command = " ".join(["python", "-P", "-c", shlex.quote(script), *(shlex.quote(a) for a in args), shlex.quote(mark)])
+    try:
+        executor.start()
+        result = executor.run(command, timeout_s=timeout_s, env=env)
+    except Exception as exc:  # the sandbox itself: reported as the probe's failure
+        details.append(f"{what} probe did not run: {exc}")
+        return {}
+    lines = [ln[len(mark):] for ln in result.stdout.splitlines() if ln.startswith(mark)]
+    try:
+        found = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        found = None
+    if not isinstance(found, dict):
+        tail = (result.stderr or result.stdout)[-400:].strip()
+        details.append(f"{what} probe did not finish (exit {result.exit_code}, timed_out={result.timed_out}): {tail}")
+        return {}
+    return found
+
+
+def prototype_evidence(workspace: Any, packet: Any, new_executor: Callable[[Any], Any],
+                       timeout_s: float = 300) -> PrototypeEvidence:
+    """Check the prototype; `new_executor(tree)` makes a sandbox (not started) for a tree, as
+    for the verdict."""
+    from harness.verify.verdict import CleanTree, TreeProblem, build_trees
+
     targets = list(packet.fastvideo_target_files)
     models = [m for t in targets if "/configs/" not in t and (m := _module_of(t))]
     configs = [m for t in targets if "/configs/" in t and (m := _module_of(t))]
     details: list[str] = []
-    # The probe writes its result (state dicts can be large) to a file only this probe names.
-    result_rel = f".harness-scratch/prototype-probe-{uuid.uuid4().hex}.json"
-    (workspace.path / ".harness-scratch").mkdir(exist_ok=True)
-    workdir = str(getattr(executor, "workdir", "") or ".").rstrip("/")
-    command = (f"python -c {shlex.quote(_PROBE)} {shlex.quote(json.dumps(models))} {shlex.quote(json.dumps(configs))} "
-               f"{shlex.quote(json.dumps(_official_factories(packet)))} {shlex.quote(workdir + '/' + result_rel)}")
-    result = executor.run(command, timeout_s=timeout_s)
-    result_file = workspace.path / result_rel
-    probe: dict[str, Any] = {"imports": {}, "instantiated": None, "attempts": []}
-    if result_file.is_file() and any(ln.startswith(_RESULT_MARK) for ln in result.stdout.splitlines()):
-        probe = json.loads(result_file.read_text())
-    else:
-        tail = (result.stderr or result.stdout)[-400:].strip()
-        details.append(f"import probe did not finish (exit {result.exit_code}, timed_out={result.timed_out}): {tail}")
-    result_file.unlink(missing_ok=True)
-    imports = probe["imports"]
+    tmp = Path(tempfile.mkdtemp(prefix="fastvideo-harness-prototype-"))
+    (tmp / "trusted").mkdir()
+    executors: list[Any] = []
+    port_probe: dict[str, Any] = {}
+    official_probe: dict[str, Any] = {}
+    try:
+        try:
+            build_trees(workspace, packet, tmp / "trusted", tmp / "port")
+        except (TreeProblem, OSError) as exc:
+            details.append(f"import probe did not run: the trees could not be built: {exc}")
+        else:
+            official = getattr(workspace, "official_ref_dir", None)
+            assets = list(workspace.local_assets()) if hasattr(workspace, "local_assets") else []
+            official_path = Path(official).resolve() if official else None
+            port_assets = [(n, p) for n, p in assets if official_path is None or Path(p).resolve() != official_path]
+            for tree, items in ((tmp / "trusted", assets), (tmp / "port", port_assets)):
+                for name, _ in items:
+                    (tree / name).mkdir(parents=True, exist_ok=True)
+            run_id = f"{getattr(workspace, 'run_id', 'probe')}-probe-{uuid.uuid4().hex[:6]}"
+            repo = Path(getattr(workspace, "repo", tmp))
+            trusted = new_executor(CleanTree(tmp / "trusted", official, repo, run_id, assets))
+            port = new_executor(CleanTree(tmp / "port", None, repo, f"{run_id}-port", port_assets))
+            executors += [trusted, port]
+
+            def run_port() -> None:
+                port_probe.update(_probe(port, _PORT_PROBE, [json.dumps(models), json.dumps(configs)],
+                                         {"PYTHONPATH": port.workdir}, timeout_s, details, "import"))
+
+            thread = threading.Thread(target=run_port, daemon=True)
+            thread.start()
+            if _official_factories(packet):
+                official_probe.update(_probe(trusted, _OFFICIAL_PROBE, [json.dumps(_official_factories(packet))],
+                                             {"PYTHONPATH": trusted.workdir}, timeout_s, details, "official"))
+            thread.join()
+    finally:
+        for ex in executors:
+            try:
+                ex.close()
+            except Exception:  # already gone
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    imports = port_probe.get("imports") or {}
     imports_ok = bool(models) and all(imports.get(m) == "ok" for m in models + configs)
     for name, status in imports.items():
         if status != "ok":
             details.append(f"import {name}: {status}")
-    if probe["instantiated"]:
-        details.append(f"instantiated {probe['instantiated']}")
+    if port_probe.get("instantiated"):
+        details.append(f"instantiated {port_probe['instantiated']}")
     else:
-        details.append("instantiate failed: " + ("; ".join(probe["attempts"][-3:]) or "no EntryClass found"))
-    if probe.get("official"):
-        details.append(f"official model built by {probe['official']}")
+        details.append("instantiate failed: " + ("; ".join((port_probe.get("attempts") or [])[-3:])
+                                                 or "no EntryClass found"))
+    if official_probe.get("official"):
+        details.append(f"official model built by {official_probe['official']}")
     dumps = getattr(packet, "prototype_key_dumps", None)
-    official = _dump_check(workspace, getattr(dumps, "official", None), "official", probe.get("official_state_dict"),
-                           "; ".join(probe.get("official_attempts") or []) or "no official factory could build it",
-                           details)
-    fastvideo = _dump_check(workspace, getattr(dumps, "fastvideo", None), "fastvideo", probe.get("state_dict"),
+    official = _dump_check(workspace, getattr(dumps, "official", None), "official",
+                           official_probe.get("official_state_dict"),
+                           "; ".join(official_probe.get("official_attempts") or [])
+                           or "no official factory could build it", details)
+    fastvideo = _dump_check(workspace, getattr(dumps, "fastvideo", None), "fastvideo", port_probe.get("state_dict"),
                             "the native model did not instantiate", details)
-    return PrototypeEvidence(imports_ok, bool(probe["instantiated"]), official, fastvideo, details)
+    return PrototypeEvidence(imports_ok, bool(port_probe.get("instantiated")), official, fastvideo, details)
