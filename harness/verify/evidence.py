@@ -154,6 +154,9 @@ def _with_hatch_row(workspace: Any, packet: Any, hatch: EscapeHatch) -> EscapeHa
     return hatch.model_copy(update={"state_snapshot": snapshot})
 
 
+WEAK_EVIDENCE = ("weaker", "agent's own test", "saw no comparison")
+
+
 def build_handoff(
     *,
     packet: Any,
@@ -179,6 +182,9 @@ def build_handoff(
         stops.append(f"conversion-owned files were edited: {', '.join(conversion_edits)}")
     all_concerns = _unique([*packet.concerns_or_unknowns, *concerns])
     all_concerns += [f"recorded: {_finding_line(f)}" for f in findings if not f.blocking]
+    # Where the verdict's evidence is weaker than an isolated, secret-seeded comparison, the handoff says so.
+    all_concerns += [f"parity evidence: {note}" for note in getattr(last_parity, "evidence", None) or []
+                     if any(word in note for word in WEAK_EVIDENCE)]
     strictness = _loader_strictness(packet, all_concerns)
 
     # Parity status: only the harness's own run, and only while it is current.
