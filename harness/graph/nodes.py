@@ -475,15 +475,20 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
 
 
 def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[Any, str]:
-    """The harness's own verdict: the clean-room run (harness.verify.verdict) in a new sandbox
-    on the base commit plus the agent's allowed changes. The parity test comes from the base
-    commit; the agent's version only when the base had none or a person approved loosening
-    its tolerance through an escape hatch."""
+    """The harness's own verdict (harness.verify.verdict): the test in a trusted sandbox on the
+    base commit, the port in its own. The parity test comes from the base commit; the agent's
+    version runs trusted only when a person approved loosening its tolerance through an escape
+    hatch, and a test the agent wrote (none at the base) runs without isolation, said so."""
     from harness.verify.guards import hatch_covers_tolerance
-    from harness.verify.verdict import run_verdict
+    from harness.verify.verdict import APPROVED_TEST, BASE_TEST, OWN_TEST, run_verdict
 
     ws = res.workspace
-    agent_test = ws.file_at_base(packet.parity_test) is None or hatch_covers_tolerance(_accepted(state))
+    if ws.file_at_base(packet.parity_test) is None:
+        agent_test = OWN_TEST  # the agent wrote the test: its evidence is said to be the agent's own
+    elif hatch_covers_tolerance(_accepted(state)):
+        agent_test = APPROVED_TEST  # a person approved the agent's version of the test
+    else:
+        agent_test = BASE_TEST
     start = time.monotonic()
     try:
         # An InfrastructureError goes to the node's retry policy: the retry makes a new sandbox.
@@ -492,7 +497,7 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[
         res.test_s += time.monotonic() - start
     for problem in verdict.problems:
         res.log.warning("verdict: %s", problem)
-    return verdict.run, f"clean room: {verdict.test_source} of the test"
+    return verdict.run, f"{verdict.evidence} verdict: {verdict.test_source} of the test"
 
 
 def _run_test(res: RunResources, packet: Any) -> Any:
