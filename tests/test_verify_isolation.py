@@ -71,6 +71,7 @@ class MiniVAE(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, 3, padding=1)
         self.register_buffer("shift", torch.zeros(channels))
+        self.sizes = [channels, channels]
 
     def forward(self, x):
         return self.conv(x) * self.scaling + self.shift[:, None]
@@ -111,9 +112,20 @@ class MiniVAE(nn.Module):
     def take(self, value):
         return value
 
+    def stream(self):
+        yield from range(3)
+
 
 def current_scale_override():
     return SCALE_OVERRIDE
+
+
+def device_of_choice():
+    return torch.device("cuda")
+
+
+def pick_device():
+    return device_of_choice()
 '''
 
 HEADER = '''
@@ -155,7 +167,7 @@ def test_attributes_methods_and_containers():
     assert port.scaling == 0.5
     assert set(port.state_dict()) == {"conv.weight", "conv.bias", "shift"}
     assert len(port.blocks()) == 2 and len(list(port.blocks())) == 2
-    assert sorted(name for name, _ in port.named()) == ["conv.bias", "conv.weight"]
+    assert sorted(name for name, _ in port.named_parameters()) == ["conv.bias", "conv.weight"]
     out = port.pair(torch.ones(1, 4, 3))
     assert out.total == 12.0 and out.out.shape == (1, 4, 3)
     assert isinstance(port, MiniVAE) and not isinstance(ref, MiniVAE)
@@ -209,19 +221,39 @@ def test_monkeypatch_on_a_port_module(monkeypatch):
 
     monkeypatch.setattr(mini, "SCALE_OVERRIDE", 2.0)
     assert mini.current_scale_override() == 2.0
+
+
+def test_pure_callbacks_run_in_the_port(monkeypatch):
+    import fastvideo.models.vaes.mini as mini
+
+    _, port = _pair()
+    monkeypatch.setattr("fastvideo.models.vaes.mini.device_of_choice", lambda: torch.device("cpu"))
+    assert mini.pick_device() == torch.device("cpu")
+    factor = 3
+    assert port.take(lambda x, k=2: x * k * factor)(2) == 12
+    port.apply(lambda module: None)
+    assert port.sizes == [4, 4] and list(port.sizes) == [4, 4]
 '''
 
 LIMITS = {
     "in_place_parameter": "with torch.no_grad():\n        port.conv.weight.copy_(ref.conv.weight)",
     "in_place_state_dict": "port.state_dict()['conv.weight'].zero_()",
     "data_setter": "port.conv.weight.data = ref.conv.weight.data",
-    "callback": "port.apply(lambda module: None)",
+    "init_on_a_parameter": "torch.nn.init.zeros_(port.conv.bias)",
+    "callback_with_state": "seen = []\n    port.apply(lambda module: seen.append(module))",
+    "attribute_copy_changed": "port.sizes.append(5)",
     "official_object": "port.take(ref)",
     "subclass": "class Mine(MiniVAE):\n        pass",
+    "deepcopy": "copy.deepcopy(port)",
+    "torch_compile": "torch.compile(port)",
+    "lazy_iterator": "list(port.stream())",
+}
+# A handle used as a value is the test's error, as a wrong type would be in one process.
+NOT_VALUES = {
     "equality": "assert port == port",
     "truth": "assert port",
     "as_tensor": "torch.add(port, 1)",
-    "deepcopy": "copy.deepcopy(port)",
+    "compared": "assert_close(port, ref(torch.ones(1, 4, 2)))",
 }
 
 
@@ -263,7 +295,7 @@ def verdict(tmp_path: Path, test_source: str, port_source: str = PORT, kind: str
 def test_the_patterns_real_tests_use_are_carried(tmp_path):
     v = verdict(tmp_path, SUPPORTED)
     assert v.run.status == "non_skip_pass", (v.run.summary_line(), v.run.failures, v.problems)
-    assert v.run.passed == 6
+    assert v.run.passed == 7
     assert any("secret" in note for note in v.run.evidence)
     assert v.run.comparisons and all(c["passed"] for c in v.run.comparisons)
 
@@ -283,9 +315,27 @@ def test_what_isolation_cannot_carry_fails_closed(tmp_path, name):
     assert "cannot isolate" in v.run.blocker and "test_mini_parity.py" in v.run.blocker
 
 
+@pytest.mark.parametrize("name", sorted(NOT_VALUES))
+def test_a_handle_used_as_a_value_fails_the_test(tmp_path, name):
+    v = verdict(tmp_path, limit_test(NOT_VALUES[name]))
+    assert v.run.status == "debug_red", (name, v.run.summary_line())
+    assert "not a value" in (v.run.first_failure or ""), v.run.first_failure
+
+
 def test_a_caught_limit_still_blocks(tmp_path):
-    v = verdict(tmp_path, limit_test("try:\n        bool(port)\n    except Exception:\n        pass"))
+    v = verdict(tmp_path, limit_test("try:\n        copy.deepcopy(port)\n    except Exception:\n        pass"))
     assert v.run.status == "blocked", v.run.summary_line()
+
+
+def test_a_port_cannot_mark_its_outputs_as_its_state(tmp_path):
+    """An output marked as the port's state would turn the test's in-place work on it into a
+    limit: the trusted side takes the mark only for attributes and parameter methods."""
+    liar = PORT.replace("    def forward(self, x):\n        return self.conv(x) * self.scaling + self.shift[:, None]",
+                        "    def forward(self, x):\n        return self.shift.expand(x.shape[0], -1).clone()[:, :, None] * 0 "
+                        "+ self.conv(x) * self.scaling + self.shift[:, None]")
+    test = limit_test("out = port(torch.ones(1, 4, 2))\n    out.add_(1)\n    assert out.shape == (1, 4, 2)")
+    v = verdict(tmp_path, test, liar)
+    assert v.run.status == "non_skip_pass", v.run.summary_line()
 
 
 def test_the_port_process_has_no_official_reference_and_no_pytest(tmp_path):

@@ -5,10 +5,12 @@ Every import of a port package (`fastvideo` ...) in the trusted process yields a
 its attributes are fetched from the port process: data by value (plain tensors, numbers,
 strings, containers, library output objects rebuilt here from trusted classes), everything
 else as a `RemoteObject` handle. A handle is never a value: `==`, `bool()`, arithmetic, use as
-a tensor, pickling, subclassing raise `IsolationLimit`, and so does anything the isolation
-cannot carry faithfully (a callback or an official object passed into port code, an
-in-place edit of the port's parameters from the test side). The plugin turns any
-IsolationLimit into a `blocked` verdict, whether or not the test caught it.
+a tensor or an array raise `PortValueError` (a TypeError: the test fails, as it would on any
+wrong type). What the isolation cannot carry faithfully raises `IsolationLimit`: a callback or
+an official object passed into port code, an in-place edit of the port's parameters from the
+test side, subclassing a port class, pickling a handle, `torch.compile` of a port object, a
+lazy iterator of the port's (other than a module's parameters, buffers and submodules). The
+plugin turns any IsolationLimit into a `blocked` verdict, whether or not the test caught it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import builtins
 import collections
 import importlib
 import importlib.machinery
+import marshal
 import os
 import random
 import socket
@@ -55,6 +58,10 @@ class IsolationLimit(Exception):
         self.what, self.remedy = what, remedy
         LIMITS.append({"test": CURRENT_TEST[0], "what": what, "remedy": remedy, "where": frame})
         super().__init__(f"{what} (isolation limit; the verdict is blocked{': ' + remedy if remedy else ''})")
+
+
+class PortValueError(TypeError):
+    """A port object used as a value (compared, tested for truth, computed with): it is a handle."""
 
 
 class RemoteError(RuntimeError):
@@ -201,6 +208,9 @@ class Channel:
                                  "use the port's objects from the test's own process")
         with self.lock:
             sock = self._connect()
+            target = args.get("t")
+            method = target._attr if op == "call" and isinstance(target, RemoteObject) else None
+            self.codec.context = (op, args.get("n") if op == "getattr" else method)
             tree, bufs = self.codec.encode(args)
             header: dict = {"op": op, "a": tree, "ctx": _context()}
             if self.released:
@@ -216,7 +226,8 @@ class Channel:
             try:
                 if "err" in reply:
                     raise _port_exception(reply["err"], self)
-                return self.codec.decode(reply.get("ok"), rbufs)
+                value = self.codec.decode(reply.get("ok"), rbufs)
+                return freeze(value, str(args.get("n"))) if op == "getattr" else value
             except wire.WireError as exc:
                 self.broken = f"the port process broke the wire format: {exc}"
                 raise PortProcessError(self.broken) from None
@@ -364,13 +375,14 @@ def _limit(what: str) -> IsolationLimit:
 class RemoteObject:
     """A handle to an object that lives in the port process."""
 
-    __slots__ = ("_hid", "_kind", "_type", "_n", "__weakref__")
+    __slots__ = ("_hid", "_kind", "_type", "_n", "_attr", "__weakref__")
 
-    def __init__(self, hid: int, kind: str, typename: str) -> None:
+    def __init__(self, hid: int, kind: str, typename: str, attr: str | None = None) -> None:
         object.__setattr__(self, "_hid", hid)
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_type", typename)
         object.__setattr__(self, "_n", 1)
+        object.__setattr__(self, "_attr", attr)  # the attribute name it was fetched as, if any
 
     def __del__(self) -> None:
         channel = CHANNEL[0]
@@ -453,7 +465,7 @@ class RemoteObject:
         raise _limit(f"the test subclasses a class of the port ({self._type})")
 
     def __bool__(self) -> bool:
-        raise _limit(f"bool() of a port object ({self._type})")
+        raise _not_a_value(f"bool() of a port object ({self._type})")
 
     def __reduce_ex__(self, protocol: object) -> object:
         raise _limit(f"pickling a port object ({self._type})")
@@ -461,17 +473,22 @@ class RemoteObject:
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         name = getattr(func, "__qualname__", getattr(func, "__name__", str(func)))
-        raise _limit(f"a port object used as a tensor in {name}")
+        raise _not_a_value(f"a port object used as a tensor in {name}")
 
     def __array__(self, *args: object, **kwargs: object) -> object:
-        raise _limit(f"a port object used as an array ({self._type})")
+        raise _not_a_value(f"a port object used as an array ({self._type})")
 
     __hash__ = object.__hash__
 
 
+def _not_a_value(what: str) -> PortValueError:
+    return PortValueError(f"{what}: a port object is a handle to an object in the port process, not a value; "
+                          "compare the tensors or numbers it returns")
+
+
 def _refuse(op: str):
     def method(self: RemoteObject, *args: object) -> object:
-        raise _limit(f"{op} on a port object ({self._type}); a handle is not a value")
+        raise _not_a_value(f"{op} on a port object ({self._type})")
 
     method.__name__ = op
     return method
@@ -584,12 +601,23 @@ class PortOutput(collections.OrderedDict):
 _NAMEDTUPLES: dict[tuple[str, str, tuple[str, ...]], type] = {}
 
 
+# The port's methods whose results are its own state, or iterators over its own structure
+# (finite, and read at once in the port process).
+STATE_METHODS = frozenset({"state_dict", "parameters", "named_parameters", "buffers", "named_buffers",
+                           "get_parameter", "get_buffer"})
+MODULE_ITERATORS = STATE_METHODS | {"modules", "named_modules", "children", "named_children"}
+
+
 class TrustedCodec(wire.Codec):
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        self.context: tuple[str, str | None] = ("", None)  # (op, attribute or method name) of the request
 
     def tensor_received(self, t: torch.Tensor, node: dict) -> None:
-        if node.get("st") == 1:
+        # The port may mark a tensor as its state only where that is what the test asked for:
+        # an attribute, or a method returning parameters and buffers. It cannot mark outputs.
+        op, name = self.context
+        if node.get("st") == 1 and (op == "getattr" or name in STATE_METHODS):
             PORT_STATE.add(t)
 
     def encode_other(self, v: object, bufs: list, depth: int) -> object:
@@ -619,11 +647,60 @@ class TrustedCodec(wire.Codec):
         qualname = getattr(v, "__qualname__", None) if not isinstance(v, types.ModuleType) else None
         if top and _is_library(module) and (qualname is None or "<" not in qualname):
             return {"$ref": [module, qualname]}
+        if isinstance(v, types.FunctionType) and self._test_code(v):
+            return self._function(v, bufs, depth)
         if callable(v):
             raise IsolationLimit(f"a callback from the test side ({getattr(v, '__qualname__', type(v).__qualname__)}) "
                                  "passed into port code", "port code cannot call back into the test process")
         raise IsolationLimit(f"a {cls.__module__}.{cls.__qualname__} object from the test side passed into port code",
                              "only data crosses: tensors, arrays, numbers, strings, containers of them")
+
+    # -- callbacks: a function of the test's own files travels as its code, when it is pure --
+    def _test_code(self, fn: types.FunctionType) -> bool:
+        tree = self.channel.tree.rstrip("/") + "/"
+        return bool(self.channel.tree) and fn.__code__.co_filename.startswith(tree)
+
+    def _function(self, fn: types.FunctionType, bufs: list, depth: int) -> dict:
+        """The function's code (marshal: both processes run one interpreter) with the globals it
+        names, its closure and defaults, each of which must be immutable data, a module, a port
+        object or another such function: then running it in the port process is running it
+        here. Anything it could change on this side would change a copy there: a limit."""
+        if depth > 8:
+            raise IsolationLimit(f"callbacks from the test nested too deep ({fn.__qualname__})")
+        names: set[str] = set()
+        _names_of(fn.__code__, names)
+        globs = [[name, self._callback_value(fn.__globals__[name], fn, f"the global {name}", bufs, depth)]
+                 for name in sorted(names) if name in fn.__globals__]
+        closure = []
+        for i, cell in enumerate(fn.__closure__ or ()):
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                raise IsolationLimit(f"a callback from the test ({fn.__qualname__}) with an unbound closure") from None
+            name = fn.__code__.co_freevars[i]
+            closure.append(self._callback_value(value, fn, f"the captured {name}", bufs, depth))
+        defaults = [self._callback_value(d, fn, "a default", bufs, depth) for d in fn.__defaults__ or ()]
+        kwdefaults = [[k, self._callback_value(d, fn, f"the default of {k}", bufs, depth)]
+                      for k, d in (fn.__kwdefaults__ or {}).items()]
+        bufs.append(memoryview(marshal.dumps(fn.__code__)))
+        return {"$fn": [len(bufs) - 1, fn.__name__, globs, closure, defaults, kwdefaults]}
+
+    def _callback_value(self, value: object, fn: types.FunctionType, what: str, bufs: list, depth: int) -> object:
+        if isinstance(value, types.ModuleType):
+            top = value.__name__.partition(".")[0]
+            if top in self.channel.official or (top not in self.channel.packages and not _is_library(value.__name__)):
+                raise IsolationLimit(f"a callback from the test ({fn.__qualname__}) uses {what}, the module "
+                                     f"{value.__name__}, which the port process does not have")
+            return {"$modref": value.__name__}
+        if isinstance(value, (RemoteObject, RemoteModule)) or _immutable(value):
+            return self.enc(value, bufs, depth + 1)
+        if isinstance(value, types.FunctionType) and self._test_code(value):
+            return self._function(value, bufs, depth + 1)
+        if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+            return self.encode_other(value, bufs, depth + 1)
+        raise IsolationLimit(f"a callback from the test ({fn.__qualname__}) uses {what}, a {type(value).__qualname__}: "
+                             "in the port process it would work on a copy",
+                             "pass a callback that uses only constants, modules and its arguments")
 
     def decode_other(self, tag: str, node: dict, bufs: list, depth: int) -> object:
         body = node[tag]
@@ -632,7 +709,8 @@ class TrustedCodec(wire.Codec):
             hid, kind, typename = _handle_body(body)
             proxy = channel.proxies.get(hid)
             if proxy is None or proxy._kind != kind:
-                proxy = RemoteObject(hid, kind, typename)
+                op, name = self.context
+                proxy = RemoteObject(hid, kind, typename, name if op == "getattr" and depth <= 1 else None)
                 channel.proxies[hid] = proxy
             else:
                 object.__setattr__(proxy, "_n", proxy._n + 1)
@@ -651,8 +729,26 @@ class TrustedCodec(wire.Codec):
         if tag == "$rec":
             return _record(self, body, bufs, depth)
         if tag == "$it":
+            op, name = self.context
+            if name not in MODULE_ITERATORS:
+                raise IsolationLimit(f"a lazy iterator produced in the port process ({name or op})",
+                                     "return a list from the port's code, or iterate a module's parameters, "
+                                     "buffers or submodules")
             return PortIterator([self.dec(x, bufs, depth) for x in _as_list(body)])
         raise wire.WireError(f"unknown tag {tag[:20]!r}")
+
+
+def _names_of(code: types.CodeType, names: set[str]) -> None:
+    names.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _names_of(const, names)
+
+
+def _immutable(value: object) -> bool:
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, torch.dtype, torch.device)):
+        return True
+    return isinstance(value, (tuple, frozenset)) and all(_immutable(v) for v in value)
 
 
 def _handle_body(body: object) -> tuple[int, str, str]:
@@ -729,6 +825,50 @@ def _record(codec: TrustedCodec, body: object, bufs: list, depth: int) -> object
     if isinstance(cls, type) and _output_class(cls):
         return cls(**dict(pairs))
     return PortOutput(pairs)
+
+
+# ----- attribute containers: copies that refuse to be changed -----------------------------------------
+
+def _changes_a_copy(name: str):
+    def method(self, *args: object, **kwargs: object) -> object:
+        raise IsolationLimit(f"the test changes a copy of the port's attribute {self._port_attr!r} ({name})",
+                             "set the attribute itself (obj.attr = new value): in the port process the object "
+                             "keeps its own container")
+    method.__name__ = name
+    return method
+
+
+def _frozen_type(base: type, mutators: tuple[str, ...]) -> type:
+    namespace: dict = {name: _changes_a_copy(name) for name in mutators}
+    namespace["_port_attr"] = ""
+    namespace["__copy__"] = lambda self: base(self)
+    namespace["__deepcopy__"] = lambda self, memo: base(__import__("copy").deepcopy(base(self), memo))
+    namespace["__reduce_ex__"] = lambda self, protocol: (base, (base(self),))
+    return type(f"PortAttribute{base.__name__.capitalize()}", (base,), namespace)
+
+
+_LIST_MUTATORS = ("append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse", "__setitem__",
+                  "__delitem__", "__iadd__", "__imul__")
+_DICT_MUTATORS = ("__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__")
+_SET_MUTATORS = ("add", "discard", "remove", "pop", "clear", "update", "difference_update", "intersection_update",
+                 "symmetric_difference_update", "__ior__", "__iand__", "__isub__", "__ixor__")
+_FROZEN = {list: _frozen_type(list, _LIST_MUTATORS), dict: _frozen_type(dict, _DICT_MUTATORS),
+           collections.OrderedDict: _frozen_type(collections.OrderedDict, _DICT_MUTATORS + ("move_to_end",)),
+           set: _frozen_type(set, _SET_MUTATORS)}
+
+
+def freeze(value: object, attr: str) -> object:
+    """An attribute's value as this side holds it: a list, dict or set in it is a copy of the
+    port's, so changing it here would change nothing there. Such copies refuse to change."""
+    cls = _FROZEN.get(type(value))
+    if cls is None:
+        return value
+    if isinstance(value, dict):
+        frozen = cls((k, freeze(v, attr)) for k, v in value.items())
+    else:
+        frozen = cls(freeze(v, attr) for v in value)
+    frozen._port_attr = attr
+    return frozen
 
 
 # ----- module state ----------------------------------------------------------------------------------

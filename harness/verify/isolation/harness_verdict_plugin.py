@@ -211,6 +211,10 @@ def _asserting(name: str, original):
     """A wrapper of an asserting comparison: measured, then the original decides."""
 
     def wrapper(actual, expected, *args, **kwargs):
+        for value in (actual, expected):
+            if isinstance(value, port.RemoteObject):
+                raise port.PortValueError(f"{name} of a port object ({value._type}): a port object is a handle "
+                                          "to an object in the port process, not a value; compare the tensors it returns")
         where = _from_test()
         if where is None:
             return original(actual, expected, *args, **kwargs)
@@ -267,6 +271,16 @@ if numpy is not None:
 # ----- the port --------------------------------------------------------------------------------------
 
 CHANNEL = port.install(CONFIG["port"])
+_compile = torch.compile
+
+
+def _compile_here(model=None, *args, **kwargs):
+    if isinstance(model, port.RemoteObject):
+        raise port.IsolationLimit("torch.compile of a port object", "compile inside the port's own code, or not at all")
+    return _compile(model, *args, **kwargs) if model is not None else _compile(*args, **kwargs)
+
+
+torch.compile = _compile_here
 
 
 # ----- pytest hooks ----------------------------------------------------------------------------------

@@ -139,8 +139,6 @@ def _tensor_from(node: dict, bufs: list[bytearray]) -> torch.Tensor:
     device = node.get("dev")
     if isinstance(device, str) and device != "cpu":
         t = _to_device(t, device)
-    if node.get("rg") is True and (t.is_floating_point() or t.is_complex()):
-        t.requires_grad_(True)
     return t
 
 
@@ -183,6 +181,11 @@ def _array_from(node: dict, bufs: list[bytearray]) -> object:
 class Codec:
     """Plain values both ways; a side overrides `encode_other` / `decode_other` for the rest
     (handles, records, generators) and the tensor hooks."""
+
+    # Whether a tensor that required grad on the other side requires grad here. The port keeps
+    # it (it gets the test's tensors); the trusted side does not: a result arrives without its
+    # graph, and a leaf that requires grad would refuse the in-place work the result allowed.
+    keep_grad = False
 
     def encode(self, value: object) -> tuple[object, list]:
         bufs: list = []
@@ -294,6 +297,8 @@ class Codec:
             return bytes(data) if tag == "$b" else data
         if tag == "$T":
             t = _tensor_from(node, bufs)
+            if self.keep_grad and node.get("rg") is True and (t.is_floating_point() or t.is_complex()):
+                t.requires_grad_(True)
             self.tensor_received(t, node)
             return t
         if tag == "$N":
