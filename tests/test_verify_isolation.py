@@ -369,3 +369,17 @@ def test_records_of_a_run_are_json(tmp_path):
     v = verdict(tmp_path, limit_test("assert port.scaling == 0.5"))
     assert v.run.status == "non_skip_pass", v.run.summary_line()
     json.dumps(v.run.model_dump())
+
+
+def test_a_port_process_that_cannot_start_blocks_at_once(tmp_path, monkeypatch):
+    """An environment failure in the port's sandbox is the environment's: blocked with its
+    reason, without waiting out the connection timeout."""
+    import time
+
+    import harness.verify.verdict as verdict_module
+
+    monkeypatch.setattr(verdict_module, "PORT_FILES", ("harness_wire.py",))  # no server to run
+    started = time.monotonic()
+    v = verdict(tmp_path, limit_test("assert port.scaling == 0.5"))
+    assert v.run.status == "blocked" and "before it connected" in v.run.blocker, v.run.summary_line()
+    assert time.monotonic() - started < verdict_module.PORT_CONNECT_S

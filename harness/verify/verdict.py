@@ -536,7 +536,9 @@ def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path
             port_result.append(port.run_test(port_command, timeout_s=timeout_s + PORT_CONNECT_S, env=port_env))
         except Exception as exc:  # the sandbox itself failed: reported with the run
             port_result.append(CommandResult(-1, "", f"the port sandbox failed: {exc}", 0.0, False))
+        _tell_trusted_the_port_is_gone(socket_path, port_result[0], trusted_done)
 
+    trusted_done = threading.Event()
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     env = {"PYTHONPATH": f"{trusted_support}:{trusted.workdir}"
@@ -549,6 +551,7 @@ def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path
                               extra_args=f"-p {PLUGIN_MODULE} --basetemp={shlex.quote(str(shared / 'pytest'))}",
                               env=env)
     finally:
+        trusted_done.set()
         server.join(_PORT_GRACE_S)
         if server.is_alive():
             port.abort()
@@ -563,6 +566,31 @@ def _mount_points(tree: Path, assets: list[tuple[str, Path]]) -> None:
     """The folders the assets are mounted on: the tree itself is mounted read-only."""
     for name, _ in assets:
         (tree / name).mkdir(parents=True, exist_ok=True)
+
+
+def _tell_trusted_the_port_is_gone(socket_path: str, result: CommandResult, trusted_done: threading.Event) -> None:
+    """When the port process ended without connecting, the trusted process would wait for it
+    until its accept timeout: the harness takes the connection instead and says why. (Once
+    the port has connected the trusted process listens no more: the connection is refused.)"""
+    import socket
+    import struct
+
+    why = (result.stderr.strip() or result.stdout.strip())[-600:]
+    hello = json.dumps({"refused": f"the port process ended (exit {result.exit_code}) before it connected: "
+                                   f"{why}"}).encode()
+    while not trusted_done.is_set():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(2)
+            sock.connect(socket_path)
+            sock.sendall(struct.pack("!II", len(hello), 0) + hello)  # one harness_wire frame
+            return
+        except FileNotFoundError:  # the trusted process has not opened its socket yet
+            trusted_done.wait(0.2)
+        except OSError:  # it listens no more
+            return
+        finally:
+            sock.close()
 
 
 def _run_unisolated(port_tree: Path, official: Any, repo: Path, run_id: str, assets: list[tuple[str, Path]],
