@@ -171,6 +171,7 @@ def test_attributes_methods_and_containers():
     out = port.pair(torch.ones(1, 4, 3))
     assert out.total == 12.0 and out.out.shape == (1, 4, 3)
     assert isinstance(port, MiniVAE) and not isinstance(ref, MiniVAE)
+    assert port.__class__.__name__ == "MiniVAE" and port.conv.__class__.__name__ == "Conv1d"
     with torch.no_grad():
         assert_close(port.encode(x).mean, ref.encode(x)["mean"])
     assert port.conv.weight.shape == (4, 4, 3)

@@ -461,6 +461,10 @@ class RemoteObject:
             return _request("issubclass", t=cls, cls=self) is True
         return False
 
+    @property
+    def __class__(self) -> type:  # noqa: F811  (the port class's name, for `obj.__class__.__name__`)
+        return _stand_in(self._type)
+
     def __mro_entries__(self, bases: tuple) -> tuple:
         raise _limit(f"the test subclasses a class of the port ({self._type})")
 
@@ -484,6 +488,20 @@ class RemoteObject:
 def _not_a_value(what: str) -> PortValueError:
     return PortValueError(f"{what}: a port object is a handle to an object in the port process, not a value; "
                           "compare the tensors or numbers it returns")
+
+
+_STAND_INS: dict[str, type] = {}
+
+
+def _stand_in(typename: str) -> type:
+    """A local class named as the port object's class is (`module.Qualname`): what
+    `obj.__class__` answers for a handle. It is a RemoteObject subclass, never the port's class."""
+    if typename not in _STAND_INS:
+        module, _, qualname = typename.rpartition(".")
+        name = qualname if qualname.isidentifier() else "PortObject"
+        _STAND_INS[typename] = type(name, (RemoteObject,), {"__slots__": (), "__module__": module or "port",
+                                                            "__qualname__": name})
+    return _STAND_INS[typename]
 
 
 def _refuse(op: str):
