@@ -7,9 +7,10 @@ import contextlib
 import fcntl
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from langgraph.checkpoint.sqlite import SqliteSaver
+if TYPE_CHECKING:  # imported when a checkpointer opens, so `harness runs` never loads LangGraph
+    from langgraph.checkpoint.sqlite import SqliteSaver
 
 CHECKPOINT_DB = "checkpoints.sqlite"
 
@@ -20,6 +21,8 @@ class RunBusyError(RuntimeError):
 
 @contextlib.contextmanager
 def open_checkpointer(run_dir: Path) -> Iterator[SqliteSaver]:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
     # check_same_thread=False: LangGraph may write checkpoints from its worker threads.
     conn = sqlite3.connect(str(Path(run_dir) / CHECKPOINT_DB), check_same_thread=False)
     try:

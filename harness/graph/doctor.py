@@ -26,17 +26,18 @@ class DoctorReport:
 def run_doctor(cfg: RunConfig) -> DoctorReport:
     """Validate the input as a run would, then run the preflight in a new sandbox on a
     temporary worktree that is removed afterwards (the checkout keeps no branch)."""
-    from harness.graph.nodes import _official_ref_dir
-    from harness.graph.resources import executor_options
     from harness.graph.validation import validate_run_input
-    from harness.sandbox.executors import InfrastructureError, make_executor
-    from harness.sandbox.workspace import Workspace
 
     cfg.model = "human"  # doctor never calls a model
     packet, problems = validate_run_input(cfg)
     problems = [p for p in problems if not p.startswith("mode:")] if packet is not None else problems
     if problems or packet is None:
         return DoctorReport(problems=problems or list(config_problems(cfg)))
+    # Loaded only once the input is good (the graph's nodes bring LangGraph with them).
+    from harness.graph.nodes import _official_ref_dir
+    from harness.graph.resources import executor_options
+    from harness.sandbox.executors import InfrastructureError, make_executor
+    from harness.sandbox.workspace import Workspace
     home = Path(tempfile.mkdtemp(prefix="fastvideo-harness-doctor-"))
     run_id = f"doctor-{secrets.token_hex(3)}"
     ws = None

@@ -2,6 +2,9 @@
 
 Exit codes: 0 success handoff, 2 invalid input, 3 paused on an escape hatch, 4 blocked
 handoff, 1 internal error, 130 interrupted (Ctrl-C; `harness resume` continues).
+
+LangGraph loads only where a graph is built (`_graph`), so listing runs and reporting bad
+input answer at once.
 """
 
 from __future__ import annotations
@@ -13,10 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph.types import Command
-
 from harness.graph.answers import AnswerError, validate_answer
-from harness.graph.build import build_graph, recursion_limit
 from harness.graph.checkpoint import RunBusyError, open_checkpointer, run_lock, thread_config
 from harness.graph.config import RunConfig, harness_home, new_run_id, run_dir as run_dir_for, runs_dir
 from harness.graph.resources import EventSink, RunResources
@@ -74,7 +74,7 @@ def resume_run(run_id: str, home: Path | None = None, *, events: EventSink | Non
     """Continue a crashed or killed run from its last checkpoint (a paused run stays paused)."""
     res = _reopen(run_id, home, events)
     with open_checkpointer(res.run_dir) as saver:
-        snapshot = build_graph(saver).get_state(thread_config(run_id))
+        snapshot = _graph(saver).get_state(thread_config(run_id))
     if not snapshot.values:  # killed before the first checkpoint: start the graph again
         return _drive(res, {"run_id": run_id, "run_dir": str(res.run_dir), "config": res.cfg.to_json()})
     if snapshot.interrupts or not snapshot.next:
@@ -94,11 +94,13 @@ def answer_run(
     that does not fit the question, RunError when the run is not waiting for one."""
     res = _reopen(run_id, home, events)
     with open_checkpointer(res.run_dir) as saver:
-        snapshot = build_graph(saver).get_state(thread_config(run_id))
+        snapshot = _graph(saver).get_state(thread_config(run_id))
     if not snapshot.interrupts:
         raise RunError(f"run {run_id} is not waiting for an answer")
     hatch = snapshot.interrupts[0].value.get("hatch", {})
     answer = validate_answer(hatch, option=option, text=text)
+    from langgraph.types import Command
+
     return _drive(res, Command(resume=answer))
 
 
@@ -150,15 +152,23 @@ def run_details(run_id: str, home: Path | None = None) -> dict[str, Any]:
 # ----- driving the graph ------------------------------------------------------------------------
 
 
+def _graph(saver: Any) -> Any:
+    from harness.graph.build import build_graph
+
+    return build_graph(saver)
+
+
 def _drive(res: RunResources, graph_input: Any, *, only_report: bool = False) -> RunOutcome:
     error: str | None = None
     interrupted = False
     res.emit("run", run_id=res.run_id, run_dir=str(res.run_dir))
     try:
         with run_lock(res.run_dir), open_checkpointer(res.run_dir) as saver:
-            graph = build_graph(saver)
+            graph = _graph(saver)
             config = thread_config(res.run_id)
             if not only_report:
+                from harness.graph.build import recursion_limit
+
                 state = graph.get_state(config).values or {}
                 config["recursion_limit"] = recursion_limit(
                     res.cfg.max_debug_rounds, int(state.get("budget_extensions") or 0) + 1
