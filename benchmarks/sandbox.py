@@ -7,7 +7,13 @@
 2. a command in the warm docker container (`docker exec`) versus a fresh `docker run` per command;
 3. a command under bubblewrap versus the local executor versus a bare subprocess;
 4. `files_changed` with one edited file: the hardened snapshot (a disk listing hashed without
-   filters, cold and with its blob cache warm) versus plain `git add -A` in a scratch index.
+   filters, cold and with its blob cache warm) versus plain `git add -A` in a scratch index;
+5. one agent step, a no-op `run` tool call (`true`) under bwrap as a run makes it (the tool,
+   its trajectory line and the checkpoint after it), on the bundled example repository and on
+   the FastVideo-sized tree, beside plain `bwrap` with the same namespaces and mounts of the
+   worktree; a pause between steps stands for the model's turn (`--think-ms`, not timed).
+
+    python benchmarks/sandbox.py --only step      # just the step (5)
 """
 
 from __future__ import annotations
@@ -141,27 +147,107 @@ def bench_snapshot(tmp: Path, ws: Workspace, repeat: int) -> list[tuple[str, flo
             (f"ratio warm hardened / plain git = {warm / plain:.2f}x, cold / plain = {cold / plain:.2f}x", 0.0)]
 
 
+def plain_bwrap_argv(worktree: Path) -> list[str]:
+    """bwrap with the executor's namespaces, /usr, /tmp, /dev, /proc and the worktree; nothing else."""
+    argv = ["bwrap"]
+    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if Path(top).is_symlink():
+            argv += ["--symlink", str(Path(top).readlink()), top]
+        elif Path(top).is_dir():
+            argv += ["--ro-bind", top, top]
+    argv += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc", "--bind", str(worktree), str(worktree),
+             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+             "--new-session", "--chdir", str(worktree), "--", "/bin/sh", "-c", "true"]
+    return argv
+
+
+def bench_step(ws: Workspace, label: str, repeat: int, think_s: float) -> list[tuple[str, float]]:
+    """The no-op `run` step as the agent loop makes it, against plain bwrap on the same tree."""
+    from harness.agents.models.base import ToolCall
+    from harness.agents.tools import ToolContext, execute, tools_for_role
+    from harness.graph.nodes import CheckpointingTrajectory
+
+    plain = plain_bwrap_argv(ws.path)
+    ex = make_executor("bwrap", ws)
+    ex.start()
+    ctx = ToolContext(workspace=ws, executor=ex, role="implementer")
+    tools = tools_for_role("implementer")
+    traj = CheckpointingTrajectory(ws.path.parent / f"{ws.run_id}-trajectory.jsonl", ws, "implement")
+    call = ToolCall(id="c1", name="run", args={"command": "true"})
+
+    def step() -> None:
+        out = execute(ctx, tools, call)
+        traj.tool_result("implementer", call.id, call.name, out.content, out.is_error, 0.0)
+
+    cases = {"plain bwrap `true`": lambda: subprocess.run(plain, check=True),
+             "bwrap executor run `true`": lambda: ex.run("true"),
+             "no-op `run` step (tool + trajectory + checkpoint)": step}
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    try:
+        step()  # the first step shares the tree and takes the first checkpoint: not a steady step
+        for _ in range(repeat):  # interleaved, so that load from elsewhere hits every case alike
+            for name, case in cases.items():
+                time.sleep(think_s)
+                t0 = time.perf_counter()
+                case()
+                times[name].append((time.perf_counter() - t0) * 1000)
+        rows = [(f"{label}: {name}", statistics.median(values)) for name, values in times.items()]
+        rows.append((f"{label}: checkpoint, nothing changed", median_ms(lambda: ws.checkpoint("bench"), repeat)))
+    finally:
+        ex.close()
+    rows.append((f"{label}: ratio step / plain bwrap = {rows[2][1] / rows[0][1]:.2f}x", 0.0))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--image", default="fastvideo-harness-sandbox:test")
     parser.add_argument("--skip-docker", action="store_true")
+    parser.add_argument("--only", choices=["step"], help="run one part only")
+    parser.add_argument("--think-ms", type=float, default=100.0,
+                        help="untimed pause between steps, standing for the model's turn (default 100)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fvh-bench-"))
+    if args.only == "step":
+        try:
+            rows = steps(tmp, args.repeat, args.think_ms / 1000)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return report(rows, args.repeat)
     try:
         rows = bench_workspace(tmp, args.repeat)
         ws = Workspace.create(next((tmp / "src").iterdir()), "bench-exec", root=tmp / "home")
         rows += bench_snapshot(tmp, ws, args.repeat)
         if shutil.which("bwrap"):
             rows += bench_bwrap(ws, args.repeat)
+            rows += steps(tmp, args.repeat, args.think_ms / 1000)
         if not args.skip_docker:
             rows += bench_docker(ws, args.image, args.repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    report(rows, args.repeat)
+
+
+def steps(tmp: Path, repeat: int, think_s: float) -> list[tuple[str, float]]:
+    """The step on the bundled example repository and on the FastVideo-sized tree."""
+    from harness.evals.fixtures import write_example_repo
+
+    example = write_example_repo(tmp / "example")
+    small = Workspace.create(example.repo, "bench-step-example", official_ref_dir=example.official_dir,
+                             root=tmp / "home")
+    big_repo = next((tmp / "src").iterdir()) if (tmp / "src").is_dir() else fastvideo_repo(tmp / "src")
+    big = Workspace.create(big_repo, "bench-step-fastvideo", root=tmp / "home")
+    files = sum(1 for _ in big.path.rglob("*"))
+    return (bench_step(small, "example repo", repeat, think_s)
+            + bench_step(big, f"FastVideo-sized tree ({files} entries)", repeat, think_s))
+
+
+def report(rows: list[tuple[str, float]], repeat: int) -> None:
     width = max(len(name) for name, _ in rows)
-    print(f"{'measurement':<{width}}  median (ms), n={args.repeat}")
+    print(f"{'measurement':<{width}}  median (ms), n={repeat}")
     for name, ms in rows:
-        print(f"{name:<{width}}  {ms:10.1f}")
+        print(f"{name:<{width}}  {ms:10.1f}" if ms else name)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from harness.sandbox.host_git import (
     scan_tree,
     tree_drivers,
 )
+from harness.sandbox.tree_watch import TreeWatch, start_watch
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class Workspace:
         self._gitfile = _checked_gitfile(repo, path)
         self.max_file_bytes = DEFAULT_MAX_FILE_MB * 1024 * 1024
         self._blobs = BlobStore(path)
+        self._watch: TreeWatch | None = None
+        self._snapshot: tuple[int, str] | None = None  # (max_file_bytes, tree) of the last listing
 
     # ----- making and reopening -------------------------------------------------------
 
@@ -254,16 +257,45 @@ class Workspace:
                                    "never applied on the host"))
         return found
 
+    def watch(self) -> TreeWatch | None:
+        """Have the kernel tell this object what changes in the worktree (idempotent; None where
+        it cannot): from then on a checkpoint or a listing after a step that changed nothing
+        costs no walk of the tree and no git call."""
+        if self._watch is None:
+            self._watch = start_watch(self.path)
+        return self._watch
+
+    def _unchanged_since_last(self, consumer: str) -> bool:
+        return self._watch is not None and self._watch.changes(consumer) == set()
+
     def _snapshot_tree(self) -> str:
         """The tree of the worktree as it is now, from the disk listing (ignored files included)."""
+        if (self._unchanged_since_last("snapshot") and self._snapshot is not None
+                and self._snapshot[0] == self.max_file_bytes):
+            return self._snapshot[1]
+        self._snapshot = None  # until this listing completes
         scan = self.scan()
         self._check_gitfile()
-        return self._blobs.write_tree(scan)
+        tree = self._blobs.write_tree(scan)
+        self._snapshot = (self.max_file_bytes, tree)
+        return tree
 
     def checkpoint(self, message: str) -> str | None:
         """Commit everything changed; the new commit's sha, or None when nothing changed."""
         if not message.strip():
             raise WorkspaceError("a checkpoint needs a non-empty message")
+        if self._unchanged_since_last("checkpoint"):
+            # Every commit on the branch is a listing of this disk, and the disk has not
+            # changed since this object's last checkpoint looked at it.
+            return None
+        try:
+            return self._commit_listing(message)
+        except BaseException:
+            if self._watch is not None:
+                self._watch.forget("checkpoint")  # the next checkpoint looks again
+            raise
+
+    def _commit_listing(self, message: str) -> str | None:
         tree = self._snapshot_tree()
         head = self.head()
         if self._host_git("rev-parse", f"{head}^{{tree}}").strip() == tree:
@@ -362,6 +394,9 @@ class Workspace:
 
     def remove(self, delete_branch: bool = False) -> None:
         """Remove the worktree (and its branch when asked); the user's checkout is untouched."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self.path.exists():
             run_git(self.repo, "worktree", "remove", "--force", str(self.path))
         run_git(self.repo, "worktree", "prune")

@@ -9,7 +9,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from harness.sandbox.executors.limits import SANDBOX_UID
 
@@ -201,6 +201,15 @@ class Executor(ABC):
         return CommandResult(result.exit_code, mask_tokens(result.stdout, tokens), mask_tokens(result.stderr, tokens),
                              result.duration_s, result.timed_out)
 
+    _watch: Any = None  # the worktree's TreeWatch, when start() got one
+
+    def share_worktree(self) -> None:
+        """Before a command run as the sandbox user on a root-owned worktree: what that user
+        must write, group-writable. The first time the whole tree; then, when the tree is
+        watched, only what changed since the last command (what host tools wrote)."""
+        changed = self._watch.changes("share") if self._watch is not None else None
+        share_with_sandbox_group(Path(self.ws.path), only=changed)
+
     def command_env(self, base: dict[str, str], env: dict[str, str] | None) -> dict[str, str]:
         """The full environment of one command: `base`, where the official reference and the
         HF cache are, the caller's `env` (checked by sandbox_env), then the tokens when the
@@ -258,22 +267,37 @@ class Executor(ABC):
         self.close()
 
 
-def share_with_sandbox_group(root: Path, gid: int = SANDBOX_UID) -> None:
+def share_with_sandbox_group(root: Path, gid: int = SANDBOX_UID, only: set[str] | None = None) -> None:
     """When the harness runs as root, its worktree files are root's: give them to the sandbox
     user's group, group-writable (directories setgid so new files stay in the group). Git
-    tracks only the executable bit, so this changes nothing in the diff. Run before every
-    command because the host-side tools create files as root between commands."""
+    tracks only the executable bit, so this changes nothing in the diff. Runs before every
+    command because the host-side tools create files as root between commands: over the whole
+    tree, or over `only` (paths relative to `root`) when a watch tells what changed since."""
+    if only is not None:
+        for rel in only:
+            _share_path(root / rel if rel else root, gid)
+        return
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [None, *filenames]:
-            path = Path(dirpath) if name is None else Path(dirpath) / name
-            try:
-                st = path.lstat()
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            extra = stat.S_IRGRP | stat.S_IWGRP | (stat.S_IXGRP | stat.S_ISGID if stat.S_ISDIR(st.st_mode) else 0)
-            if st.st_gid != gid:
-                os.chown(path, -1, gid)
-            if (st.st_mode | extra) != st.st_mode:
-                os.chmod(path, stat.S_IMODE(st.st_mode) | extra)
+            _share_path(Path(dirpath) if name is None else Path(dirpath) / name, gid)
+
+
+def _share_path(path: Path, gid: int) -> None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        return
+    extra = stat.S_IRGRP | stat.S_IWGRP | (stat.S_IXGRP | stat.S_ISGID if stat.S_ISDIR(st.st_mode) else 0)
+    if st.st_gid != gid:
+        os.chown(path, -1, gid)
+    if (st.st_mode | extra) != st.st_mode:
+        os.chmod(path, stat.S_IMODE(st.st_mode) | extra)
+
+
+def watch_tree(tree: object) -> object | None:
+    """The tree's change watch (a Workspace's; a verdict's clean tree has none): executors share
+    only what changed with the sandbox group when there is one."""
+    watch = getattr(tree, "watch", None)
+    return watch() if callable(watch) else None

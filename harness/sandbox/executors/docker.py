@@ -26,7 +26,7 @@ from harness.sandbox.executors.base import (
     InfrastructureError,
     OutputCap,
     TestAccess,
-    share_with_sandbox_group,
+    watch_tree,
 )
 from harness.sandbox.executors.limits import (
     DEFAULT_MEMORY,
@@ -158,6 +158,8 @@ class DockerExecutor(Executor):
         """Create and start the run's container, or start it again after stop()."""
         import docker.errors
 
+        if self._watch is None:
+            self._watch = watch_tree(self.ws)
         client = self._client = self._client or _client()
         if self._container is not None:
             try:
@@ -330,13 +332,18 @@ class DockerExecutor(Executor):
         self._check_alive()
         if (self.user == f"{SANDBOX_UID}:{SANDBOX_UID}" and not self._tree_read_only()
                 and owner_of(self.ws.path)[0] == 0):
-            share_with_sandbox_group(self.ws.path)
+            self.share_worktree()
         base = {"PATH": _SANDBOX_PATH, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         full_env = self.command_env(base, env)
         # setsid: the command gets its own session; timeout: TERM to the command's process
         # group at the deadline, KILL shortly after.
         seconds = str(max(1, math.ceil(timeout_s)))  # whole seconds: busybox timeout wants them
         argv = ["setsid", "-w", "timeout", "-k", str(_KILL_GRACE_S), seconds, "sh", "-c", command]
+        if self._kills_leftovers:
+            # In the same exec, once the command ended: `kill -9 -1` as the command's uid ends
+            # whatever it left behind (a process outliving it could change the tree while the next
+            # command, the verdict among them, runs); the shell itself is spared by the kernel.
+            argv = ["sh", "-c", '"$@"; code=$?; kill -9 -1 2>/dev/null; exit $code', "sh", *argv]
         api = self._client.api
         started = time.monotonic()
         try:
@@ -360,17 +367,16 @@ class DockerExecutor(Executor):
                     err.feed(chunk_err)
             code = api.exec_inspect(exec_id).get("ExitCode")
         except KeyboardInterrupt as stop:  # Ctrl-C: the output so far travels with it
+            self.kill_leftovers()  # the command itself is still running: end it and its children
             stop.partial_result = CommandResult(  # type: ignore[attr-defined]
                 -2, out.text(), err.text(), time.monotonic() - started, False)
             raise
         except Exception as exc:
+            self.kill_leftovers()
             self._check_alive()  # raises when the container died under the command
             raise InfrastructureError(f"lost the docker exec in {self.name}: {exc}") from exc
         finally:
             watchdog.cancel()
-            # Nothing a command started may outlive it: a process left behind could change the
-            # tree while the next command (the verdict among them) runs.
-            self.kill_leftovers()
         duration = time.monotonic() - started
         if code is None or code >= 128:
             self._check_alive_after_signal()  # a signal death may be the container's, not the command's
@@ -381,11 +387,16 @@ class DockerExecutor(Executor):
     def abort(self) -> None:
         self.kill_leftovers()
 
+    @property
+    def _kills_leftovers(self) -> bool:
+        return self.user.split(":")[0] not in ("0", "root")  # as root it would take the container down
+
     def kill_leftovers(self) -> None:
         """Kill every process of the sandbox uid in the container (`kill -9 -1` as that uid: all
-        the processes it may signal; the root keep-alive is out of its reach)."""
-        if self.user.split(":")[0] in ("0", "root"):
-            return  # as root it would take the container down with it
+        the processes it may signal; the root keep-alive is out of its reach). A command's own
+        exec does this when it ends; this separate exec is for Ctrl-C and the watchdog."""
+        if not self._kills_leftovers:
+            return
         try:
             self._container.exec_run(["sh", "-c", "kill -9 -1 2>/dev/null; true"], user=self.user)
         except Exception:  # container gone: nothing left to kill

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 import time
 import uuid
@@ -122,10 +121,23 @@ class CommandCgroup:
             return None
         return group
 
-    def enter_prefix(self) -> list[str]:
-        """argv prefix that moves the command into this cgroup before it starts anything."""
-        moves = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
-        return ["/bin/sh", "-c", f'{moves} && exec "$@"', "sh"]
+    def attach(self, pid: int) -> None:
+        """Move process `pid` (not started into anything yet) into this cgroup."""
+        for d in self.dirs:
+            (d / "cgroup.procs").write_text(str(pid))
+
+    def kill(self) -> None:
+        """SIGKILL every process in the cgroup now (remove() also waits for them and the dirs)."""
+        for d in self.dirs:
+            try:
+                pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def describe(self, limits: SandboxLimits) -> str:
         return f"cgroup v{self.version} (pids {limits.pids}, memory {limits.memory})"
@@ -133,7 +145,7 @@ class CommandCgroup:
     def remove(self) -> None:
         """Kill whatever is left in the cgroup, then remove it (idempotent)."""
         for d in self.dirs:
-            for _ in range(50):
+            for pause in _PAUSES:
                 try:
                     pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
                 except OSError:
@@ -145,17 +157,22 @@ class CommandCgroup:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-                time.sleep(0.02)
+                time.sleep(pause)
         for d in reversed(self.dirs):
-            for _ in range(50):
+            for pause in _PAUSES:
                 try:
                     d.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)  # the last killed processes are still being reaped
+                    time.sleep(pause)  # the last killed processes are still being reaped
         self.dirs = []
+
+
+# Waits while killed processes are reaped: short at first (a command's last process, the pid
+# namespace's init, is usually gone within a millisecond), about a second in all.
+_PAUSES = (0.001, 0.002, 0.004, 0.008, *([0.02] * 49))
 
 
 def processes_of(uid: int) -> int:
@@ -171,11 +188,25 @@ def processes_of(uid: int) -> int:
     return count
 
 
-def rlimit_prefix(limits: SandboxLimits, uid: int, with_cgroup: bool) -> list[str]:
-    """`prlimit` argv prefix: file size and core dumps always; processes and memory only when
-    no cgroup holds them (RLIMIT_NPROC counts all of the uid's processes on the host, and the
-    memory rlimit is per process, so both are the weaker fallback)."""
-    argv = ["prlimit", f"--fsize={limits.file_size_bytes}", "--core=0"]
+def rlimits(limits: SandboxLimits, uid: int, with_cgroup: bool) -> dict[str, int]:
+    """The rlimits of a sandboxed command, by `prlimit` option name: file size and core dumps
+    always; processes and memory only when no cgroup holds them (RLIMIT_NPROC counts all of the
+    uid's processes on the host, and the memory rlimit is per process, so both are the weaker
+    fallback)."""
+    values = {"fsize": limits.file_size_bytes, "core": 0}
     if not with_cgroup:
-        argv += [f"--nproc={processes_of(uid) + limits.pids}", f"--data={limits.memory_bytes}"]
-    return argv + ["--"]
+        values.update(nproc=processes_of(uid) + limits.pids, data=limits.memory_bytes)
+    return values
+
+
+def rlimit_prefix(limits: SandboxLimits, uid: int, with_cgroup: bool) -> list[str]:
+    """`prlimit` argv prefix setting `rlimits`."""
+    return ["prlimit", *(f"--{name}={value}" for name, value in rlimits(limits, uid, with_cgroup).items()), "--"]
+
+
+def set_rlimits(pid: int, values: dict[str, int]) -> None:
+    """Set `rlimits` on a running process (soft and hard), as `prlimit --pid` would."""
+    import resource
+
+    for name, value in values.items():
+        resource.prlimit(pid, getattr(resource, f"RLIMIT_{name.upper()}"), (value, value))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from harness.sandbox.executors.base import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -20,9 +23,10 @@ from harness.sandbox.executors.base import (
     InfrastructureError,
     TestAccess,
     read_capped,
-    share_with_sandbox_group,
+    watch_tree,
 )
 from harness.sandbox.interpreter import Interpreter, choose_interpreter, interpreter_dirs
+from harness.sandbox.executors.launcher import Launcher, LauncherPool
 from harness.sandbox.executors.limits import (
     DEFAULT_SHM_SIZE,
     SANDBOX_UID,
@@ -30,6 +34,7 @@ from harness.sandbox.executors.limits import (
     SandboxLimits,
     parse_size,
     rlimit_prefix,
+    rlimits,
 )
 from harness.sandbox.workspace import Workspace
 
@@ -41,6 +46,29 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[int, bool]:
+    """(exit code, timed out): sleeps until the process ends or the timeout, woken by the
+    kernel through a pidfd (Popen.wait(timeout=...) polls, noticing an end up to 50 ms late);
+    at the timeout the whole process group is killed."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel): Popen's own polling
+        try:
+            return proc.wait(timeout=timeout_s), False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            return proc.wait(), True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        ended = poller.poll(min(max(0, int(timeout_s * 1000)), 2**31 - 1))
+    finally:
+        os.close(pidfd)
+    if not ended:
+        _kill_group(proc.pid)
+    return proc.wait(), not ended
 
 
 def _host_path(python: Interpreter) -> str:
@@ -86,22 +114,13 @@ class _ProcessExecutor(Executor):
         base = {"PATH": _host_path(self.python), "HOME": self._home(), "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONUNBUFFERED": "1"}
         full_env = self.command_env(base, env)
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            started = time.monotonic()
+        argv = self._argv(command)
+        started = time.monotonic()
+        proc, out, err = self._spawn(argv, full_env)
+        self._proc = proc
+        with out, err:
             try:
-                proc = subprocess.Popen(self._argv(command), cwd=self.workdir, env=full_env,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        start_new_session=True)
-            except OSError as exc:
-                raise InfrastructureError(f"cannot start the {self.kind} sandbox: {exc}") from exc
-            self._proc = proc
-            timed_out = False
-            try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc.pid)
-                code = proc.wait()
+                code, timed_out = _wait(proc, timeout_s)
             except KeyboardInterrupt as stop:  # Ctrl-C: the output so far travels with it
                 _kill_group(proc.pid)
                 stop.partial_result = CommandResult(  # type: ignore[attr-defined]
@@ -115,6 +134,18 @@ class _ProcessExecutor(Executor):
             duration = time.monotonic() - started
             return CommandResult(code, read_capped(out, self.max_output_bytes),
                                  read_capped(err, self.max_output_bytes), duration, timed_out)
+
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, IO[bytes], IO[bytes]]:
+        """The command's process (a new session) and the files its stdout and stderr go to."""
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen(argv, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, start_new_session=True)
+        except OSError as exc:
+            out.close()
+            err.close()
+            raise InfrastructureError(f"cannot start the {self.kind} sandbox: {exc}") from exc
+        return proc, out, err
 
 
 class LocalExecutor(_ProcessExecutor):
@@ -159,6 +190,8 @@ class BwrapExecutor(_ProcessExecutor):
         self.limits = limits or SandboxLimits()
         self.gpus = gpus
         self._etc_dir: str | None = None
+        self._launchers: LauncherPool | None = None
+        self._launcher: Launcher | None = None  # the one the running command was sent to
         self.notice = ""
 
     @property
@@ -183,6 +216,8 @@ class BwrapExecutor(_ProcessExecutor):
                                       "install them or pick another executor")
         if self._etc_dir is None:
             self._etc_dir = _identity_files(self.uid)
+        if self._as_root and self._watch is None:
+            self._watch = watch_tree(self.ws)
         probe = CommandCgroup.create(self.limits)
         held_by = probe.describe(self.limits) if probe else (
             f"rlimits (processes of uid {self.uid} +{self.limits.pids}, {self.limits.memory} data per process)")
@@ -194,6 +229,9 @@ class BwrapExecutor(_ProcessExecutor):
 
     def close(self) -> None:
         self._etc_dir = None  # the identity files are the process's, removed at its exit
+        if self._launchers is not None:
+            self._launchers.close()
+            self._launchers = None
 
     def _home(self) -> str:
         return "/tmp"
@@ -202,14 +240,31 @@ class BwrapExecutor(_ProcessExecutor):
         if self._etc_dir is None:
             self.start()
         if self._as_root and not self._tree_read_only():
-            share_with_sandbox_group(self.ws.path)
-        self._cgroup = CommandCgroup.create(self.limits)
+            self.share_worktree()
+        if self._launchers is None:
+            self._launchers = LauncherPool(self.limits, lambda: self._tail(with_cgroup=True, rlimits_set=True),
+                                           self.workdir, lambda: rlimits(self.limits, self.uid, with_cgroup=True))
+        # bwrap already waiting inside the command's own cgroup (launcher.py); None: rlimits hold it.
+        self._launcher = self._launchers.take()
+        self._cgroup = self._launcher.cgroup if self._launcher else None
         try:
             return super().run(command, timeout_s, env)
         finally:
-            if self._cgroup:
-                self._cgroup.remove()
-            self._cgroup = None
+            self._launchers.after(self._launcher)
+            self._launcher, self._cgroup = None, None
+
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, IO[bytes], IO[bytes]]:
+        launcher = self._launcher
+        if launcher is not None and launcher.fits(argv):
+            try:
+                return launcher.launch(argv, env), launcher.out, launcher.err
+            except BrokenPipeError:  # the launcher died: a plain start below
+                pass
+        if launcher is not None:  # without its cgroup, rlimits must hold the command
+            launcher.discard()
+            self._launcher, self._cgroup = None, None
+            argv = self._argv(argv[-1])
+        return super()._spawn(argv, env)
 
     def _argv(self, command: str) -> list[str]:
         host, wt = str(self.ws.path), self.workdir
@@ -254,17 +309,21 @@ class BwrapExecutor(_ProcessExecutor):
         argv = ["bwrap", *mounts.args, *_hide_credentials(mounts.bound, self.access.hf_cache)]
         argv += [*([] if self.access.network else ["--unshare-net"]), "--unshare-pid", "--unshare-ipc",
                  "--unshare-uts", "--die-with-parent", "--new-session", "--chdir", wt, "--"]
-        argv += rlimit_prefix(self.limits, self.uid, with_cgroup=self._cgroup is not None)
-        if self._as_root:
-            # bwrap keeps its capabilities for the mounts; setpriv gives them all up with root.
-            argv += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        else:
+        argv += self._tail(with_cgroup=self._cgroup is not None, rlimits_set=self._launcher is not None)
+        if not self._as_root:
             argv[1:1] = ["--cap-drop", "ALL"]
         argv += ["/bin/sh", "-c", command]
-        if self._cgroup:
-            argv = self._cgroup.enter_prefix() + argv
         return argv
+
+    def _tail(self, with_cgroup: bool, rlimits_set: bool = False) -> list[str]:
+        """What bwrap runs before the shell: the rlimits (unless set on bwrap already), then (as
+        root) the drop to the sandbox uid."""
+        tail = [] if rlimits_set else rlimit_prefix(self.limits, self.uid, with_cgroup=with_cgroup)
+        if self._as_root:
+            # bwrap keeps its capabilities for the mounts; setpriv gives them all up with root.
+            tail += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        return tail
 
     _cgroup: CommandCgroup | None = None
 
@@ -340,18 +399,24 @@ _CREDENTIAL_PATHS = (".ssh", ".aws", ".azure", ".gnupg", ".config/gcloud", ".con
 def _hide_credentials(bound: list[str], hf_cache: str | None = None) -> list[str]:
     """bwrap arguments masking credential files (an empty file) and dirs (an empty tmpfs) that lie
     inside one of the `bound` dirs (e.g. a home dir holding the interpreter, the HF cache)."""
-    homes = {Path.home(), Path(os.environ.get("HOME", str(Path.home())))}
-    candidates = [home / rel for home in homes for rel in _CREDENTIAL_PATHS]
-    candidates += [Path(hf_cache) / name for name in HF_CACHE_TOKENS] if hf_cache else []
-    hf_token = os.environ.get("HF_TOKEN_PATH")
-    if hf_token:
-        candidates.append(Path(hf_token))
+    inside = _credential_paths_inside(tuple(bound), hf_cache, os.environ.get("HOME"), os.environ.get("HF_TOKEN_PATH"))
     args: list[str] = []
-    for path in candidates:
-        if not any(path.is_relative_to(b) for b in bound):
-            continue
+    for path in inside:  # looked at on every command: a credential may appear at any time
         if path.is_dir() and not path.is_symlink():
             args += ["--tmpfs", str(path)]
         elif path.is_file() and not path.is_symlink():
             args += ["--ro-bind", "/dev/null", str(path)]
     return args
+
+
+@functools.lru_cache(maxsize=64)
+def _credential_paths_inside(bound: tuple[str, ...], hf_cache: str | None, home_env: str | None,
+                             hf_token: str | None) -> tuple[Path, ...]:
+    """The credential paths that lie inside a bound dir: path arithmetic only, so worked out
+    once per set of mounts (an executor's are the same for every command)."""
+    homes = {Path.home(), Path(home_env or str(Path.home()))}
+    candidates = [home / rel for home in homes for rel in _CREDENTIAL_PATHS]
+    candidates += [Path(hf_cache) / name for name in HF_CACHE_TOKENS] if hf_cache else []
+    if hf_token:
+        candidates.append(Path(hf_token))
+    return tuple(path for path in candidates if any(path.is_relative_to(b) for b in bound))
