@@ -163,13 +163,14 @@ def prepare_workspace(state: RunState, res: RunResources) -> Update:
 def _preflight(res: RunResources, executor: Any, packet: Any) -> Update:
     """Check the sandbox before any model call; an update ending the run blocked, or {}."""
     from harness.sandbox.preflight import blocker_text, failures, run_preflight
+    from harness.sandbox.preflight_cache import PreflightCache
 
     for line in (getattr(getattr(executor, "python", None), "notice", ""), getattr(executor, "notice", "")):
         if line:
             res.log.info(line)
     if res.cfg.network:
         res.log.warning("network: on (--network); tests may download weights")
-    checks = run_preflight(executor, packet, gpus=res.cfg.gpus, repo=res.cfg.repo)
+    checks = run_preflight(executor, packet, gpus=res.cfg.gpus, repo=res.cfg.repo, cache=PreflightCache())
     for check in checks:
         res.log.info("preflight %s %s: %s", "ok" if check.ok else "FAILED", check.name, check.detail)
     res.emit("preflight", failed=len(failures(checks)), checks=len(checks))

@@ -15,11 +15,14 @@ import json
 import re
 import shlex
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness.contracts.paths import PATH_WORDS, is_import_path
+from harness.sandbox.preflight_cache import PreflightCache
 
 _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".json", ".yaml", ".yml", ".onnx",
@@ -47,46 +50,78 @@ def blocker_text(checks: list[Check]) -> str:
     return f"preflight: {len(bad)} check(s) failed: " + "; ".join(f"{c.name}: {c.detail}" for c in bad)
 
 
-def run_preflight(executor: Any, packet: Any, *, gpus: str = "none", repo: Path | None = None) -> list[Check]:
-    """Every check, in order; stops after the interpreter when python cannot start at all."""
+def run_preflight(executor: Any, packet: Any, *, gpus: str = "none", repo: Path | None = None,
+                  cache: PreflightCache | None = None) -> list[Check]:
+    """Every check, in order; stops after the interpreter when python cannot start at all.
+
+    Two sandbox commands: the quick half (the interpreter, the modules the packet needs, the
+    paths it names: nothing imports torch) while the host fingerprints the inputs, then the
+    slow half (pytest, torch, fastvideo, the parity test's collection), which `cache` may have
+    remembered from a passing run on the same inputs (see preflight_cache)."""
     who = _who(executor)
     chosen = getattr(getattr(executor, "python", None), "path", None)
-    # The chosen interpreter by its path (PATH would quietly skip one that cannot run), then
-    # `python` as the tests will find it: it must be the same one.
-    command = shlex.quote(str(chosen)) if chosen else "python"
-    ask = "import sys; print(sys.executable); print(sys.version.split()[0])"
-    interp = executor.run(f"{command} -c {shlex.quote(ask)} && command -v python", timeout_s=120)
-    if interp.exit_code != 0:
-        return [Check("interpreter", False, _interpreter_failure(interp, who, chosen), _interpreter_fix(executor))]
-    exe, version, found = (interp.stdout.strip().splitlines() + ["", "", ""])[:3]
-    if chosen is not None and Path(found.strip()).parent != Path(chosen).parent:
-        return [Check("interpreter", False, f"`python` on the sandbox's PATH is {found.strip()}, not {chosen}",
-                      _interpreter_fix(executor))]
-    checks = [Check("interpreter", True, f"{exe.strip()} (Python {version.strip()}, {who})")]
-
-    workdir = executor.workdir
     paths = _readable_paths(executor, packet, repo)
     modules = _needed_modules(executor, packet)
     collect = packet.parity_test if packet.mode == "parity-debug" and _test_exists(executor, packet) else None
-    script = _probe_script(modules, [p for _, p, _ in paths], collect)
-    # Collecting imports the parity test, which may read the --pass-env tokens as the run will.
-    run = getattr(executor, "run_test", executor.run) if collect else executor.run
-    probe = run(f"python - <<'{_PROBE_MARK}'\n{script}\n{_PROBE_MARK}\n", timeout_s=600)
-    data = _probe_result(probe)
-    if data is None:
-        return checks + [Check("probe", False, f"the check script failed (exit {probe.exit_code}): "
-                               f"{_last_line(probe.stderr or probe.stdout)}", "run `harness doctor` and read the output")]
-    checks.append(_version_check("pytest", data.get("pytest"), "install pytest in the project's environment"))
-    checks.append(_torch_check(data.get("torch")))
-    checks += [_module_check(name, data["modules"].get(name)) for name in modules]
-    checks.append(_fastvideo_check(data.get("fastvideo"), data.get("cwd") or workdir))
+    with ThreadPoolExecutor(max_workers=1) as host:
+        host_key = host.submit(cache.host_key, executor, packet, gpus) if cache is not None else None
+        quick = executor.run(_quick_command(chosen, modules, [p for _, p, _ in paths]), timeout_s=300)
+        key = PreflightCache.key(host_key.result(), _quick_result(quick)[0].get("interpreter", {})) \
+            if host_key is not None else None
+    data, found = _quick_result(quick)
+    if not data:
+        return [Check("interpreter", False, _interpreter_failure(quick, who, chosen), _interpreter_fix(executor))]
+    exe, version = data["interpreter"]["executable"], data["interpreter"]["version"]
+    if chosen is not None and Path(found).parent != Path(chosen).parent:
+        return [Check("interpreter", False, f"`python` on the sandbox's PATH is {found}, not {chosen}",
+                      _interpreter_fix(executor))]
+    checks = [Check("interpreter", True, f"{exe} (Python {version}, {who})")]
+
+    workdir = executor.workdir
+    remembered = cache.load(key) if cache is not None else None
+    if remembered is not None:
+        slow = _rebased(remembered["slow"], "<worktree>", workdir)
+    else:
+        # Collecting imports the parity test, which may read the --pass-env tokens as the run will.
+        run = getattr(executor, "run_test", executor.run) if collect else executor.run
+        probe = run(f"python - <<'{_PROBE_MARK}'\n{_probe_script(collect)}\n{_PROBE_MARK}\n", timeout_s=600)
+        slow = _probe_result(probe)
+        if slow is None:
+            return checks + [Check("probe", False, f"the check script failed (exit {probe.exit_code}): "
+                                   f"{_last_line(probe.stderr or probe.stdout)}", "run `harness doctor` and read the output")]
+    slow_checks = [_version_check("pytest", slow.get("pytest"), "install pytest in the project's environment"),
+                   _torch_check(slow.get("torch")),
+                   _fastvideo_check(slow.get("fastvideo"), slow.get("cwd") or workdir)]
     if str(gpus or "none").lower() not in ("none", "0", ""):
-        checks.append(_cuda_check(data.get("torch"), gpus, executor.kind))
-    readable = data.get("paths") or {}
-    checks += [_path_check(label, path, readable.get(path), fix) for label, path, fix in paths]
+        slow_checks.append(_cuda_check(slow.get("torch"), gpus, executor.kind))
     if packet.mode == "parity-debug":
-        checks.append(_collect_check(packet, data.get("collect") if collect else None))
+        slow_checks.append(_collect_check(packet, slow.get("collect") if collect else None))
+    if remembered is None and cache is not None and all(c.ok for c in slow_checks):
+        cache.store(key, {"slow": _rebased(slow, workdir, "<worktree>")})
+    if remembered is not None:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(remembered["saved"]))
+        slow_checks = [Check(c.name, c.ok, f"{c.detail} (remembered: passed on the same inputs, {when})", c.fix)
+                       for c in slow_checks]
+    by_name = {c.name: c for c in slow_checks}
+    readable = data.get("paths") or {}
+    checks += [by_name["pytest"], by_name["torch"]]
+    checks += [_module_check(name, data["modules"].get(name)) for name in modules]
+    checks.append(by_name["fastvideo"])
+    checks += [by_name[name] for name in ("cuda",) if name in by_name]
+    checks += [_path_check(label, path, readable.get(path), fix) for label, path, fix in paths]
+    checks += [by_name[name] for name in ("parity test",) if name in by_name]
     return checks
+
+
+def _rebased(data: Any, old: str, new: str) -> Any:
+    """`data` with the worktree's path `old` written as `new` (a remembered result names no path)."""
+    if isinstance(data, dict):
+        return {k: _rebased(v, old, new) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_rebased(v, old, new) for v in data]
+    if isinstance(data, str) and old:
+        return data.replace(old, new)
+    return data
 
 
 def _test_exists(executor: Any, packet: Any) -> bool:
@@ -194,9 +229,29 @@ def _in_official(executor: Any, source: str) -> bool:
 
 # ----- the probe run inside the sandbox -------------------------------------------------------
 
+_QUICK = r'''
+import importlib.util, json, os, sys
+out = {"interpreter": {"executable": sys.executable, "version": sys.version.split()[0],
+                       "sys_path": {p: os.stat(p).st_mtime_ns for p in sys.path if p and os.path.isdir(p)}},
+       "modules": {}, "paths": {}}
+for name in MODULES:
+    try:
+        out["modules"][name] = {"found": importlib.util.find_spec(name) is not None}
+    except Exception as e:
+        out["modules"][name] = {"found": False, "error": f"{type(e).__name__}: {e}"}
+for path in PATHS:
+    try:
+        os.listdir(path) if os.path.isdir(path) else open(path, "rb").close()
+        out["paths"][path] = {"ok": True}
+    except Exception as e:
+        out["paths"][path] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+print("MARK")
+print(json.dumps(out))
+'''
+
 _PROBE = r'''
-import importlib, importlib.util, json, os, sys
-out = {"modules": {}, "paths": {}, "cwd": os.path.realpath(os.getcwd())}
+import json, os, sys
+out = {"cwd": os.path.realpath(os.getcwd())}
 try:
     import pytest
     out["pytest"] = {"version": pytest.__version__}
@@ -208,22 +263,11 @@ try:
                     "devices": int(torch.cuda.device_count()), "cuda_version": torch.version.cuda}
 except Exception as e:
     out["torch"] = {"error": f"{type(e).__name__}: {e}"}
-for name in MODULES:
-    try:
-        out["modules"][name] = {"found": importlib.util.find_spec(name) is not None}
-    except Exception as e:
-        out["modules"][name] = {"found": False, "error": f"{type(e).__name__}: {e}"}
 try:
     import fastvideo
     out["fastvideo"] = {"file": os.path.realpath(getattr(fastvideo, "__file__", None) or list(fastvideo.__path__)[0])}
 except Exception as e:
     out["fastvideo"] = {"error": f"{type(e).__name__}: {e}"}
-for path in PATHS:
-    try:
-        os.listdir(path) if os.path.isdir(path) else open(path, "rb").close()
-        out["paths"][path] = {"ok": True}
-    except Exception as e:
-        out["paths"][path] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
 if COLLECT:  # in this process: the interpreter and torch start once for every check
     import contextlib, io
     buf = io.StringIO()
@@ -239,9 +283,28 @@ print(json.dumps(out))
 '''
 
 
-def _probe_script(modules: list[str], paths: list[str], collect: str | None) -> str:
-    return (_PROBE.replace("MODULES", json.dumps(modules)).replace("PATHS", json.dumps(paths))
-            .replace("COLLECT", repr(collect)).replace('"MARK"', json.dumps(_PROBE_MARK)))
+def _quick_command(chosen: Path | None, modules: list[str], paths: list[str]) -> str:
+    # The chosen interpreter by its path (PATH would quietly skip one that cannot run), then
+    # `python` as the tests will find it: it must be the same one.
+    python = shlex.quote(str(chosen)) if chosen else "python"
+    script = (_QUICK.replace("MODULES", json.dumps(modules)).replace("PATHS", json.dumps(paths))
+              .replace('"MARK"', json.dumps(_PROBE_MARK)))
+    return f"{python} - <<'{_PROBE_MARK}' || exit $?\n{script}\n{_PROBE_MARK}\ncommand -v python"
+
+
+def _quick_result(result: Any) -> tuple[dict[str, Any], str]:
+    """(the quick probe's data, `python` as PATH finds it); ({}, "") when python did not run."""
+    if result.exit_code != 0:
+        return {}, ""
+    data = _probe_result(result)
+    if data is None or "interpreter" not in data:
+        return {}, ""
+    lines = result.stdout.strip().splitlines()
+    return data, (lines[-1].strip() if len(lines) > 2 else "")
+
+
+def _probe_script(collect: str | None) -> str:
+    return _PROBE.replace("COLLECT", repr(collect)).replace('"MARK"', json.dumps(_PROBE_MARK))
 
 
 def _probe_result(result: Any) -> dict[str, Any] | None:
