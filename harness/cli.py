@@ -18,7 +18,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Example:  harness demo   (the whole loop on a bundled example, no API key needed)",
 )
+
+
+def _flags_show_no_value_type() -> None:
+    """typer's rich help prints `<bool>` after a flag, which takes no value; print nothing
+    there, as its plain help does."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:  # type: ignore[name-defined]
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_value_type()
 
 
 def _show_version(value: bool) -> None:

@@ -71,5 +71,5 @@ def schema(
 
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the app."""
-    app.command("validate")(validate)
-    app.command("schema")(schema)
+    app.command("validate", epilog="Example:  harness validate packet.json --repo ~/FastVideo")(validate)
+    app.command("schema", epilog="Example:  harness schema handoff > handoff.schema.json")(schema)

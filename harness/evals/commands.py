@@ -14,6 +14,7 @@ eval_app = typer.Typer(
     help="Run eval tasks x models x attempts through the real graph and sandbox, then score them.",
     invoke_without_command=True,
     no_args_is_help=False,
+    epilog="Example:  harness eval --suite core --model oracle --attempts 3 --workers 2 --sandbox bwrap",
 )
 
 
@@ -125,7 +126,7 @@ def _run(cfg, progress: bool) -> Path:
         display.close()
 
 
-@eval_app.command("score")
+@eval_app.command("score", epilog="Example:  harness eval score eval-results/20250101-120000 --sandbox bwrap")
 def score(
     run_dir: Annotated[Path, typer.Argument(help="an eval results directory")],
     sandbox: Annotated[Optional[str], typer.Option(help="grade in this sandbox instead of the run's")] = None,
@@ -146,7 +147,7 @@ def score(
     typer.echo(f"re-graded {len(rows)} attempts; {changed} changed outcome")
 
 
-@eval_app.command("report")
+@eval_app.command("report", epilog="Example:  harness eval report eval-results/20250101-120000 --html report.html")
 def report(
     run_dir: Annotated[Path, typer.Argument(help="an eval results directory")],
     html: Annotated[Optional[Path], typer.Option(help="also write a self-contained HTML report here")] = None,

@@ -242,7 +242,7 @@ def init_example(console: Any, dest: Path) -> int:
 def register(app: typer.Typer) -> None:
     """Add `harness demo` to the app."""
 
-    @app.command("demo")
+    @app.command("demo", epilog="Example:  harness demo --ask   (or: harness demo --init ./tinyvid)")
     def demo(
         sandbox: Annotated[Optional[str], typer.Option(
             "--sandbox", help="bwrap | docker | local (default: bwrap when it works, else local).")] = None,

@@ -37,26 +37,40 @@ PassEnvOpt = Annotated[Optional[list[str]], typer.Option("--pass-env", help="Pas
 NetworkOpt = Annotated[bool, typer.Option("--network", help="Allow network in the sandbox (off by default; said in the run log).")]
 
 
+EXAMPLES = {
+    "run": "harness run --packet packet.json --repo ~/FastVideo --model anthropic:claude-sonnet-4-5 "
+           "--sandbox bwrap --max-usd 5",
+    "doctor": "harness doctor --packet packet.json --repo ~/FastVideo --sandbox docker --image my-fastvideo:latest",
+    "answer": "harness answer 20250101-120000-tinyvid-vae-1a2b --option 1",
+    "resume": "harness resume 20250101-120000-tinyvid-vae-1a2b",
+    "runs": "harness runs --json",
+    "show": "harness show 20250101-120000-tinyvid-vae-1a2b --no-diff",
+    "clean": "harness clean --finished",
+    "graph": "harness graph > graph.mmd",
+}
+
+
+def example(command: str) -> str:
+    """The `--help` epilog of a command: one line to copy."""
+    return f"Example:  {command}"
+
+
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the app."""
-    app.command("run")(run_command)
-    app.command("doctor")(doctor_command)
-    app.command("answer")(answer_command)
-    app.command("resume")(resume_command)
-    app.command("runs")(runs_command)
-    app.command("show")(show_command)
-    app.command("clean")(clean_command)
-    app.command("graph")(graph_command)
+    for name, command in (("run", run_command), ("doctor", doctor_command), ("answer", answer_command),
+                          ("resume", resume_command), ("runs", runs_command), ("show", show_command),
+                          ("clean", clean_command), ("graph", graph_command)):
+        app.command(name, epilog=example(EXAMPLES[name]))(command)
 
 
 def run_command(
     packet: Annotated[Path, typer.Option("--packet", help="The component packet (component_context), YAML or JSON.")],
     repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout to port into (never written).")],
-    model: Annotated[str, typer.Option(help="anthropic:<m> | openai:<m> | scripted:<file> | human | replay:<file>")] = "human",
+    model: Annotated[Optional[str], typer.Option(help="anthropic:<m> | openai:<m> | scripted:<file> | human | replay:<file> (none given: human at a terminal, said so; an error otherwise)")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     price: Annotated[Optional[str], typer.Option("--price", help="USD per million tokens 'in,out[,cache_read,cache_write]' for a model not in the price table.")] = None,
     context_window: Annotated[Optional[int], typer.Option("--context-window", help="The model's context window in tokens (any provider; e.g. a local server's limit).")] = None,
-    sandbox: SandboxOpt = Sandbox.docker,
+    sandbox: Annotated[Optional[Sandbox], typer.Option(help="Where commands and tests run (none given: docker with --image, else bwrap when it works; said so).")] = None,
     image: ImageOpt = None,
     gpus: GpusOpt = "none",
     python: PythonOpt = None,
@@ -81,9 +95,12 @@ def run_command(
     """Port one component: plan, implement, run parity, debug, and end with a handoff."""
     from harness.graph.runner import RunConfig, start_run
 
+    interactive = not non_interactive and _interactive()
+    model = _chosen_model(model, interactive)
+    sandbox_kind = _chosen_sandbox(sandbox.value if sandbox else None, image)
     cfg = RunConfig(
         packet=packet, repo=repo, model=model, base_url=base_url, price=price, context_window=context_window,
-        sandbox=sandbox.value, image=image,
+        sandbox=sandbox_kind, image=image,
         gpus=gpus, max_turns=max_turns, max_debug_rounds=max_debug_rounds, max_usd=max_usd,
         max_seconds=max_seconds, non_interactive=non_interactive or not _interactive(), on_budget=on_budget.value,
         run_id=run_id, notify=notify, notify_url=notify_url, max_file_mb=max_file_mb,
@@ -269,6 +286,46 @@ def graph_command() -> None:
 # ----- shared pieces ------------------------------------------------------------------------------
 
 
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _chosen_model(model: str | None, interactive: bool) -> str:
+    """--model, or at a terminal the human model, said so; without a terminal "" (the run's
+    input check lists it with every other problem)."""
+    if model:
+        return model
+    if not interactive:
+        return ""
+    _say("model: human (no --model given): you type each agent's tool calls; pass --model anthropic:<m> or "
+         "openai:<m> for an LLM")
+    return "human"
+
+
+def _chosen_sandbox(sandbox: str | None, image: str | None) -> str:
+    """--sandbox, or docker when --image names an image, or bwrap when it works here, said so;
+    never docker with the harness's own test image without saying it."""
+    from harness.sandbox.executors.docker import DEFAULT_IMAGE
+
+    if sandbox is None:
+        from harness.evals.demo import bwrap_works
+
+        if image:
+            sandbox = "docker"
+            _say(f"sandbox: docker (no --sandbox given; --image {image} names a container image)")
+        elif bwrap_works():
+            sandbox = "bwrap"
+            _say("sandbox: bwrap (no --sandbox given; bubblewrap works here); pass --sandbox docker --image IMAGE "
+                 "to run in FastVideo's container")
+        else:
+            _fail("no --sandbox given and bubblewrap does not work here: pass --sandbox docker --image IMAGE "
+                  "(FastVideo's dev image), install bubblewrap, or pass --sandbox local (no isolation)")
+    if sandbox == "docker" and not image:
+        _say(f"image: {DEFAULT_IMAGE} (no --image given): the harness's small test image, without FastVideo's "
+             "dependencies; pass --image with your FastVideo image")
+    return str(sandbox)
+
+
 def wide_console() -> Any:
     """A rich console; when output is piped, wide enough that tables never cut ids or numbers."""
     from rich.console import Console
@@ -291,8 +348,12 @@ def _with_view(call: Any, live: bool = True) -> Any:
     if not (live and console.is_terminal):
         return call(_plain_events(console))
     view = LiveView()
-    with Live(view, console=console, refresh_per_second=4, transient=True):
-        return call(view)
+    try:
+        with Live(view, console=console, refresh_per_second=4, transient=True):
+            return call(view)
+    finally:  # the live view goes away; what stopped a role stays on the screen
+        for line in view.caps:
+            console.print(line, highlight=False, markup=False)
 
 
 def _plain_events(console: Any) -> Any:
@@ -308,6 +369,8 @@ def _plain_events(console: Any) -> Any:
             console.print(f"[harness] parity {data.get('summary')}", highlight=False, markup=False)
         elif kind == "error":
             console.print(f"[harness] error: {data.get('error')}", highlight=False, markup=False)
+        elif kind == "cap":
+            console.print(f"[harness] {data.get('text')}", highlight=False, markup=False)
 
     return sink
 

@@ -65,6 +65,7 @@ class LiveView:
         self.node = "starting"
         self.last_test = "not run yet"
         self.notes: list[str] = []
+        self.caps: list[str] = []  # a budget that stopped a role, kept for after the live view
         self.tail: TrajectoryTail | None = TrajectoryTail(run_dir_hint / "trajectory.jsonl") if run_dir_hint else None
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
@@ -80,6 +81,9 @@ class LiveView:
             self.notes.append("guards: " + "; ".join(data.get("findings") or []))
         elif kind == "error":
             self.notes.append(f"error: {data.get('error')}")
+        elif kind == "cap":
+            self.notes.append(str(data.get("text")))
+            self.caps.append(str(data.get("text")))
         self.notes = self.notes[-4:]
 
     def attach(self, run_dir: Path) -> None:

@@ -579,9 +579,16 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
         on_messages=ProgressLog(progress, res),
     )
     progress.unlink(missing_ok=True)  # the result now lives in the graph state
+    if result.reason in STOPPING_LIMITS:  # said where the person watching sees it, not only in the log
+        res.emit("cap", text=f"{role} stopped: {STOPPING_LIMITS[result.reason]} reached ({result.detail})")
     ws.checkpoint(f"{node}: {role} ended ({result.reason})")
     res.model_s += model.seconds
     return _agent_update(node, state, res, result, ctx, agent_runs)
+
+
+# The limits that can end an agent before it finishes, by the option that sets each.
+STOPPING_LIMITS = {"budget_turns": "--max-turns", "budget_usd": "--max-usd", "budget_time": "--max-seconds",
+                   "budget_tokens": "the token budget", "context_overflow": "the model's context window (--context-window)"}
 
 
 def _environment(ws: Any, executor: Any) -> str:

@@ -71,13 +71,20 @@ def start_run(cfg: RunConfig, *, events: EventSink | None = None) -> RunOutcome:
 
 
 def resume_run(run_id: str, home: Path | None = None, *, events: EventSink | None = None) -> RunOutcome:
-    """Continue a crashed or killed run from its last checkpoint (a paused run stays paused)."""
+    """Continue a crashed or killed run from its last checkpoint (a paused run stays paused).
+    RunError for a run that has finished, and for one LangGraph's server drives."""
+    _refuse_served(run_id, home, "resume")
     res = _reopen(run_id, home, events)
     with open_checkpointer(res.run_dir) as saver:
         snapshot = _graph(saver).get_state(thread_config(run_id))
     if not snapshot.values:  # killed before the first checkpoint: start the graph again
         return _drive(res, {"run_id": run_id, "run_dir": str(res.run_dir), "config": res.cfg.to_json()})
-    if snapshot.interrupts or not snapshot.next:
+    if not snapshot.next and not snapshot.interrupts:
+        summary = _read_json(res.run_dir / "summary.json") or {}
+        ended = summary.get("outcome_line") or (snapshot.values or {}).get("outcome") or "finished"
+        raise RunError(f"run {run_id} has finished ({ended}); there is nothing to resume. "
+                       f"`harness show {run_id}` shows it")
+    if snapshot.interrupts:
         return _drive(res, None, only_report=True)
     return _drive(res, None)
 
@@ -92,6 +99,7 @@ def answer_run(
 ) -> RunOutcome:
     """Answer the run's pending escape hatch and continue. Raises AnswerError for an answer
     that does not fit the question, RunError when the run is not waiting for one."""
+    _refuse_served(run_id, home, "answer")
     res = _reopen(run_id, home, events)
     with open_checkpointer(res.run_dir) as saver:
         snapshot = _graph(saver).get_state(thread_config(run_id))
@@ -122,6 +130,18 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
             "run_dir": str(rdir),
         })
     return rows
+
+
+def _refuse_served(run_id: str, home: Path | None, verb: str) -> None:
+    """A run LangGraph's server started keeps its checkpoints in the server: driving it from here
+    would start it again from nothing."""
+    try:
+        meta = _read_json(run_dir_for(run_id, home) / "run.json") or {}
+    except ValueError:
+        return  # a bad id: _reopen says so
+    if meta.get("driver") == SERVER_DRIVER:
+        raise RunError(f"run {run_id} is driven by LangGraph's server (`langgraph dev`), which keeps its checkpoints; "
+                       f"{verb} it through the server (its thread), not `harness {verb}`")
 
 
 def _unfinished_status(rdir: Path) -> str:

@@ -38,6 +38,8 @@ def model_problems(spec: str, price: str | None = None) -> list[str]:
     kind, _, rest = spec.partition(":")
     if spec == "human":
         return []
+    if not spec:
+        return [f"model: no --model given: name the model that plays the agents ({SPEC_HELP})"]
     if kind in ("anthropic", "openai") and rest:
         try:
             price_for(rest, price)

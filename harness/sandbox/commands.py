@@ -6,10 +6,12 @@ from typing import Annotated
 
 import typer
 
-sandbox_app = typer.Typer(help="Sandbox housekeeping (docker containers of runs).", no_args_is_help=True)
+PRUNE_EXAMPLE = "Example:  harness sandbox prune --dry-run"
+sandbox_app = typer.Typer(help="Sandbox housekeeping (docker containers of runs).", no_args_is_help=True,
+                          epilog=PRUNE_EXAMPLE)
 
 
-@sandbox_app.command("prune")
+@sandbox_app.command("prune", epilog=PRUNE_EXAMPLE)
 def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed, remove nothing.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Also remove containers of runs that are still live.")] = False,
