@@ -87,10 +87,10 @@ def config_problems(cfg: RunConfig) -> list[str]:
         problems.append(f"max_seconds: must be positive, not {cfg.max_seconds}")
     if cfg.max_file_mb <= 0:
         problems.append(f"max_file_mb: must be positive, not {cfg.max_file_mb}")
-    from harness.sandbox.executors.docker import gpu_device_requests
+    from harness.sandbox.executors.docker import parse_gpus
 
     try:
-        gpu_device_requests(cfg.gpus)  # the executor's own parser: none | all | N | device=0,1
+        parse_gpus(cfg.gpus)  # the executor's own parser: none | all | N | device=0,1
     except ValueError as err:
         problems.append(f"gpus: {err}")
     else:

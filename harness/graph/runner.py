@@ -75,13 +75,13 @@ def resume_run(run_id: str, home: Path | None = None, *, events: EventSink | Non
     RunError for a run that has finished, and for one LangGraph's server drives."""
     _refuse_served(run_id, home, "resume")
     res = _reopen(run_id, home, events)
+    _refuse_finished(res, "there is nothing to resume")
     with open_checkpointer(res.run_dir) as saver:
         snapshot = _graph(saver).get_state(thread_config(run_id))
     if not snapshot.values:  # killed before the first checkpoint: start the graph again
         return _drive(res, {"run_id": run_id, "run_dir": str(res.run_dir), "config": res.cfg.to_json()})
     if not snapshot.next and not snapshot.interrupts:
-        summary = _read_json(res.run_dir / "summary.json") or {}
-        ended = summary.get("outcome_line") or (snapshot.values or {}).get("outcome") or "finished"
+        ended = (snapshot.values or {}).get("outcome") or "finished"
         raise RunError(f"run {run_id} has finished ({ended}); there is nothing to resume. "
                        f"`harness show {run_id}` shows it")
     if snapshot.interrupts:
@@ -101,6 +101,7 @@ def answer_run(
     that does not fit the question, RunError when the run is not waiting for one."""
     _refuse_served(run_id, home, "answer")
     res = _reopen(run_id, home, events)
+    _refuse_finished(res, "it is not waiting for an answer")
     with open_checkpointer(res.run_dir) as saver:
         snapshot = _graph(saver).get_state(thread_config(run_id))
     if not snapshot.interrupts:
@@ -142,6 +143,15 @@ def _refuse_served(run_id: str, home: Path | None, verb: str) -> None:
     if meta.get("driver") == SERVER_DRIVER:
         raise RunError(f"run {run_id} is driven by LangGraph's server (`langgraph dev`), which keeps its checkpoints; "
                        f"{verb} it through the server (its thread), not `harness {verb}`")
+
+
+def _refuse_finished(res: RunResources, why: str) -> None:
+    """A run that ended with a handoff never moves again, so its summary is final: said at once,
+    without loading the graph."""
+    summary = _read_json(res.run_dir / "summary.json") or {}
+    if summary.get("status") in ("completed", "blocked"):
+        raise RunError(f"run {res.run_id} has finished ({summary.get('outcome_line') or summary['status']}); {why}. "
+                       f"`harness show {res.run_id}` shows it")
 
 
 def _unfinished_status(rdir: Path) -> str:

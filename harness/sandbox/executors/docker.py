@@ -50,25 +50,33 @@ _KILL_GRACE_S = 2  # SIGTERM at the timeout, SIGKILL this much later
 _SANDBOX_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def gpu_device_requests(gpus: str | int | None) -> list[Any]:
-    """Docker device requests for `--gpus`: "none" | "all" | a count N | "device=0,2".
-
-    Pure apart from building docker SDK objects; raises ValueError on anything else.
-    """
-    from docker.types import DeviceRequest
-
+def parse_gpus(gpus: str | int | None) -> int | list[str]:
+    """`--gpus` read: "none" | "all" | a count N | "device=0,2" -> 0, -1 (all), N or the ids.
+    ValueError on anything else. Pure: the run's input check uses it without the docker SDK."""
     text = "none" if gpus is None else str(gpus).strip().lower()
     if text in ("none", "", "0"):
-        return []
+        return 0
     if text == "all":
-        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        return -1
     if text.isdigit():
-        return [DeviceRequest(count=int(text), capabilities=[["gpu"]])]
+        return int(text)
     if text.startswith("device="):
         ids = [i.strip() for i in text[len("device="):].split(",") if i.strip()]
         if ids and all(i.isdigit() or i.startswith("gpu-") for i in ids):
-            return [DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
+            return ids
     raise ValueError(f"invalid --gpus value {gpus!r}: use 'none', 'all', a count such as 2, or 'device=0,1'")
+
+
+def gpu_device_requests(gpus: str | int | None) -> list[Any]:
+    """Docker device requests for `--gpus` (see parse_gpus)."""
+    from docker.types import DeviceRequest
+
+    wanted = parse_gpus(gpus)
+    if wanted == 0:
+        return []
+    if isinstance(wanted, list):
+        return [DeviceRequest(device_ids=wanted, capabilities=[["gpu"]])]
+    return [DeviceRequest(count=wanted, capabilities=[["gpu"]])]
 
 
 def process_start_time(pid: int) -> str | None:
