@@ -2,7 +2,8 @@
 
 For the final branch of a run, a grader makes a FRESH clone and workspace, re-runs the
 packet's parity test through the same clean-room verdict as a run (harness.verify.verdict:
-base commit plus allowed changes, a new sandbox), runs the hidden stricter test the same way
+base commit plus allowed changes, a new sandbox) unless the run's own verdict judged exactly
+this tree, test and sandbox (harness.verify.judged), runs the hidden stricter test the same way
 (added to the clean tree only), checks the guards on the whole diff, validates the handoff against the contract, and for
 must-ask tasks checks the decision type of the escape hatch that was raised.
 """
@@ -97,12 +98,22 @@ def _must_rerun(task: Task, claimed: str | None) -> bool:
     return claimed == "non_skip_pass" and task.spec.success.parity_rerun
 
 
+def reusable_verdict(run_verdict_record: dict[str, Any] | None, judged: dict[str, Any], sandbox: str) -> bool:
+    """The run's own clean-room verdict stands for the grader's parity run when it passed and
+    judged exactly what the grader would (harness.verify.judged): same tree, test and sandbox.
+    Never under the local sandbox, where the agent's code could have written the run's record."""
+    record = run_verdict_record or {}
+    return sandbox != "local" and record.get("status") == "non_skip_pass" and record.get("judged") == judged
+
+
 def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandbox: str,
-                  claimed: str | None, reasons: list[str], checks: dict[str, Any]) -> None:
+                  claimed: str | None, reasons: list[str], checks: dict[str, Any],
+                  run_verdict_record: dict[str, Any] | None = None) -> None:
     """Fresh workspace + executor: guards on the final diff, the parity test, the hidden test."""
     from harness.verify.guards import blocking, check_guards
     from harness.sandbox.executors import make_executor
     from harness.sandbox.workspace import Workspace
+    from harness.verify.judged import judged_record
     from harness.verify.verdict import run_verdict
 
     clone = _fresh_checkout(prepared, branch, work)
@@ -132,12 +143,19 @@ def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandb
     def new_executor(tree: Any) -> Any:
         return make_executor(sandbox, tree, network=False, run_id=tree.run_id)
 
-    # The same clean-room verdict as a run's: base commit + allowed changes, a new sandbox.
-    if run_parity:
-        verdict = run_verdict(ws, packet, new_executor, work / "logs" / "parity",
-                              agent_test=ws.file_at_base(prepared.parity_test) is None)
+    # The same clean-room verdict as a run's: base commit + allowed changes, a new sandbox; the
+    # run's own when it judged this very tree.
+    agent_test = ws.file_at_base(prepared.parity_test) is None
+    judged = judged_record(clone, packet, base=prepared.base_commit, commit=_git(clone, "rev-parse", "HEAD"),
+                           test=prepared.parity_test, agent_test=agent_test, environment=_environment(sandbox, clone))
+    if run_parity and reusable_verdict(run_verdict_record, judged, sandbox):
+        checks["grader_parity"] = f"the run's clean-room verdict on this tree: {run_verdict_record['summary_line']}"
+        checks["parity_reused"] = True
+    elif run_parity:
+        verdict = run_verdict(ws, packet, new_executor, work / "logs" / "parity", agent_test=agent_test)
         run = verdict.run
         checks["grader_parity"] = run.summary_line()
+        checks["parity_reused"] = False
         if run.status != "non_skip_pass":
             reasons.append(f"grader's own parity run: {run.status} ({run.summary_line()})")
         if claimed == "non_skip_pass" and run.status != "non_skip_pass":
@@ -151,6 +169,15 @@ def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandb
         checks["hidden_test"] = run.summary_line()
         if run.status != "non_skip_pass":
             reasons.append(f"hidden stricter test: {run.status} ({run.summary_line()})")
+
+
+def _environment(sandbox: str, clone: Path) -> dict[str, Any]:
+    """The grader's verdict sandbox: `make_executor(sandbox, tree)` defaults (see new_executor)."""
+    from harness.sandbox.interpreter import choose_interpreter
+    from harness.verify.judged import environment_record
+
+    python = None if sandbox == "docker" else str(choose_interpreter(clone, None).path)
+    return environment_record(sandbox, image=None, python=python)
 
 
 def grade_attempt(task: Task, prepared: Prepared, outcome: dict[str, Any], work: Path,
@@ -192,7 +219,8 @@ def grade_attempt(task: Task, prepared: Prepared, outcome: dict[str, Any], work:
         reasons.append("the run left no branch to grade")
     else:
         try:
-            _sandbox_runs(task, prepared, branch, work, sandbox, claimed, reasons, checks)
+            _sandbox_runs(task, prepared, branch, work, sandbox, claimed, reasons, checks,
+                          (outcome.get("summary") or {}).get("verdict"))
         except GraderError:
             raise
         except Exception as exc:  # the grader's own machinery failed, not the agent

@@ -27,8 +27,11 @@ class ModelSummary:
     mean_tokens: float
     mean_cost: float
     total_cost: float
-    mean_wall: float
+    mean_wall: float               # the run, per attempt
     errors: dict[str, int]
+    mean_grade: float = 0.0        # grading, per attempt
+    total_wall: float = 0.0
+    total_grade: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -105,6 +108,9 @@ def _model_summary(model: str, rows: list[dict[str, Any]]) -> ModelSummary:
         mean_cost=_mean(costs), total_cost=sum(costs),
         mean_wall=_mean([float(r.get("wall_s") or 0.0) for r in rows]),
         errors=dict(Counter(r["error_class"] for r in rows if r.get("error_class"))),
+        mean_grade=_mean([float(r.get("grade_s") or 0.0) for r in rows]),
+        total_wall=sum(float(r.get("wall_s") or 0.0) for r in rows),
+        total_grade=sum(float(r.get("grade_s") or 0.0) for r in rows),
     )
 
 
@@ -149,6 +155,19 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
+def time_split(summary: Summary) -> tuple[float, float]:
+    """(seconds running agents, seconds grading) over every attempt."""
+    runs = sum(s.total_wall for s in summary.models_summary.values())
+    grading = sum(s.total_grade for s in summary.models_summary.values())
+    return runs, grading
+
+
+def time_line(summary: Summary) -> str:
+    runs, grading = time_split(summary)
+    share = grading / (runs + grading) if runs + grading else 0.0
+    return f"Time over all attempts: runs {runs:.1f} s, grading {grading:.1f} s ({share:.0%} of the two)"
+
+
 def render_terminal(summary: Summary, console: Any = None) -> None:
     """Print the score tables with rich (narrow tables, so they fit an 80-column terminal)."""
     from rich.console import Console
@@ -162,7 +181,7 @@ def render_terminal(summary: Summary, console: Any = None) -> None:
     for col in ("model", "k", "pass@k", "pass^k"):
         reliability.add_column(col, justify="left" if col == "model" else "right")
     costs = Table(title="Mean per attempt")
-    for col in ("model", "turns", "tokens", "cost $", "time s", "total $"):
+    for col in ("model", "turns", "tokens", "cost $", "run s", "grading s", "total $"):
         costs.add_column(col, justify="left" if col == "model" else "right")
     for m in summary.models:
         s = summary.models_summary[m]
@@ -171,10 +190,11 @@ def render_terminal(summary: Summary, console: Any = None) -> None:
         for k in s.pass_at:
             reliability.add_row(m, str(k), f"{s.pass_at[k]:.2f}", f"{s.pass_hat[k]:.2f}")
         costs.add_row(m, f"{s.mean_turns:.1f}", f"{s.mean_tokens:.0f}", f"{s.mean_cost:.4f}", f"{s.mean_wall:.1f}",
-                      f"{s.total_cost:.4f}")
+                      f"{s.mean_grade:.1f}", f"{s.total_cost:.4f}")
     console.print(scores)
     console.print(reliability)
     console.print(costs)
+    console.print(time_line(summary))
 
     kinds = Table(title="Success by task kind")
     kinds.add_column("model")

@@ -250,9 +250,10 @@ def run_parity(state: RunState, res: RunResources) -> Update:
     ws = res.workspace
     ws.checkpoint("run_parity: state before the test")
     commit = ws.head()
-    run, verdict_test = _run_verdict_test(state, res, packet)
+    run, verdict_test, judged = _run_verdict_test(state, res, packet)
     parity = parity_dict(run, "harness", commit)
     parity["verdict_test"] = verdict_test
+    parity["judged"] = judged  # what the verdict saw, so an eval grader can reuse it on the same tree
     update: Update = {"last_parity": parity, "parity_runs": [parity], "parity_commit": commit}
     if packet.mode == "prototype":
         update["prototype"] = _prototype_dict(prototype_evidence(ws, packet, res.new_executor))
@@ -475,12 +476,13 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
     }
 
 
-def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[Any, str]:
+def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[Any, str, dict[str, Any]]:
     """The harness's own verdict (harness.verify.verdict): the test in a trusted sandbox on the
     base commit, the port in its own. The parity test comes from the base commit; the agent's
     version runs trusted only when a person approved loosening its tolerance through an escape
     hatch, and a test the agent wrote (none at the base) runs without isolation, said so."""
     from harness.verify.guards import hatch_covers_tolerance
+    from harness.verify.judged import judged_record
     from harness.verify.verdict import APPROVED_TEST, BASE_TEST, OWN_TEST, run_verdict
 
     ws = res.workspace
@@ -490,15 +492,27 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[
         agent_test = APPROVED_TEST  # a person approved the agent's version of the test
     else:
         agent_test = BASE_TEST
+    commit = ws.head()
     start = time.monotonic()
     try:
         # An InfrastructureError goes to the node's retry policy: the retry makes a new sandbox.
-        verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test, commit=ws.head())
+        verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test, commit=commit)
     finally:
         res.test_s += time.monotonic() - start
     for problem in verdict.problems:
         res.log.warning("verdict: %s", problem)
-    return verdict.run, f"{verdict.evidence} verdict: {verdict.test_source} of the test"
+    judged = judged_record(ws.path, packet, base=ws.base_commit, commit=commit, test=packet.parity_test,
+                           agent_test=agent_test, environment=_verdict_environment(res))
+    return verdict.run, f"{verdict.evidence} verdict: {verdict.test_source} of the test", judged
+
+
+def _verdict_environment(res: RunResources) -> dict[str, Any]:
+    from harness.sandbox.interpreter import choose_interpreter
+    from harness.verify.judged import environment_record
+
+    cfg = res.cfg
+    python = None if cfg.sandbox == "docker" else str(choose_interpreter(Path(cfg.repo), cfg.python).path)
+    return environment_record(cfg.sandbox, image=cfg.image, python=python)
 
 
 def _run_test(res: RunResources, packet: Any) -> Any:

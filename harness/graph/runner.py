@@ -309,6 +309,9 @@ def _summary(res: RunResources, values: dict, outcome: RunOutcome, error: str | 
         "handoff_path": str(outcome.handoff_path) if outcome.handoff_path else None,
         "parity_status": handoff.get("parity_status") or parity.get("status"),
         "last_parity": parity.get("summary_line"), "next_step": handoff.get("next_step"),
+        # The last clean-room verdict and what it judged (an eval grader reuses it on the same tree).
+        "verdict": {"status": parity.get("status"), "summary_line": parity.get("summary_line"),
+                    "judged": parity.get("judged")} if parity.get("judged") else None,
         "blocker": handoff.get("blocker") if handoff else values.get("blocker"),
         "debug_rounds": int(values.get("debug_rounds") or 0),
         "preflight": values.get("preflight") or [],
