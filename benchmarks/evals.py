@@ -1,27 +1,37 @@
-"""Eval throughput: worker counts, the local pool against Ray, and scaling when turns wait.
+"""Eval throughput and where an attempt's time goes: worker counts, the local pool against Ray,
+scaling when turns wait on a model, and the grading share.
 
-    python benchmarks/evals.py pool      [--tasks GLOB] [--sandbox S] [--workers 1 2]
+    python benchmarks/evals.py pool      [--tasks GLOB] [--sandbox S] [--workers 1 2] [--attempts 1]
     python benchmarks/evals.py backends  [--tasks GLOB] [--sandbox S] [--workers 2]
-    python benchmarks/evals.py latency   [--backend local|ray] [--sleep 3] [--turns 3] [--attempts 4] [--workers 1 2 4]
+    python benchmarks/evals.py scale     [--backend local ray] [--delay 2] [--turns 4] [--workers 1 2 4]
 
-`pool` runs the oracle with the local pool at each worker count. `backends` runs the same
-oracle eval through the local pool and through a Ray instance started on this machine.
-`latency` runs a scripted agent whose every implementer turn waits a fixed time (it runs
-`sleep` in the sandbox, standing in for a slow model), so attempts are bound by waiting, not
-CPU, and throughput should grow with workers. Each run starts from an empty results
-directory (writing the example and preparing tasks included). Ratios are printed.
+`pool` runs the oracle with the local pool at each worker count and prints the time split:
+runs against grading (`--tasks '*'` is the whole core suite). `backends` runs the same oracle
+eval through the local pool and through a Ray instance started on this machine. `scale` is
+bound by model latency: an OpenAI-compatible loopback server answers every call after a fixed
+delay (the agent lists a folder `--turns` times, then raises the must-ask task's question, so
+no test runs), each worker count gets twice as many attempts as workers (every worker busy),
+attempts per minute are printed for each count and backend with the ratio to one worker, and
+Ray's start-up is timed on its own, before the evals that then use it. Each eval starts from an
+empty results directory (preparing tasks included); the preflight cache is filled once first.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from harness.evals.runner import EvalConfig, read_results, run_eval
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.evals.runner import EvalConfig, read_results, run_eval  # noqa: E402
+from harness.evals.tasks import SUITES_DIR  # noqa: E402
 
 QUICK_TASK = "ask-vae-motion-head"
 
@@ -36,14 +46,22 @@ def _passed(rows: list[dict]) -> str:
     return f"{sum(r['outcome'] == 'pass' for r in rows)}/{len(rows)} passed"
 
 
+def _time_split(rows: list[dict]) -> str:
+    runs = sum(float(r.get("wall_s") or 0) for r in rows)
+    grading = sum(float(r.get("grade_s") or 0) for r in rows)
+    reused = sum(bool((r.get("checks") or {}).get("parity_reused")) for r in rows)
+    return (f"runs {runs:.1f} s, grading {grading:.1f} s: grading is {grading / max(runs + grading, 1e-9):.1%} "
+            f"of the attempts' time ({reused} of {len(rows)} reused the run's verdict)")
+
+
 def bench_pool(args, root: Path) -> None:
     times = {}
     for workers in args.workers:
         wall, rows = timed_eval(root / f"pool-{workers}", models=["oracle"], tasks_glob=args.tasks,
-                                workers=workers, sandbox=args.sandbox)
+                                workers=workers, sandbox=args.sandbox, attempts=args.attempts)
         times[workers] = wall
-        print(f"oracle, local pool, {args.sandbox} sandbox, --workers {workers}: {wall:7.1f} s, {_passed(rows)}",
-              flush=True)
+        print(f"oracle, local pool, {args.sandbox} sandbox, --workers {workers}: {wall:7.1f} s, {_passed(rows)}; "
+              f"{_time_split(rows)}", flush=True)
     base = times.get(min(times))
     for workers, wall in times.items():
         if workers != min(times):
@@ -62,44 +80,75 @@ def bench_backends(args, root: Path) -> None:
     print(f"Ray / local pool wall time: {times['ray'] / times['local']:.2f}x (Ray start-up and shipping included)")
 
 
-def waiting_script(path: Path, turns: int, sleep_s: float) -> str:
-    done = {"text": "", "tool_calls": [{"name": "finish", "args": {"summary": "done"}}]}
-    wait = {"text": "waiting", "tool_calls": [{"name": "run", "args": {"command": f"sleep {sleep_s}"}}]}
-    path.write_text(yaml.safe_dump({"planner": [done], "implementer": [wait] * turns + [done], "debugger": [done]}))
-    return f"scripted:{path}"
+def loopback_model(delay_s: float, turns: int, hatch: dict[str, Any]):
+    """An OpenAI-compatible server on 127.0.0.1: every call answers after `delay_s`; the first
+    `turns` turns of a conversation list a folder, the next raises `hatch` (the task's question)."""
+    from tests.fakes.openai_server import completion
+    from tests.fakes.server import FakeServer, Reply
+
+    def answer(body: Any) -> Reply:
+        done = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+        call = ("list_dir", {"path": "."}) if done < turns else ("raise_escape_hatch", hatch)
+        reply = completion(tool_calls=[call], model="bench-latency")
+        reply.delay_s = delay_s
+        return reply
+
+    return FakeServer(Reply(500), refuse=answer)
 
 
-def bench_latency(args, root: Path) -> None:
-    model = waiting_script(root / "waiting.yaml", args.turns, args.sleep)
-    extra = {"backend": "ray", "cpus_per_task": 0.25, "memory_per_task_gb": 0.25} if args.backend == "ray" else {}
-    rates = {}
-    for workers in args.workers:
-        wall, rows = timed_eval(root / f"latency-{args.backend}-{workers}", models=[model], tasks_glob=QUICK_TASK,
-                                attempts=args.attempts, workers=workers, sandbox=args.sandbox, max_debug_rounds=0,
-                                **extra)
-        rates[workers] = len(rows) / wall * 60
-        print(f"{args.turns} turns x {args.sleep:g} s wait, {args.attempts} attempts, {args.backend} backend, "
-              f"--workers {workers}: {wall:7.1f} s, {rates[workers]:.2f} attempts/min", flush=True)
-    base = min(rates)
-    for workers, rate in rates.items():
-        if workers != base:
-            print(f"throughput of {workers} workers / {base}: {rate / rates[base]:.2f}x (ideal {workers / base:.0f}x)")
+def bench_scale(args, root: Path) -> None:
+    task = yaml.safe_load((SUITES_DIR / "core" / QUICK_TASK / "task.yaml").read_text())
+    hatch = {k: v for k, v in task["expected_hatch"].items() if k != "raised_by"}
+    model = "openai:bench-latency"
+    with loopback_model(args.delay, args.turns, hatch) as server:
+        os.environ.update(OPENAI_BASE_URL=f"{server.url}/v1", OPENAI_API_KEY="loopback-no-key",
+                          XDG_CACHE_HOME=str(root / "cache"))
+        settings = dict(models=[model], prices={model: "0,0"}, tasks_glob=QUICK_TASK, sandbox=args.sandbox,
+                        max_debug_rounds=0)
+        timed_eval(root / "warm-up", attempts=1, workers=1, **settings)  # fills the preflight cache
+        print(f"model latency {args.delay:g} s a call, {args.turns + 1} calls an attempt, {args.sandbox} sandbox, "
+              f"{QUICK_TASK}", flush=True)
+        for backend in args.backend:
+            extra: dict[str, Any] = {}
+            if backend == "ray":
+                import ray
+
+                start = time.monotonic()
+                ray.init(include_dashboard=False, log_to_driver=False)
+                print(f"ray: start-up of a local instance {time.monotonic() - start:6.1f} s (not in the rates below)",
+                      flush=True)
+                extra = {"backend": "ray", "cpus_per_task": 0.25, "memory_per_task_gb": 0.25}
+            rates = {}
+            for workers in args.workers:
+                attempts = 2 * workers
+                wall, rows = timed_eval(root / f"scale-{backend}-{workers}", attempts=attempts, workers=workers,
+                                        **settings, **extra)
+                rates[workers] = len(rows) / wall * 60
+                print(f"{backend:5s} --workers {workers}: {attempts} attempts in {wall:6.1f} s = "
+                      f"{rates[workers]:6.2f} attempts/min, {_passed(rows)}", flush=True)
+            one = rates[min(rates)]
+            print(f"{backend:5s} speed-up over {min(rates)} worker: " + ", ".join(
+                f"{w} workers {r / one:.2f}x (goal >= {0.9 * w / min(rates):.1f}x)" for w, r in rates.items()), flush=True)
+            if backend == "ray":
+                import ray
+
+                ray.shutdown()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pool", "backends", "latency"], nargs="?", default="pool")
-    parser.add_argument("--tasks", default=QUICK_TASK, help="only tasks matching this glob")
-    parser.add_argument("--sandbox", default="local", choices=["local", "bwrap", "docker"])
+    parser.add_argument("what", choices=["pool", "backends", "scale"], nargs="?", default="pool")
+    parser.add_argument("--tasks", default=QUICK_TASK, help="only tasks matching this glob ('*': the core suite)")
+    parser.add_argument("--sandbox", default="bwrap", choices=["local", "bwrap", "docker"])
     parser.add_argument("--workers", type=int, nargs="+", default=None)
-    parser.add_argument("--backend", default="local", choices=["local", "ray"], help="for latency")
-    parser.add_argument("--sleep", type=float, default=3.0, help="seconds each waiting turn takes")
-    parser.add_argument("--turns", type=int, default=3, help="waiting turns per attempt")
-    parser.add_argument("--attempts", type=int, default=4)
+    parser.add_argument("--attempts", type=int, default=1, help="pool: attempts per task")
+    parser.add_argument("--backend", nargs="+", default=["local", "ray"], choices=["local", "ray"], help="for scale")
+    parser.add_argument("--delay", type=float, default=2.0, help="scale: seconds the model takes per call")
+    parser.add_argument("--turns", type=int, default=4, help="scale: folder listings before the question")
     args = parser.parse_args()
-    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "latency": [1, 2, 4]}[args.what]
+    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "scale": [1, 2, 4]}[args.what]
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
-        {"pool": bench_pool, "backends": bench_backends, "latency": bench_latency}[args.what](args, Path(tmp))
+        {"pool": bench_pool, "backends": bench_backends, "scale": bench_scale}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ MAX_EVENTS = 400
 CSS = """
 section.attempt{display:none;border:1px solid #ccc;padding:8px 14px;margin:14px 0;background:#fcfcfc}
 section.attempt:target{display:block}
-section.attempt pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:520px;font-size:12px;white-space:pre-wrap}
+section.attempt pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:520px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
 .diff .add{color:#116329} .diff .del{color:#b31d28} .diff .hunk{color:#6f42c1}
 .turn{border-left:3px solid #4e79a7;margin:6px 0;padding:2px 8px} .turn.result{border-color:#aaa}
 .turn.result.err{border-color:#c62828} details summary{cursor:pointer;font-size:13px}

@@ -12,7 +12,7 @@ import os
 from harness.printable import html_text as escape
 from pathlib import Path
 
-from harness.evals.report import KINDS, Summary
+from harness.evals.report import KINDS, Summary, time_line
 from harness.evals.report_attempts import CSS as ATTEMPT_CSS, attempt_anchor, attempt_sections
 from harness.evals.stats import wilson_interval
 
@@ -21,11 +21,13 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;font-size:13px} th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f4f4f4;cursor:pointer} td.l,th.l{text-align:left}
+table{border-collapse:collapse;font-size:13px;max-width:100%} th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4;cursor:pointer} td.l,th.l{text-align:left} td{overflow-wrap:anywhere}
 .pass{color:#1a7f37;font-weight:600} .fail{color:#c62828;font-weight:600} .error{color:#8a6d00;font-weight:600}
-.plots{display:flex;flex-wrap:wrap;gap:24px} figure{margin:0} figcaption{font-size:13px;color:#555}
-input{margin:6px 0;padding:3px 6px;width:260px} small{color:#666}
+.plots{display:flex;flex-wrap:wrap;gap:24px} figure{margin:0;max-width:100%} figcaption{font-size:13px;color:#555}
+svg{max-width:100%;height:auto} .note{color:#555;font-style:italic;max-width:420px}
+input{margin:6px 0;padding:3px 6px;width:260px;max-width:90%} small{color:#666}
+@media (max-width:1000px){table{font-size:11px} th,td{padding:2px 4px}}
 """
 
 JS = """
@@ -68,7 +70,7 @@ def _color(rate: float) -> str:
 def heatmap_svg(s: Summary) -> str:
     cell, left, top = 34, 230, 120
     w, h = left + cell * len(s.models) + 10, top + cell * len(s.tasks) + 10
-    parts = [f'<svg width="{w}" height="{h}" role="img" aria-label="task by model heatmap">']
+    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="task by model heatmap">']
     for j, m in enumerate(s.models):
         x = left + j * cell + cell / 2
         parts.append(f'<text x="{x}" y="{top - 6}" font-size="11" transform="rotate(-45 {x} {top - 6})">{escape(m[:28])}</text>')
@@ -89,10 +91,15 @@ def heatmap_svg(s: Summary) -> str:
 
 
 def scatter_svg(s: Summary) -> str:
+    """Success (with its interval) against mean cost per model; a note instead when every model
+    cost nothing (scripted or unpriced local models), where the plot would be one column."""
     w, h, pad = 420, 300, 48
     costs = [s.models_summary[m].mean_cost for m in s.models]
-    max_cost = max(costs + [1e-9]) * 1.15
-    parts = [f'<svg width="{w}" height="{h}" role="img" aria-label="success vs cost">',
+    if not any(costs):
+        return ('<p class=note id=cost-note>Every model cost $0 per attempt (scripted, baseline or unpriced local '
+                'models), so there is no success-against-cost plot; the success rates are in the table above.</p>')
+    max_cost = max(costs) * 1.15
+    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="success vs cost">',
              f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>',
              f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
              f'<text x="{(w + pad) / 2}" y="{h - 10}" font-size="12" text-anchor="middle">mean cost per attempt (USD, max {max_cost:.4f})</text>',
@@ -100,6 +107,7 @@ def scatter_svg(s: Summary) -> str:
     for frac in (0, 0.5, 1):
         y = h - pad - frac * (h - pad - 10)
         parts.append(f'<text x="{pad - 4}" y="{y + 4}" font-size="10" text-anchor="end">{int(frac * 100)}%</text>')
+    placed: list[tuple[float, float, float]] = []  # (x, y, width) of the labels drawn so far
     for i, m in enumerate(s.models):
         ms = s.models_summary[m]
         x = pad + (ms.mean_cost / max_cost) * (w - pad - 20)
@@ -109,7 +117,14 @@ def scatter_svg(s: Summary) -> str:
         c = PALETTE[i % len(PALETTE)]
         parts.append(f'<line x1="{x}" y1="{lo}" x2="{x}" y2="{hi}" stroke="{c}" stroke-width="2"/>')
         parts.append(f'<circle cx="{x}" cy="{y}" r="6" fill="{c}"><title>{escape(m)}: {ms.rate:.0%}, ${ms.mean_cost:.4f}</title></circle>')
-        parts.append(f'<text x="{x + 9}" y="{y - 8}" font-size="11">{escape(m[:24])}</text>')
+        label = m[:24]
+        lw = 6.5 * len(label)
+        lx = min(x + 9, w - lw - 2)
+        ly = y - 8
+        while any(abs(ly - py) < 13 and lx < px + pw and px < lx + lw for px, py, pw in placed):
+            ly += 13  # another model's label sits there: the next line down
+        placed.append((lx, ly, lw))
+        parts.append(f'<text class=point-label x="{lx}" y="{ly}" font-size="11" fill="{c}">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -125,7 +140,7 @@ def kind_bars_svg(s: Summary) -> str:
     w = left + group * max(1, len(kinds)) + 10
     base = top + plot_h
     h = base + 40 + 18 * len(s.models)
-    parts = [f'<svg width="{w}" height="{h}" role="img" aria-label="success by task kind">',
+    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="success by task kind">',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#333"/>',
              f'<line x1="{left}" y1="{base}" x2="{w - 5}" y2="{base}" stroke="#333"/>',
              f'<text x="14" y="{top + plot_h / 2}" font-size="12" text-anchor="middle" '
@@ -161,6 +176,13 @@ def kind_bars_svg(s: Summary) -> str:
     return "".join(parts)
 
 
+def _scatter_figure(s: Summary) -> str:
+    plot = scatter_svg(s)
+    if not plot.startswith("<svg"):
+        return plot  # the note that replaces a plot of nothing
+    return f"<figure>{plot}<figcaption>Success (with 95% interval) vs mean cost</figcaption></figure>"
+
+
 def _rel_link(target: str | None, html_dir: Path) -> str | None:
     if not target:
         return None
@@ -176,17 +198,25 @@ def _trajectory_of(row: dict) -> str | None:
 
 def _models_table(s: Summary) -> str:
     head = "".join(f"<th{' class=l' if c == 'model' else ''} data-num='{0 if c == 'model' else 1}'>{c}</th>"
-                   for c in ("model", "attempts", "success", "95% CI low", "95% CI high", "pass@1", "pass@k", "pass^k",
-                             "mean turns", "mean tokens", "mean cost $", "total cost $", "mean time s"))
+                   for c in ("model", "attempts", "success", "95% CI", "pass@1", "pass@k", "pass^k",
+                             "mean turns", "mean tokens", "mean cost $", "total cost $", "mean run s", "mean grading s"))
     rows = []
     for m in s.models:
         ms = s.models_summary[m]
         k = max(ms.pass_at) if ms.pass_at else 1
-        cells = [ms.n, f"{ms.rate:.0%}", f"{ms.ci[0]:.0%}", f"{ms.ci[1]:.0%}", f"{ms.pass_at.get(1, 0):.2f}",
-                 f"@{k} {ms.pass_at.get(k, 0):.2f}", f"^{k} {ms.pass_hat.get(k, 0):.2f}", f"{ms.mean_turns:.1f}",
-                 f"{ms.mean_tokens:.0f}", f"{ms.mean_cost:.4f}", f"{ms.total_cost:.4f}", f"{ms.mean_wall:.1f}"]
+        cells = [ms.n, f"{ms.rate:.0%}", f"{ms.ci[0]:.0%}-{ms.ci[1]:.0%}", f"{ms.pass_at.get(1, 0):.2f}",
+                 _at_k(ms.pass_at.get(k, 0), k), _at_k(ms.pass_hat.get(k, 0), k), f"{ms.mean_turns:.1f}",
+                 f"{ms.mean_tokens:.0f}", f"{ms.mean_cost:.4f}", f"{ms.total_cost:.4f}", f"{ms.mean_wall:.1f}",
+                 f"{ms.mean_grade:.1f}"]
         rows.append(f"<tr><td class=l>{escape(m)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f"<table class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<p id=time-split>{escape(time_line(s))}</p>")
+
+
+def _at_k(value: float, k: int) -> str:
+    """A pass@k or pass^k cell: the value, and the k it is for (a model's most attempts per task)."""
+    return f"{value:.2f} (k={k})"
+
 
 
 def _errors_table(s: Summary) -> str:
@@ -218,9 +248,9 @@ def _comparisons(s: Summary) -> str:
 
 
 def _attempts_table(s: Summary, html_dir: Path) -> str:
-    cols = ("task", "kind", "model", "attempt", "outcome", "error class", "turns", "tokens", "cost $", "time s", "reasons",
-            "details", "trajectory")
-    numeric = {"attempt", "turns", "tokens", "cost $", "time s"}
+    cols = ("task", "kind", "model", "attempt", "outcome", "error class", "turns", "tokens", "cost $", "run s",
+            "grading s", "reasons", "details", "trajectory")
+    numeric = {"attempt", "turns", "tokens", "cost $", "run s", "grading s"}
     head = "".join(f"<th class=l data-num='{1 if c in numeric else 0}'>{c}</th>" for c in cols)
     rows = []
     for r in sorted(s.rows, key=lambda r: (r["task"], r["model"], r["attempt"])):
@@ -231,7 +261,7 @@ def _attempts_table(s: Summary, html_dir: Path) -> str:
         cells = [escape(r["task"]), escape(str(r.get("kind"))), escape(r["model"]), r["attempt"],
                  f"<span class={outcome}>{outcome}</span>", escape(str(r.get("error_class") or "-")), r.get("turns", 0),
                  r.get("tokens", 0), f"{float(r.get('cost_usd') or 0):.4f}", f"{float(r.get('wall_s') or 0):.1f}",
-                 f"<small>{reasons}</small>", f'<a class=details href="#{attempt_anchor(r)}">why</a>', traj]
+                 f"{float(r.get('grade_s') or 0):.1f}", f"<small>{reasons}</small>", f'<a class=details href="#{attempt_anchor(r)}">why</a>', traj]
         rows.append("<tr>" + "".join(f"<td class=l>{c}</td>" for c in cells) + "</tr>")
     return (f'<input id="filter" placeholder="filter attempts">'
             f"<table id=attempts class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
@@ -249,7 +279,7 @@ intervals; pass@k is the unbiased estimator, pass^k the chance that all k attemp
 <h2>Models</h2>{_models_table(s)}
 <h2>Plots</h2><div class=plots>
 <figure>{heatmap_svg(s)}<figcaption>Passes per task and model</figcaption></figure>
-<figure>{scatter_svg(s)}<figcaption>Success (with 95% interval) vs mean cost</figcaption></figure>
+{_scatter_figure(s)}
 <figure>{kind_bars_svg(s)}<figcaption>Success by task kind</figcaption></figure></div>
 <h2>Hardest tasks per model</h2><table id=hardest><thead><tr><th class=l>model</th><th class=l>task</th><th>kind</th><th>success</th><th>attempts</th></tr></thead><tbody>{hardest}</tbody></table>
 <h2>Error classes</h2>{_errors_table(s)}
