@@ -38,7 +38,7 @@ class ModuleScheduling(LoadScopeScheduling):
         return nodeid if _module(nodeid) in SPREAD else _module(nodeid)
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: `-p no:xdist` drops the hook's spec
 def pytest_xdist_make_scheduler(config: pytest.Config, log) -> ModuleScheduling | None:
     return ModuleScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
