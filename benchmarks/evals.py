@@ -1,9 +1,10 @@
 """Eval throughput and where an attempt's time goes: worker counts, the local pool against Ray,
-scaling when turns wait on a model, and the grading share.
+scaling when turns wait on a model, the grading share; and the baselines on the whole suite.
 
     python benchmarks/evals.py pool      [--tasks GLOB] [--sandbox S] [--workers 1 2] [--attempts 1]
     python benchmarks/evals.py backends  [--tasks GLOB] [--sandbox S] [--workers 2]
     python benchmarks/evals.py scale     [--backend local ray] [--delay 2] [--turns 4] [--workers 1 2 4]
+    python benchmarks/evals.py baselines [--tasks GLOB] [--sandbox bwrap] [--workers 2]
 
 `pool` runs the oracle with the local pool at each worker count and prints the time split:
 runs against grading (`--tasks '*'` is the whole core suite). `backends` runs the same oracle
@@ -12,8 +13,10 @@ bound by model latency: an OpenAI-compatible loopback server answers every call 
 delay (the agent lists a folder `--turns` times, then raises the must-ask task's question, so
 no test runs), each worker count gets twice as many attempts as workers (every worker busy),
 attempts per minute are printed for each count and backend with the ratio to one worker, and
-Ray's start-up is timed on its own, before the evals that then use it. Each eval starts from an
-empty results directory (preparing tasks included); the preflight cache is filled once first.
+Ray's start-up is timed on its own, before the evals that then use it. `baselines` runs the oracle
+and the null agent on every task of the core suite (the tests run one task of each kind) and exits
+1 if the oracle misses a pass or the null agent gets one. Each eval starts from an empty results
+directory (preparing tasks included); the preflight cache is filled once first.
 """
 
 from __future__ import annotations
@@ -142,10 +145,28 @@ def bench_scale(args, root: Path) -> None:
                 ray.shutdown()
 
 
+def bench_baselines(args, root: Path) -> None:
+    wall, rows = timed_eval(root / "baselines", models=["oracle", "null"], tasks_glob=args.tasks,
+                            workers=args.workers[0], sandbox=args.sandbox, max_debug_rounds=0)
+    print(f"oracle and null, {args.sandbox} sandbox, --workers {args.workers[0]}: {wall:7.1f} s for {len(rows)} attempts")
+    wrong = []
+    for model, expected in (("oracle", "pass"), ("null", "fail")):
+        mine = [r for r in rows if r["model"] == model]
+        print(f"{model}: {_passed(mine)} (every attempt should {expected})")
+        wrong += [(model, r["task"], r["outcome"], r["reasons"][:2]) for r in mine if r["outcome"] != expected]
+    slowest = sorted(rows, key=lambda r: r["wall_s"] or 0, reverse=True)[:5]
+    print("slowest attempts: " + ", ".join(f"{r['model']}/{r['task']} {r['wall_s']:.0f} s" for r in slowest))
+    for model, task, outcome, reasons in wrong:
+        print(f"WRONG: {model} on {task}: {outcome} {reasons}")
+    if wrong:
+        sys.exit(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pool", "backends", "scale"], nargs="?", default="pool")
-    parser.add_argument("--tasks", default=QUICK_TASK, help="only tasks matching this glob ('*': the core suite)")
+    parser.add_argument("what", choices=["pool", "backends", "scale", "baselines"], nargs="?", default="pool")
+    parser.add_argument("--tasks", default=None, help="only tasks matching this glob ('*': the core suite; "
+                        "default: one quick task, every task for baselines)")
     parser.add_argument("--sandbox", default="bwrap", choices=["local", "bwrap", "docker"])
     parser.add_argument("--workers", type=int, nargs="+", default=None)
     parser.add_argument("--attempts", type=int, default=1, help="pool: attempts per task")
@@ -153,9 +174,12 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=2.0, help="scale: seconds the model takes per call")
     parser.add_argument("--turns", type=int, default=4, help="scale: folder listings before the question")
     args = parser.parse_args()
-    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "scale": [1, 2, 4]}[args.what]
+    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "scale": [1, 2, 4], "baselines": [2]}[args.what]
+    if args.what != "baselines":
+        args.tasks = args.tasks or QUICK_TASK
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
-        {"pool": bench_pool, "backends": bench_backends, "scale": bench_scale}[args.what](args, Path(tmp))
+        {"pool": bench_pool, "backends": bench_backends, "scale": bench_scale,
+         "baselines": bench_baselines}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":

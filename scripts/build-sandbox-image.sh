@@ -5,11 +5,14 @@
 #   3. docker build on top of the base, installing the wheels with --no-index
 # The result is tagged fastvideo-harness-sandbox:test and labelled with a hash of its inputs;
 # when an image with that tag and hash exists the build is skipped.
+# On top of it, fastvideo-harness-sandbox:fastvideo-like lays Python out as FastVideo's own image
+# does (sandbox-image/fastvideo-like.Dockerfile), for the tests of that layout.
 # Usage: bash scripts/build-sandbox-image.sh [--force]
 set -euo pipefail
 cd "$(dirname "$0")"
 
 TAG="${SANDBOX_IMAGE_TAG:-fastvideo-harness-sandbox:test}"
+LIKE_TAG="${FASTVIDEO_LIKE_IMAGE_TAG:-fastvideo-harness-sandbox:fastvideo-like}"
 BASE_TAG="fastvideo-harness-sandbox-base:bookworm"
 CACHE="${HOME}/.cache/fastvideo-harness"
 SUITE=bookworm
@@ -24,9 +27,27 @@ inputs_hash() {
 }
 HASH="$(inputs_hash)"
 
-if [ "$FORCE" != "--force" ] \
-   && [ "$(docker image inspect -f '{{ index .Config.Labels "fastvideo-harness.inputs" }}' "$TAG" 2>/dev/null || true)" = "$HASH" ]; then
+label_of() {  # label_of IMAGE LABEL: the label's value, empty when the image is missing
+  docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}
+
+# The FastVideo-like layout on top of the sandbox image, rebuilt when either changes.
+build_fastvideo_like() {
+  local base_id like_hash
+  base_id="$(docker image inspect -f '{{ .Id }}' "$TAG")"
+  like_hash="$({ echo "$base_id"; cat sandbox-image/fastvideo-like.Dockerfile; } | sha256sum | cut -c1-16)"
+  if [ "$FORCE" != "--force" ] && [ "$(label_of "$LIKE_TAG" fastvideo-harness.inputs)" = "$like_hash" ]; then
+    echo "sandbox image $LIKE_TAG is up to date ($like_hash)"
+    return
+  fi
+  docker build -q --network none --build-arg "BASE=$TAG" --label "fastvideo-harness.inputs=$like_hash" \
+    -t "$LIKE_TAG" -f sandbox-image/fastvideo-like.Dockerfile sandbox-image >/dev/null
+  echo "sandbox image $LIKE_TAG built ($like_hash)"
+}
+
+if [ "$FORCE" != "--force" ] && [ "$(label_of "$TAG" fastvideo-harness.inputs)" = "$HASH" ]; then
   echo "sandbox image $TAG is up to date ($HASH)"
+  build_fastvideo_like
   exit 0
 fi
 
@@ -72,3 +93,4 @@ docker build -q --network none --build-arg "BASE=$BASE_TAG" \
 echo "sandbox image $TAG built ($HASH)"
 # The wheel-installing stage is only a means; drop its untagged image.
 docker image prune -f --filter "label=fastvideo-harness.stage=wheels" >/dev/null
+build_fastvideo_like

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the tests need on a Debian machine (as root), then runs them.
-# Usage: bash scripts/test.sh [pytest args...]
+# Installs everything the tests need on a Debian machine (as root), then runs them in parallel
+# worker processes (pytest-xdist, one test module per worker at a time) and prints the slowest.
+# Usage: bash scripts/test.sh [pytest args...]    (TEST_WORKERS=N sets the worker count, 0 for none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,4 +29,5 @@ pip install -q -e '.[test]'
 # The small sandbox image the docker tests run in (cached by tag).
 bash scripts/build-sandbox-image.sh
 
-python -m pytest "$@"
+# Most tests wait on subprocesses, sandboxes and containers, so more workers than cores pays.
+python -m pytest -n "${TEST_WORKERS:-4}" --dist loadfile --durations=30 "$@"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.parallel import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401  (hooks)
+
 # A suite started as a background job inherits SIGINT ignored, and so would every process the
 # tests start; the Ctrl-C tests need what a terminal's foreground job has.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
@@ -73,3 +75,4 @@ def fastvideo_sdist() -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return tree
+

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 SANDBOX_IMAGE = os.environ.get("HARNESS_SANDBOX_IMAGE", "fastvideo-harness-sandbox:test")
+# The sandbox image with Python laid out as in FastVideo's own image (same build script).
+FASTVIDEO_LIKE_IMAGE = os.environ.get("HARNESS_FASTVIDEO_LIKE_IMAGE", "fastvideo-harness-sandbox:fastvideo-like")
 
 
 def in_ci() -> bool:
@@ -51,6 +53,19 @@ def sandbox_image(docker_client) -> str:
     except docker.errors.ImageNotFound:
         unavailable(f"docker image {SANDBOX_IMAGE} is missing; build it with `bash scripts/build-sandbox-image.sh`")
     return SANDBOX_IMAGE
+
+
+@pytest.fixture(scope="session")
+def fastvideo_like_image(docker_client) -> str:
+    """The tag of the FastVideo-layout image (built by scripts/build-sandbox-image.sh)."""
+    import docker.errors
+
+    try:
+        docker_client.images.get(FASTVIDEO_LIKE_IMAGE)
+    except docker.errors.ImageNotFound:
+        unavailable(f"docker image {FASTVIDEO_LIKE_IMAGE} is missing; build it with "
+                    "`bash scripts/build-sandbox-image.sh`")
+    return FASTVIDEO_LIKE_IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ import pytest
 
 from harness.evals.fixtures.gold import apply_gold
 from harness.evals.graders import grade_attempt
-from harness.evals.prepare import prepare_task, write_fixture
+from harness.evals.prepare import prepare_task
 from harness.evals.tasks import SUITES_DIR, load_task
+from tests.example_repo import copy_example
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,7 @@ VAE_TEST = "tests/local_tests/vaes/test_tinyvid_vae_parity.py"
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     root = tmp_path_factory.mktemp("example")
-    return root / "fx", write_fixture("tinyvid", root / "fx")
+    return root / "fx", copy_example(root / "fx")
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -17,7 +17,8 @@ from harness.evals.report_attempts import attempt_anchor
 from harness.evals.report_html import render_html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.slow
+# The module's eval (up to 900 s on a busy machine) counts against the first test's time limit.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import yaml
 
 from harness.agents.models.scripted import ScriptedModel
 from harness.evals.baselines import cheater_edits, gold_changes, write_baseline_script
-from harness.evals.prepare import Prepared, copy_prepared, prepare_task, write_fixture
+from harness.evals.prepare import Prepared, copy_prepared, prepare_task
 from harness.evals.tasks import SUITES_DIR, TaskError, load_suite, load_task
+from tests.example_repo import copy_example
 
 MINIMAL = {
     "id": "t1", "kind": "port", "description": "d", "packet": {"component": "vae"},
@@ -88,7 +89,7 @@ def test_id_must_match_directory_and_unknown_suite(tmp_path):
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     root = tmp_path_factory.mktemp("example")
-    return root / "fx", write_fixture("tinyvid", root / "fx")
+    return root / "fx", copy_example(root / "fx")
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -9,12 +9,12 @@ import json
 import pytest
 
 from harness.contracts import ComponentContext
-from harness.evals.fixtures import write_example_repo
 from harness.evals.fixtures.gold import gold_files
 from harness.graph.runner import RunConfig, start_run
 from harness.sandbox.executors import make_executor
 from harness.sandbox.workspace import Workspace
 from harness.verify.evidence_prototype import compare_dump, prototype_evidence
+from tests.example_repo import copy_example
 from tests.test_run_helpers import load_handoff, plan_turns, write_script
 
 MODEL = "fastvideo/models/vaes/tinyvid.py"
@@ -36,7 +36,7 @@ def _renamed_gold() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
-    return write_example_repo(tmp_path_factory.mktemp("proto") / "example")
+    return copy_example(tmp_path_factory.mktemp("proto") / "example")
 
 
 @pytest.fixture

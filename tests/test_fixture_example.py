@@ -29,6 +29,11 @@ from harness.evals.fixtures import (
 PARITY_TESTS = [parity_test_path(c) for c in COMPONENTS]
 
 
+# A module fixture's time counts against the first test that asks for it, and `variants` runs
+# every variant's pytest (up to 900 s on a busy machine): above the suite's default limit.
+pytestmark = pytest.mark.timeout(1200)
+
+
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     return write_example_repo(tmp_path_factory.mktemp("example"))

@@ -15,7 +15,7 @@ import pytest
 
 from harness.graph.config import RunConfig
 from harness.graph.runner import start_run
-from tests.sandbox_fixtures import bwrap_ok, docker_client, sandbox_image  # noqa: F401  (fixtures)
+from tests.sandbox_fixtures import bwrap_ok, docker_client, fastvideo_like_image, sandbox_image  # noqa: F401  (fixtures)
 from tests.test_run_helpers import example, load_handoff, plan_turns, write_gold_turns, write_script
 
 pytestmark = pytest.mark.slow
@@ -112,30 +112,6 @@ def test_without_the_token_the_test_does_not_pass(tmp_path: Path, bwrap_ok, monk
     assert "does not collect" in out.summary["blocker"] and "KeyError: 'HF_TOKEN'" in out.summary["blocker"]
     assert out.summary["outcome_line"].startswith("blocked: preflight: 1 check(s) failed: parity test")
     assert out.summary["totals"]["input_tokens"] == 0
-
-
-FASTVIDEO_LIKE = "fastvideo-harness-sandbox:fastvideo-like"
-# FastVideo's dev image installs a uv-managed Python as root under root's home and makes the
-# venv at /opt/venv from it; root's home is closed to every other user.
-FASTVIDEO_LIKE_DOCKERFILE = """\
-ARG BASE
-FROM ${BASE}
-RUN mkdir -p /root/.local/share/uv/python/cpython-3.11/bin \\
- && cp /usr/bin/python3.11 /root/.local/share/uv/python/cpython-3.11/bin/python3.11 \\
- && for name in python python3 python3.11; do \\
-      ln -sf /root/.local/share/uv/python/cpython-3.11/bin/python3.11 /opt/venv/bin/$name; done \\
- && sed -i 's#^home = .*#home = /root/.local/share/uv/python/cpython-3.11/bin#' /opt/venv/pyvenv.cfg \\
- && chmod 700 /root
-"""
-
-
-@pytest.fixture(scope="module")
-def fastvideo_like_image(docker_client, sandbox_image, tmp_path_factory) -> str:  # noqa: F811
-    ctx = tmp_path_factory.mktemp("fastvideo-like")
-    (ctx / "Dockerfile").write_text(FASTVIDEO_LIKE_DOCKERFILE)
-    subprocess.run(["docker", "build", "-q", "--network", "none", "--build-arg", f"BASE={sandbox_image}",
-                    "-t", FASTVIDEO_LIKE, str(ctx)], check=True, capture_output=True)
-    return FASTVIDEO_LIKE
 
 
 @pytest.mark.docker

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.evals.fixtures import write_example_repo
 from harness.evals.fixtures.gold import gold_files
+from tests.example_repo import copy_example
 from tests.fakes import anthropic_server, openai_server
 from tests.test_run_helpers import load_handoff
 
@@ -34,7 +34,7 @@ def _port_turns() -> list[tuple[str, list[tuple[str, dict]]]]:
 
 
 def _run(tmp_path: Path, model: str, base_url: str, key_env: str) -> subprocess.CompletedProcess:
-    ex = write_example_repo(tmp_path / "example")
+    ex = copy_example(tmp_path / "example")
     env = {**os.environ, key_env: SECRET, "HARNESS_HOME": str(tmp_path / "home")}
     env.pop("OPENAI_BASE_URL", None)
     return subprocess.run(

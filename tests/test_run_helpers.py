@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from harness.contracts import ComponentSkillHandoff, PortStatus
-from harness.evals.fixtures import write_example_repo
 from harness.evals.fixtures.gold import gold_files
+from tests.example_repo import copy_example
 
 VAE_MODEL = "fastvideo/models/vaes/tinyvid.py"
 # A seeded numeric bug: latents are un-scaled by multiplying instead of dividing.
@@ -24,7 +24,7 @@ BAD_UNSCALE = "return latents * self.scaling_factor * std + mean"
 
 
 def example(tmp_path: Path):
-    return write_example_repo(tmp_path / "example")
+    return copy_example(tmp_path / "example")
 
 
 def plan_turns() -> list[dict]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.evals.fixtures import write_example_repo
 from harness.evals.fixtures.gold import gold_files
+from tests.example_repo import copy_example
 from tests.fakes import openai_server
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def _replies(planner_calls: int) -> list:
 
 
 def _run(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
-    ex = write_example_repo(tmp_path / "example")
+    ex = copy_example(tmp_path / "example")
     env = {**os.environ, "OPENAI_API_KEY": "sk-test-long-run-0123456789abcdef", "HARNESS_HOME": str(tmp_path / "home")}
     env.pop("OPENAI_BASE_URL", None)
     return subprocess.run(
