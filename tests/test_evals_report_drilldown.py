@@ -68,7 +68,8 @@ def test_a_failed_attempt_opens_its_grader_reasons_and_diff(small_eval, browser,
     assert diff.is_visible()
     # The null baseline only touches PORT_STATUS.md; the diff shows that file's real changes.
     assert "PORT_STATUS.md" in diff.inner_text() and section.locator("pre.diff span.add").count() > 0
-    assert "test session starts" in section.locator("pre.parity-log").inner_text()
+    log = section.locator("pre.parity-log").inner_text()  # the tail of the verdict's log
+    assert "test_tinyvid_vae_parity" in log and "decode_latents: assert_close FAILED" in log
     assert "parity_status" in section.locator("pre.handoff").inner_text()
     call = section.locator("details.call").first
     assert call.is_visible() and not call.locator("pre").is_visible()  # tool calls start collapsed

@@ -157,7 +157,8 @@ def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, t
     except KeyboardInterrupt as stop:  # keep the cut-off log: it shows how far the test got
         partial = getattr(stop, "partial_result", None)
         if partial is not None:
-            _save_log(Path(log_dir), parity_test, f"{command}  # INTERRUPTED", partial, partial.stdout, started_at)
+            stop.log_path = _save_log(  # type: ignore[attr-defined]
+                Path(log_dir), parity_test, f"{command}  # INTERRUPTED", partial, partial.stdout, started_at)
         raise
     stdout, xml_text = _split_report(result.stdout, marker)
     log_path = _save_log(Path(log_dir), parity_test, command, result, stdout, started_at)

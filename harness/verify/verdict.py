@@ -550,6 +550,12 @@ def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path
         run = run_parity_test(trusted, test, log_dir, timeout_s=timeout_s, python="python -P -B",
                               extra_args=f"-p {PLUGIN_MODULE} --basetemp={shlex.quote(str(shared / 'pytest'))}",
                               env=env)
+    except KeyboardInterrupt as stop:  # the cut-off log keeps what the port process printed too
+        port.abort()
+        server.join(_PORT_GRACE_S)
+        if getattr(stop, "log_path", None) and port_result:
+            _append_log(str(stop.log_path), [], port_result[0], [])
+        raise
     finally:
         trusted_done.set()
         server.join(_PORT_GRACE_S)
@@ -630,7 +636,7 @@ def _append_log(path: str, problems: list[str], port: CommandResult | None, comp
     parts = []
     if comparisons:
         parts.append("--- comparisons measured by the harness ---\n" + "\n".join(comparisons))
-    if port is not None:
+    if port is not None and (port.stdout.strip() or port.stderr.strip()):
         parts.append(f"--- port process (exit {port.exit_code}) stdout ---\n{port.stdout}\n"
                      f"--- port process stderr ---\n{port.stderr}")
     if problems:

@@ -203,6 +203,7 @@ class Channel:
         return self.sock
 
     def request(self, op: str, **args: object) -> object:
+        __tracebackhide__ = True  # a failure shows the test's line and the port's traceback text
         if os.getpid() != self.pid:
             raise IsolationLimit("port objects used from a forked child process",
                                  "use the port's objects from the test's own process")
@@ -895,6 +896,7 @@ CHANNEL: list[Channel | None] = [None]
 
 
 def _request(op: str, **args: object) -> object:
+    __tracebackhide__ = True
     channel = CHANNEL[0]
     if channel is None:
         raise PortProcessError("the port channel is not open")

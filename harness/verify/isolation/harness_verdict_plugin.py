@@ -211,6 +211,7 @@ def _asserting(name: str, original):
     """A wrapper of an asserting comparison: measured, then the original decides."""
 
     def wrapper(actual, expected, *args, **kwargs):
+        __tracebackhide__ = True  # pytest shows the test's call, not this wrapper
         for value in (actual, expected):
             if isinstance(value, port.RemoteObject):
                 raise port.PortValueError(f"{name} of a port object ({value._type}): a port object is a handle "
@@ -242,6 +243,7 @@ def _boolean(name: str, original):
     """A wrapper of a comparison that returns a bool: measured when the test calls it."""
 
     def wrapper(a, b, *args, **kwargs):
+        __tracebackhide__ = True
         result = original(a, b, *args, **kwargs)
         where = _from_test()
         if where is not None:
