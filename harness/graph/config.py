@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -187,12 +188,15 @@ def home_problems(home: Path) -> list[str]:
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return [f"harness home: {existing} is full ({err.strerror}); free some space or set HARNESS_HOME"]
         return [f"harness home: cannot write in {existing} ({err.strerror or err}); set HARNESS_HOME "
                 "to a writable directory"]
     free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
-        return [f"harness home: {existing} has {free // 2**20} MiB free; a run needs at least "
-                f"{MIN_FREE_BYTES // 2**20} MiB (worktree, checkpoints, logs); free some space or set HARNESS_HOME"]
+        return [f"harness home: {existing} is nearly full ({free // 2**20} MiB free; a run needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB for its worktree, checkpoints and logs); free some space or "
+                "set HARNESS_HOME"]
     return []
 
 
