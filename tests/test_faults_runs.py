@@ -197,3 +197,45 @@ def test_a_killed_answer_is_listed_as_killed_and_resume_not_answer_continues_it(
     resumed = harness_cli(["resume", "ans1", "--non-interactive"], home, tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert _listed_status(home, tmp_path, "ans1") == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_a_container_removed_under_a_command_suspends_the_run_and_resume_finishes_it(tmp_path):
+    import docker
+
+    ex = example(tmp_path)
+    home = tmp_path / "home"
+    waiting = {"tool_calls": [{"name": "run", "args": {"command": "sleep 63"}}]}
+    script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=[waiting] + write_gold_turns())
+    env = {**os.environ, "HARNESS_HOME": str(home)}
+    args = ["run", "--packet", str(ex.packets["vae:parity-debug"]), "--repo", str(ex.repo),
+            "--model", f"scripted:{script}", "--sandbox", "docker", "--non-interactive", "--run-id", "gone1"]
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "harness"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    trajectory = home / "runs" / "gone1" / "trajectory.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            trajectory.is_file() and "sleep 63" in trajectory.read_text()):
+        time.sleep(0.2)
+    time.sleep(2)  # the command is running in the container now
+    client = docker.from_env()
+    try:
+        client.containers.get("fastvideo-harness-gone1").remove(force=True)  # the sandbox vanishes under it
+    finally:
+        client.close()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 5, out
+    assert "harness resume gone1" in out
+    summary = _summary(home, "gone1")
+    assert summary["status"] == "suspended" and "sandbox container fastvideo-harness-gone1" in summary["fault"]
+    assert summary["fault"].startswith("implementer: run: ")
+    assert not (home / "runs" / "gone1" / "handoff.json").exists()
+
+    resumed = harness_cli(["resume", "gone1", "--non-interactive"], home, tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert load_handoff(home / "runs" / "gone1").parity_status == "non_skip_pass"
+    # The cut-short command was answered "interrupted", and the conversation went on after it.
+    events = [json.loads(line) for line in trajectory.read_text().splitlines()]
+    results = [e for e in events if e.get("event") == "tool_result" and e.get("name") == "run"]
+    assert any("interrupted" in str(e.get("content", "")) for e in results), results
