@@ -19,7 +19,7 @@ from langgraph.types import Command
 
 from harness.graph.answers import AnswerError, validate_answer
 from harness.graph.build import build_graph, recursion_limit
-from harness.graph.checkpoint import RunBusyError, open_checkpointer, run_lock, thread_config
+from harness.graph.checkpoint import CHECKPOINT_DB, RunBusyError, open_checkpointer, run_lock, thread_config
 from harness.graph.config import RunConfig, harness_home, home_problems, new_run_id, run_dir as run_dir_for, runs_dir
 from harness.graph.faults import SUSPENDED_EXIT_CODE, fault_reason, resume_command
 from harness.graph.resources import EventSink, RunResources
@@ -145,6 +145,8 @@ def _unfinished_status(rdir: Path) -> str:
     held), waiting for an answer (killed right after it paused), or killed."""
     try:
         with run_lock(rdir):
+            if not (rdir / CHECKPOINT_DB).is_file():
+                return "killed"  # before its first checkpoint
             with open_checkpointer(rdir) as saver:
                 snapshot = build_graph(saver).get_state(thread_config(rdir.name))
             return "paused" if snapshot.interrupts else "killed"
