@@ -492,7 +492,7 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[
         agent_test = BASE_TEST
     start = time.monotonic()
     try:
-        # An InfrastructureError goes to the node's retry policy: the retry makes a new sandbox.
+        # An InfrastructureError suspends the run (graph/faults.py); the resumed node makes a new sandbox.
         verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test, commit=ws.head(),
                               timeout_s=res.cfg.test_timeout_s)
     finally:
@@ -511,7 +511,7 @@ def _run_test(res: RunResources, packet: Any) -> Any:
     try:
         return run_parity_test(res.executor, packet.parity_test, res.logs_dir, timeout_s=res.cfg.test_timeout_s)
     except InfrastructureError:
-        # The node's retry policy runs it again; it must get a live sandbox, not the dead one.
+        # The agent stops on it (infra_error); whatever runs next must get a live sandbox, not the dead one.
         res.restart_executor()
         raise
     finally:
