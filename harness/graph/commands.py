@@ -340,7 +340,7 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
             outcome = _with_view(lambda events: answer_run(outcome.run_id, option=option, text=text, events=events), live)
         except AnswerError as err:
             console.print(f"[red]{err}[/red]")
-    from harness.printable import printable_data
+    from harness.printable import printable, printable_data
 
     if outcome.status == "invalid":
         console.print("[bold red]Invalid input:[/bold red]")
@@ -352,7 +352,8 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
         console.print("Interrupted. Continue the run with:", highlight=False, markup=False)
         console.print(f"  harness resume {outcome.run_id}", highlight=False, markup=False)
     if outcome.status == "suspended":
-        console.print(f"Suspended by an infrastructure fault (not a verdict on the port): {outcome.summary.get('fault')}",
+        fault = printable(str(outcome.summary.get("fault")))  # a server's words: never raw to a terminal
+        console.print(f"Suspended by an infrastructure fault (not a verdict on the port): {fault}",
                       highlight=False, markup=False)
         console.print("Every step so far is kept. Once the cause is fixed, continue the run with:",
                       highlight=False, markup=False)
