@@ -20,6 +20,12 @@ from tests.test_run_helpers import example, harness_cli, plan_turns, write_scrip
 HARNESS = str(Path(sys.executable).parent / "harness")
 
 
+@pytest.fixture(scope="module")
+def shared_example(tmp_path_factory):
+    """One example checkout for the refusals: each test checks that nothing was made in it."""
+    return example(tmp_path_factory.mktemp("refusals"))
+
+
 def _nothing_made(repo: Path, home: Path) -> None:
     branches = subprocess.run(["git", "-C", str(repo), "branch", "--list", "harness/*"], capture_output=True, text=True)
     assert branches.stdout.strip() == ""
@@ -43,8 +49,8 @@ def _refused_once(result: subprocess.CompletedProcess, says: str) -> None:
     ("implementer:\n  - {text: hi, toolcalls: []}\n", "implementer[0]: toolcalls: Extra inputs"),
     ("planner: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 ])
-def test_a_malformed_scripted_file_is_refused_before_anything_is_made(tmp_path, content, says):
-    ex = example(tmp_path)
+def test_a_malformed_scripted_file_is_refused_before_anything_is_made(tmp_path, shared_example, content, says):
+    ex = shared_example
     home = tmp_path / "home"
     script = tmp_path / "bad.yaml"
     script.write_text(content)
@@ -59,8 +65,8 @@ def test_a_malformed_scripted_file_is_refused_before_anything_is_made(tmp_path, 
     ("deep_but_parsable", "nested more than 32 levels deep"),
     ("huge", "a document may have at most 1048576"),
 ])
-def test_a_packet_too_deep_or_too_large_is_refused_before_anything_is_made(tmp_path, shape, says):
-    ex = example(tmp_path)
+def test_a_packet_too_deep_or_too_large_is_refused_before_anything_is_made(tmp_path, shared_example, shape, says):
+    ex = shared_example
     home = tmp_path / "home"
     packet = json.loads(ex.packets["vae:parity-debug"].read_text())
     bad = tmp_path / "packet.json"
@@ -72,7 +78,7 @@ def test_a_packet_too_deep_or_too_large_is_refused_before_anything_is_made(tmp_p
             nested = {"n": nested}
         bad.write_text(json.dumps({**packet, "concerns_or_unknowns": [json.dumps(nested)], "extra": nested}))
     else:
-        bad.write_text(json.dumps({**packet, "concerns_or_unknowns": ["x" * (50 * 1024 * 1024)]}))
+        bad.write_text(json.dumps({**packet, "concerns_or_unknowns": ["x" * (2 * 1024 * 1024)]}))
     script = write_script(tmp_path / "s.yaml", planner=plan_turns())
     result = harness_cli(["run", "--packet", str(bad), "--repo", str(ex.repo), "--model", f"scripted:{script}",
                           "--sandbox", "local", "--non-interactive"], home, tmp_path)
@@ -104,8 +110,8 @@ def _in_own_mounts(home: Path, options: str, fill: bool, args: list[str], cwd: P
     ("rw", True, "is full (No space left on device)"),
     ("rw", False, f"is nearly full (2 MiB free; a run needs at least {MIN_FREE_BYTES // 2**20} MiB"),
 ])
-def test_a_read_only_or_full_home_is_refused_with_one_message(tmp_path, options, fill, says):
-    ex = example(tmp_path)
+def test_a_read_only_or_full_home_is_refused_with_one_message(tmp_path, shared_example, options, fill, says):
+    ex = shared_example
     home = tmp_path / "home"
     home.mkdir()
     script = write_script(tmp_path / "s.yaml", planner=plan_turns())
@@ -126,21 +132,20 @@ def test_the_home_check_leaves_nothing_behind(tmp_path):
 
 def test_host_git_never_writes_the_users_index(tmp_path):
     """A checkout whose index has stale timestamps: `git status` would rewrite .git/index;
-    every host git call runs with --no-optional-locks, so the harness never does."""
+    every host git call runs with --no-optional-locks, so the harness never does, from the
+    worktree's creation to its removal."""
+    from harness.sandbox.workspace import Workspace
+
     ex = example(tmp_path)
     index = ex.repo / ".git" / "index"
     for path in ex.repo.rglob("*.py"):  # touch the files: the index's stat data is now stale
         os.utime(path)
     before = (index.read_bytes(), index.stat().st_mtime_ns)
-    home = tmp_path / "home"
-    script = write_script(tmp_path / "s.yaml", planner=[{"tool_calls": [{"name": "finish", "args": {
-        "summary": "nothing to do", "plan": {"reuse_or_port": "reuse"}}}]}],
-        implementer=[{"tool_calls": [{"name": "finish", "args": {"summary": "no change"}}]}])
-    result = harness_cli(["run", "--packet", str(ex.packets["vae:parity-debug"]), "--repo", str(ex.repo),
-                          "--model", f"scripted:{script}", "--sandbox", "local", "--non-interactive",
-                          "--max-debug-rounds", "0", "--on-budget", "blocked"], home, tmp_path)
-    assert result.returncode == 4, result.stdout + result.stderr
+    ws = Workspace.create(ex.repo, "idx1", root=tmp_path / "home")
+    (ws.path / "fastvideo" / "new.py").write_text("X = 1\n")
+    assert ws.checkpoint("a step") and ws.files_changed() == ["fastvideo/new.py"] and "+X = 1" in ws.diff()
+    ws.remove(delete_branch=True)
     assert (index.read_bytes(), index.stat().st_mtime_ns) == before
-    # The same status call without the flag would have rewritten it (the test can fail).
+    # The same status call without the flag rewrites it: the check above can fail.
     subprocess.run(["git", "-C", str(ex.repo), "status", "--porcelain"], capture_output=True, check=True)
     assert (index.read_bytes(), index.stat().st_mtime_ns) != before
