@@ -284,17 +284,21 @@ def test_openai_compatible_server_quirks(setup):
     assert turn.usage.cache_read_tokens == 0 and turn.usage.input_tokens == 100
 
 
-def test_a_response_that_does_not_parse_is_a_model_error(setup):
+def test_a_response_that_does_not_parse_is_retried_then_a_resumable_model_error(setup):
     from tests.fakes.server import Reply
 
+    unreadable = Reply(200, {"id": "msg_x", "type": "message", "content": None})
     with A.server() as srv:
-        srv.add(Reply(200, {"id": "msg_x", "type": "message", "content": None}))
-        with pytest.raises(ModelError, match="anthropic: unexpected response shape"):
-            one_call(anthropic(srv.url))
+        srv.add(unreadable, unreadable)
+        with pytest.raises(ModelError, match="anthropic: giving up after 2 attempts: unusable reply: "
+                                             "unexpected response shape") as err:
+            one_call(anthropic(srv.url, retry=RetryPolicy(max_attempts=2, **FAST)))
+    assert err.value.resumable
+    empty = Reply(200, {"id": "c", "object": "chat.completion", "choices": []})
     with O.server() as srv:
-        srv.add(Reply(200, {"id": "c", "object": "chat.completion", "choices": []}))
-        with pytest.raises(ModelError, match="openai: response has no choices"):
-            one_call(openai(srv.url))
+        srv.add(empty, empty)
+        with pytest.raises(ModelError, match="openai: giving up after 2 attempts: unusable reply: response has no choices"):
+            one_call(openai(srv.url, retry=RetryPolicy(max_attempts=2, **FAST)))
 
 
 def test_missing_api_key_is_a_clear_error(monkeypatch):

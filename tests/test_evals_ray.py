@@ -228,6 +228,17 @@ def test_a_killed_worker_is_retried_then_recorded_and_the_eval_completes(ray_clu
     # Each later start on the node removed the scratch of the run killed before it.
     assert list(scratch.iterdir()) == []
 
+    # A rerun into the same --out runs the attempt that gave up again and replaces its row;
+    # the agent's own result (attempt 1) stands.
+    run_eval(EvalConfig(suite="core", models=[model], out=out, tasks_glob=QUICK_TASK, attempts=2, workers=1,
+                        sandbox="local", max_debug_rounds=0, worker_retries=1, worker_dir=str(scratch), **RAY_ASKS))
+    rows = read_results(out)
+    assert sorted(r["attempt"] for r in rows) == [0, 1]
+    again = next(r for r in rows if r["attempt"] == 0)
+    assert again["error_class"] != "infra_error" and again["outcome"] == "fail"
+    assert [e["error_class"] for e in again["earlier_runs"]] == ["infra_error"]
+    assert next(r for r in rows if r["attempt"] == 1)["placement"] == retried["placement"]
+
 
 def _driver(args: list[str], **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", "eval", *args], stdout=subprocess.PIPE,

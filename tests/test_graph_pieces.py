@@ -1,4 +1,4 @@
-"""The skill loop's smaller pieces: config checks, retry classification, budgets, the live view."""
+"""The skill loop's smaller pieces: config checks, fault classification, budgets, the live view."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import io
 import json
 from pathlib import Path
 
-import httpx
+import errno
+import sqlite3
+
 import pytest
 from rich.console import Console
 
-from harness.graph.build import build_graph, is_transient, recursion_limit
+from harness.agents.models import ModelError
+from harness.graph.build import build_graph, recursion_limit
+from harness.graph.faults import RunFault, fault_reason
 from harness.graph.config import RunConfig, config_problems, run_dir
 from harness.graph.live import LiveView, TrajectoryTail, print_summary
 from harness.graph.nodes import budget_spent_reason
@@ -49,21 +53,24 @@ def test_config_round_trips_through_json(tmp_path):
     assert again == cfg
 
 
-def test_retry_only_on_infrastructure_and_connection_failures():
-    assert is_transient(InfrastructureError("docker daemon went away"))
-    assert is_transient(ConnectionResetError())
-    assert is_transient(httpx.ConnectError("refused"))
-    assert not is_transient(AssertionError("tensors differ"))
-    assert not is_transient(ValueError("bad packet"))
-    assert not is_transient(KeyError("x"))
+def test_only_the_environments_failures_are_faults():
+    assert fault_reason(InfrastructureError("docker daemon went away")) == "sandbox: docker daemon went away"
+    assert fault_reason(RunFault("planner: openai: giving up")) == "planner: openai: giving up"
+    assert fault_reason(ModelError("openai: giving up after 3 attempts", resumable=True))
+    assert fault_reason(OSError(errno.ENOSPC, "No space left on device")).startswith("disk: ")
+    assert fault_reason(sqlite3.OperationalError("database or disk is full")).startswith("disk: ")
+    # A bad request, a bug, a failing assertion: internal errors (exit 1), never a resumable stop.
+    assert fault_reason(ModelError("openai: HTTP 400: bad request")) is None
+    assert fault_reason(AssertionError("tensors differ")) is None
+    assert fault_reason(ValueError("bad packet")) is None
+    assert fault_reason(OSError(errno.ENOENT, "gone")) is None
 
 
-def test_graph_has_retry_policies_where_docker_or_model_are_called():
+def test_no_node_retries_on_its_own():
+    # One retry owner: model calls are retried in agents/models/retry.py; anything that outlasts
+    # it stops the run resumable from the checkpoint before the node.
     graph = build_graph()
-    policies = {name: node.retry_policy for name, node in graph.builder.nodes.items()}
-    for name in ("prepare_workspace", "run_parity", "plan", "implement", "debug"):
-        assert policies[name], name
-    assert not policies["ask_human"] and not policies["validate_packet"]
+    assert all(not node.retry_policy for node in graph.builder.nodes.values())
     assert recursion_limit(4) > 2 * 4 + 6
     assert recursion_limit(4, 2) > recursion_limit(4, 1)
 

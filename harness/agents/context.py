@@ -70,6 +70,7 @@ def trimmed(m: Message) -> Message:
 TRIMMED_SHARE = 0.25  # trimmed turns may fill this share of the budget; older turns are dropped
 MAX_LISTED = 12  # dropped calls named in the note (the newest ones)
 NOTE_CHARS = 2000  # the note's most; its tokens are counted before it is written
+MIN_REPLY_TOKENS = 1024  # a reply limit never goes below this, however small the window
 
 
 def condensed_note(trimmed_count: int, dropped: list[Message]) -> str:
@@ -112,6 +113,13 @@ class ContextView:
     @property
     def budget(self) -> int:
         return int((self.window - self.reserve) / TOKENIZER_MARGIN) - self.fixed
+
+    def reply_limit(self) -> int:
+        """The most tokens one assistant reply may take. The newest turn is never trimmed, so it
+        must leave room beside the task message, the note and the results of its own calls."""
+        task = self._sizes[0][1] if self._sizes else 0
+        room = self.budget - task - approx_tokens("x" * NOTE_CHARS)
+        return max(MIN_REPLY_TOKENS, room // 2)
 
     def _measure(self, messages: list[Message]) -> None:
         """Sizes of new (or replaced) messages only; the rest come from the cache."""

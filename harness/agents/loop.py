@@ -4,7 +4,15 @@ Planner, implementer and debugger are this same loop with different prompts and 
 A run ends when the agent calls `finish` (reason `finished`), raises an escape hatch the
 policy accepts (`asked`), or a budget ends it: turns, tokens, dollars (checked before each
 call with that call's expected cost, so a cap is overshot by at most one call's estimation
-error), wall time, the context window, a model error or a broken sandbox.
+error), wall time, the context window, a model error or a broken sandbox. Two of those are
+the environment's, not the agent's: `model_unavailable` (the provider stayed down through
+the retry policy, or refused the key) and `infra_error` (the sandbox broke); the graph stops
+the run resumable on them.
+
+A reply too large for the model's window (one huge `write_file`, pages of text) is not a
+stop: it is kept in short form, and each of its calls is answered "not run" with the sizes,
+so the model makes smaller ones. Only a model that keeps doing it (OVERSIZED_IN_A_ROW replies)
+is treated as broken: `model_unavailable`, so a resumed run tries again.
 
 Resuming: pass the saved `messages`. A tool call that never got a result (the process died,
 or the sandbox broke mid-call) gets an explicit "interrupted" result; a pending
@@ -19,7 +27,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.agents.context import ContextView
+from harness.agents.context import ContextView, message_tokens, trimmed
 from harness.agents.models.base import (
     AssistantMessage,
     Message,
@@ -38,8 +46,10 @@ from harness.agents.trajectory import Redactor, Trajectory
 
 Reason = Literal[
     "finished", "asked", "budget_turns", "budget_tokens", "budget_usd", "budget_time",
-    "context_overflow", "model_error", "infra_error",
+    "context_overflow", "model_error", "model_unavailable", "infra_error",
 ]
+# The environment's stops: the run stops resumable, the agent's conversation is kept.
+FAULT_REASONS = ("model_unavailable", "infra_error")
 
 INTERRUPTED = (
     "interrupted: the harness stopped before this tool call returned, so its effect is unknown. "
@@ -47,7 +57,13 @@ INTERRUPTED = (
 )
 NOT_RUN = "not run: an earlier call in the same turn ended the step"
 NUDGE = "You replied without calling a tool. Continue with a tool call; call finish when your step is done."
+OVERSIZED = (
+    "not run: your reply was about {size} tokens, more than the {limit} one reply may take in this model's "
+    "context window, so none of its calls ran and it is kept only in short form. Make smaller calls: write a "
+    "long file in parts (write_file with the first part, then edit_file to add the next), keep text short."
+)
 FIRST_OUTPUT_GUESS = 2000  # tokens expected from the first call, before any output was seen
+OVERSIZED_IN_A_ROW = 3  # replies too large for the window, one after another, before the model counts as broken
 
 
 class Budget(BaseModel):
@@ -140,6 +156,7 @@ class _Run:
         self.start = clock()
         self.usage, self.cost, self.turns = Usage(), 0.0, 0
         self.last_output = FIRST_OUTPUT_GUESS
+        self.oversized = 0  # oversized replies in a row
         fixed = approx_tokens(system_text(system)) + approx_tokens(json.dumps([s.model_dump() for s in self.specs]))
         self.view = ContextView(model.context_window, fixed)
         self.messages: list[Message] = []
@@ -192,20 +209,50 @@ class _Run:
         try:
             turn = self.model.complete(self.role, self.system, shown, self.specs)
         except ModelError as err:
-            return self.end("model_error", str(err))
+            return self.end("model_unavailable" if err.resumable else "model_error", str(err))
         self.turns += 1
         self.usage = self.usage + turn.usage
         cost = self.model.cost_usd(turn.usage)
         self.cost += cost
+        reply = AssistantMessage(text=turn.text, tool_calls=turn.tool_calls)
+        size, limit = message_tokens(reply), self.view.reply_limit()
+        if size > limit:
+            self.oversized += 1
+            self.refuse_oversized(turn, reply, size, limit, cost, t0)
+            if self.oversized >= OVERSIZED_IN_A_ROW:
+                return self.end("model_unavailable", f"{self.model.name}: {self.oversized} replies in a row too large "
+                                f"for the context window (last about {size} tokens, at most {limit} fit); check the "
+                                "server's output limit and --context-window")
+            return None
+        self.oversized = 0
         self.last_output = max(turn.usage.output_tokens, approx_tokens(turn.model_dump_json()))
         if self.traj:
             self.traj.model_turn(self.role, self.model.name, self.turns, turn, cost, self.clock() - t0)
-        self.messages.append(AssistantMessage(text=turn.text, tool_calls=turn.tool_calls))
+        self.messages.append(reply)
         self.saved()  # before the tools run: a call cut short by a crash is then marked interrupted
         if not turn.tool_calls:
             self.messages.append(UserMessage(text=NUDGE))
             return None
         return self.run_calls(turn.tool_calls)
+
+    def refuse_oversized(self, turn: Any, reply: AssistantMessage, size: int, limit: int, cost: float,
+                         t0: float) -> None:
+        """Keep an oversized reply in short form (the trajectory too) and answer each of its
+        calls "not run", so the next call fits and the model learns why."""
+        short = trimmed(reply)
+        assert isinstance(short, AssistantMessage)
+        self.last_output = min(limit, max(turn.usage.output_tokens, 1))
+        if self.traj:
+            kept = turn.model_copy(update={"text": short.text, "tool_calls": short.tool_calls})
+            self.traj.model_turn(self.role, self.model.name, self.turns, kept, cost, self.clock() - t0)
+        self.messages.append(short)
+        note = OVERSIZED.format(size=size, limit=limit)
+        for call in short.tool_calls:
+            self.add_result(call, note, True)
+        if not short.tool_calls:
+            self.messages.append(UserMessage(text=note))
+        self.saved()
+        return None
 
     def run_calls(self, calls: list[ToolCall]) -> AgentResult | None:
         from harness.sandbox.executors import InfrastructureError

@@ -10,7 +10,9 @@ Accepted inputs for `load_packet(path)`:
 
 Every failure raises `PacketError` with located problems: unreadable file, malformed JSON/YAML
 (with the line), a document that is not an object, and each validation error as
-`field.path: message`.
+`field.path: message`. A document over MAX_DOCUMENT_BYTES is refused before it is read, and
+one nested deeper than MAX_DEPTH before it is validated: a packet is a few kilobytes a few
+levels deep, and it is carried in every checkpoint of a run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from harness.contracts.secrets import find_secret
 from harness.contracts.textform import TextFormError, fenced_blocks, parse_text
 
 M = TypeVar("M", bound=BaseModel)
+
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_DEPTH = 32
 
 
 def load_packet(path: str | Path) -> ComponentContext:
@@ -66,6 +71,13 @@ def read_data(path: Path, key: str, first_field: str | None = None) -> Any:
     """Parse a file into plain data according to its suffix; raises PacketError."""
     name = path.name
     try:
+        size = path.stat().st_size if path.is_file() else 0
+    except OSError:
+        size = 0  # read_text says why below
+    if size > MAX_DOCUMENT_BYTES:
+        raise PacketError([Problem(name, f"is {size} bytes; a document may have at most {MAX_DOCUMENT_BYTES} "
+                                         "(a packet names files, it does not hold them)")])
+    try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PacketError([Problem(name, f"file not found: {path}")]) from None
@@ -74,11 +86,29 @@ def read_data(path: Path, key: str, first_field: str | None = None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise PacketError([Problem(name, f"cannot read {path}: {exc}")]) from None
     suffix = path.suffix.lower()
-    if suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip().startswith("{")):
-        return _parse_json(text, name)
-    if suffix in (".yaml", ".yml"):
-        return _parse_yaml(text, name)
-    return parse_text_document(text, name, key, first_field)
+    try:
+        if suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip().startswith("{")):
+            data = _parse_json(text, name)
+        elif suffix in (".yaml", ".yml"):
+            data = _parse_yaml(text, name)
+        else:
+            data = parse_text_document(text, name, key, first_field)
+    except RecursionError:  # the parser itself gave up on the nesting
+        raise PacketError([Problem(name, f"nested too deeply; a document nests at most {MAX_DEPTH} levels")]) from None
+    check_depth(data, name)
+    return data
+
+
+def check_depth(data: Any, name: str) -> None:
+    """Refuse data nested deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            raise PacketError([Problem(name, f"nested more than {MAX_DEPTH} levels deep; a packet has a few")])
+        stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
 
 
 def parse_text_document(text: str, name: str, key: str, first_field: str | None = None) -> Any:

@@ -95,7 +95,10 @@ def run(
 
             if problems := sandbox_problems(cfg.sandbox, cfg.image):
                 raise TaskError("; ".join(problems))
-        results = _run(cfg, progress)
+        from harness.graph.signals import terminate_as_interrupt
+
+        with terminate_as_interrupt():  # SIGTERM stops the eval as Ctrl-C does
+            results = _run(cfg, progress)
     except (TaskError, UnknownPriceError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

@@ -110,8 +110,14 @@ def read_results(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return (row["task"], row["model"], int(row["attempt"]))
+
+
 def done_keys(out: Path) -> set[tuple[str, str, int]]:
-    return {(r["task"], r["model"], int(r["attempt"])) for r in read_results(out)}
+    """Attempts that need no new run: every row except infrastructure errors (the attempt says
+    nothing about the agent; a rerun into the same --out tries it again and replaces the row)."""
+    return {row_key(r) for r in read_results(out) if r.get("error_class") != "infra_error"}
 
 
 # --- one attempt (runs in a worker process) ------------------------------------------------
@@ -182,6 +188,11 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
         record.update(outcome="error", error_class="infra_error",
                       reasons=["the harness refused the run's input: " + "; ".join(map(str, problems))])
         return record
+    if out_json.get("status") == "suspended":  # the environment stopped it: the run is not the agent's result
+        fault = (out_json.get("summary") or {}).get("fault") or "no detail"
+        record.update(outcome="error", error_class="infra_error",
+                      reasons=[f"run suspended by an infrastructure fault: {str(fault)[:500]}"])
+        return record
     stop = str(stats.get("agent_stop"))
     if out_json.get("status") == "error" or "infra_error" in stop or "model_error" in stop:
         detail = (out_json.get("summary") or {}).get("error") or stats.get("agent_stop") or "no detail"
@@ -220,6 +231,11 @@ def run_attempt(job: AttemptJob, placement: dict[str, Any] | None = None) -> dic
     where = {"host": socket.gethostname(), "pid": os.getpid(), "gpus": job.gpus, **(placement or {}),
              "started_at": time.time()}
     task = load_task(Path(job.task_dir))
+    _fresh_attempt_dir(Path(job.attempt_dir))
+    # Who runs this attempt, for whoever watches the machine (and the worker-death tests).
+    facts = Path(job.attempt_dir) / "worker.json.tmp"
+    facts.write_text(json.dumps({"task": task.id, "model": job.model, "attempt": job.attempt, **where}, default=str))
+    facts.replace(Path(job.attempt_dir) / "worker.json")
     tries = []
     for n in (1, 2):
         tries.append(_one_try(job, task, Path(job.attempt_dir) / f"try{n}"))
@@ -242,6 +258,16 @@ def run_attempt(job: AttemptJob, placement: dict[str, Any] | None = None) -> dic
     }
     (Path(job.attempt_dir) / "row.json").write_text(json.dumps(row, indent=2, default=str))
     return row
+
+
+def _fresh_attempt_dir(path: Path) -> None:
+    """An attempt run again (its earlier run was an infrastructure error, or its worker died)
+    starts from an empty directory: the earlier tries' files belong to no row any more."""
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
 
 
 def infra_error_row(job: AttemptJob, reasons: list[str], retries: list[dict[str, Any]] | None = None,
@@ -321,6 +347,10 @@ def check_config(cfg: EvalConfig) -> None:
         provider, _, rest = model.partition(":")
         if provider in ("scripted", "replay") and not Path(rest).is_file():
             problems.append(f"--model {model}: file {rest!r} not found")
+        elif provider in ("scripted", "replay") and rest:
+            from harness.graph.validation import model_file_problems
+
+            problems += [f"--model {p.removeprefix('model: ')}" for p in model_file_problems(model)]
         problems += model_spec_problems(model)
     if problems:
         raise TaskError("; ".join(problems))
@@ -389,6 +419,8 @@ class ResultSink:
         self.path = Path(out) / RESULTS
         _drop_torn_last_line(self.path)
         self.rows = read_results(out)
+        # Infrastructure errors are run again; each row is replaced when its new one comes.
+        self.to_replace = {row_key(r): r for r in self.rows if r.get("error_class") == "infra_error"}
         self.spend = sum(float(r.get("cost_usd") or 0.0) for r in self.rows)
         self.max_total_usd = max_total_usd
         self.events = events
@@ -403,13 +435,24 @@ class ResultSink:
         with self._lock:
             self.events.attempt_started(job)
 
+    def settled_rows(self) -> list[dict[str, Any]]:
+        """The rows that stand (infrastructure errors about to run again left out)."""
+        return [r for r in self.rows if row_key(r) not in self.to_replace]
+
     def record(self, row: dict[str, Any]) -> None:
-        line = json.dumps(row, default=str) + "\n"
         with self._lock:
-            with self.path.open("a") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+            key = row_key(row)
+            earlier = self.to_replace.pop(key, None)
+            if earlier is not None:
+                row = {**row, "earlier_runs": [*earlier.get("earlier_runs", []), _brief(earlier)]}
+                self.rows = [r for r in self.rows if not (row_key(r) == key and r.get("error_class") == "infra_error")]
+                self._rewrite(self.rows + [row])  # the new row takes the old one's place: never two
+            else:
+                line = json.dumps(row, default=str) + "\n"
+                with self.path.open("a") as fh:
+                    fh.write(line)
+                    fh.flush()
+                    os.fsync(fh.fileno())
             self.rows.append(row)
             self.spend += float(row.get("cost_usd") or 0.0)
             self.events.attempt_finished(row)
@@ -418,6 +461,19 @@ class ResultSink:
         """Wait for a row being written (after Ctrl-C, so the file ends on a whole line)."""
         with self._lock:
             pass
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w") as fh:
+            fh.write("".join(json.dumps(r, default=str) + "\n" for r in rows))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.path)
+
+
+def _brief(row: dict[str, Any]) -> dict[str, Any]:
+    """What a replaced infrastructure-error row leaves in its successor's `earlier_runs`."""
+    return {k: row.get(k) for k in ("outcome", "error_class", "reasons", "wall_s", "cost_usd", "placement")}
 
 
 def _drop_torn_last_line(path: Path) -> None:
@@ -465,7 +521,7 @@ def run_eval(cfg: EvalConfig, on_row: Callable[[dict[str, Any]], None] | None = 
         templates = prepare_templates(tasks, cfg.out)
         jobs = plan_jobs(cfg, tasks, templates)
         sink = ResultSink(cfg.out, cfg.max_total_usd, watcher)
-        watcher.begin(len(tasks) * len(cfg.models) * cfg.attempts, list(sink.rows), jobs)
+        watcher.begin(len(tasks) * len(cfg.models) * cfg.attempts, sink.settled_rows(), jobs)
         try:
             started = backend.run(jobs, sink)
         finally:

@@ -6,6 +6,10 @@
                                                                   debug
     Any agent's accepted escape hatch (and the harness's own `cost` question when the budget
     is spent) goes to ask_human, which pauses with interrupt() and returns to whoever asked.
+
+No node has a retry policy: model calls are retried in one place (agents/models/retry.py),
+and a fault that outlasts it, or a broken sandbox, stops the run resumable (graph/faults.py)
+from the checkpoint before the node, for `harness resume`.
 """
 
 from __future__ import annotations
@@ -13,36 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 
 from harness.graph import nodes, routing, server
 from harness.graph.state import RunState
-
-
-def is_transient(exc: Exception) -> bool:
-    """Failures worth running a node again for: the sandbox or a network connection broke.
-    Assertion errors, bad input and model refusals are not retried."""
-    from harness.sandbox.executors import InfrastructureError
-
-    transient: list[type[BaseException]] = [InfrastructureError, ConnectionError, TimeoutError]
-    try:
-        import httpx
-
-        transient.append(httpx.TransportError)
-    except ImportError:  # pragma: no cover - httpx comes with the SDKs
-        pass
-    for sdk in ("openai", "anthropic"):
-        try:
-            module = __import__(sdk)
-            transient += [module.APIConnectionError]
-        except (ImportError, AttributeError):  # pragma: no cover
-            pass
-    return isinstance(exc, tuple(transient))
-
-
-# The sandbox may need a moment (image pull, daemon restart); a model API may drop a connection.
-SANDBOX_RETRY = RetryPolicy(max_attempts=3, initial_interval=2.0, backoff_factor=2.0, retry_on=is_transient)
-AGENT_RETRY = RetryPolicy(max_attempts=2, initial_interval=5.0, retry_on=is_transient)
 
 
 def recursion_limit(max_debug_rounds: int, extensions: int = 0) -> int:
@@ -58,13 +35,13 @@ def build_graph(checkpointer: Any = None, *, server_entry: bool = False) -> Any:
     g = StateGraph(RunState, context_schema=server.RunContext)
 
     g.add_node("validate_packet", nodes.validate_packet)
-    g.add_node("prepare_workspace", nodes.prepare_workspace, retry_policy=SANDBOX_RETRY)
-    g.add_node("plan", nodes.plan, retry_policy=AGENT_RETRY)
-    g.add_node("implement", nodes.implement, retry_policy=AGENT_RETRY)
-    g.add_node("run_parity", nodes.run_parity, retry_policy=SANDBOX_RETRY)
-    g.add_node("debug", nodes.debug, retry_policy=AGENT_RETRY)
+    g.add_node("prepare_workspace", nodes.prepare_workspace)
+    g.add_node("plan", nodes.plan)
+    g.add_node("implement", nodes.implement)
+    g.add_node("run_parity", nodes.run_parity)
+    g.add_node("debug", nodes.debug)
     g.add_node("ask_human", nodes.ask_human)
-    g.add_node("finalize", nodes.finalize, retry_policy=SANDBOX_RETRY)
+    g.add_node("finalize", nodes.finalize)
 
     if server_entry:
         g.add_node("open_run", server.open_run)

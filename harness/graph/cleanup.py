@@ -1,8 +1,8 @@
 """`harness clean`: remove a run's worktree and `harness/<run_id>` branch from the user's checkout.
 
 The run directory (summary, handoff, logs, trajectory) stays, so `harness runs` and `harness
-show` still describe the run. A paused run is waiting for an answer; it is only cleaned with
-`force`. A run another process is driving is never touched.
+show` still describe the run. A paused run is waiting for an answer, a suspended one for its
+fault to be fixed; either is only cleaned with `force`. A run another process is driving is never touched.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def clean_run(run_id: str, home: Path | None = None, *, force: bool = False) -> 
     status = (_read_json(rdir / "summary.json") or {}).get("status")
     if status == "paused" and not force:
         raise CleanError(f"run {run_id} is paused on a question; answer it, or pass --force to remove it anyway")
+    if status == "suspended" and not force:
+        raise CleanError(f"run {run_id} was suspended by an infrastructure fault; `harness resume {run_id}` "
+                         "continues it, or pass --force to remove it anyway")
     try:
         with run_lock(rdir):
             return _remove_worktree_and_branch(Path(meta["config"]["repo"]), run_id, harness_home(home))

@@ -9,7 +9,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB, DEFAULT_MEMORY, DEFAULT_PIDS, DEFAULT_SHM_SIZE
+from harness.sandbox.executors.limits import (
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MEMORY,
+    DEFAULT_MODEL_TIMEOUT_S,
+    DEFAULT_PIDS,
+    DEFAULT_SHM_SIZE,
+    DEFAULT_TEST_TIMEOUT_S,
+)
 
 
 class Sandbox(str, Enum):
@@ -91,6 +98,8 @@ def run_command(
     notify: Annotated[Optional[str], typer.Option("--notify", help="Shell command run when the run pauses on a question or ends; the event JSON is on its stdin.")] = None,
     notify_url: Annotated[Optional[str], typer.Option("--notify-url", help="URL the pause/end event JSON is POSTed to.")] = None,
     max_file_mb: Annotated[float, typer.Option("--max-file-mb", help="Largest file a checkpoint commits (MB); bigger files are a blocking finding.")] = DEFAULT_MAX_FILE_MB,
+    model_timeout: Annotated[float, typer.Option("--model-timeout", help="Seconds one model request may take; a server that hangs is cut there.")] = DEFAULT_MODEL_TIMEOUT_S,
+    test_timeout: Annotated[float, typer.Option("--test-timeout", help="Seconds one parity test run may take.")] = DEFAULT_TEST_TIMEOUT_S,
 ) -> None:
     """Port one component: plan, implement, run parity, debug, and end with a handoff."""
     from harness.graph.runner import RunConfig, start_run
@@ -106,7 +115,7 @@ def run_command(
         run_id=run_id, notify=notify, notify_url=notify_url, max_file_mb=max_file_mb,
         python=python, sandbox_user=sandbox_user, memory=memory, shm_size=shm_size,
         pids_limit=pids_limit, hf_cache=str(hf_cache) if hf_cache else None, pass_env=list(pass_env or []),
-        network=network,
+        network=network, model_timeout_s=model_timeout, test_timeout_s=test_timeout,
     )
     outcome = _with_view(lambda events: start_run(cfg, events=events), live=model != "human")
     _finish(outcome, interactive=not cfg.non_interactive, live=model != "human")
@@ -339,21 +348,24 @@ def _interactive() -> bool:
 
 
 def _with_view(call: Any, live: bool = True) -> Any:
-    """Run `call(events)` under a live rich view when stdout is a terminal."""
+    """Run `call(events)` under a live rich view when stdout is a terminal. SIGTERM stops it
+    as Ctrl-C does (recorded `interrupted`, resumable)."""
     from rich.live import Live
 
     from harness.graph.live import LiveView
+    from harness.graph.signals import terminate_as_interrupt
 
     console = wide_console()
-    if not (live and console.is_terminal):
-        return call(_plain_events(console))
-    view = LiveView()
-    try:
-        with Live(view, console=console, refresh_per_second=4, transient=True):
-            return call(view)
-    finally:  # the live view goes away; what stopped a role stays on the screen
-        for line in view.caps:
-            console.print(line, highlight=False, markup=False)
+    with terminate_as_interrupt():
+        if not (live and console.is_terminal):
+            return call(_plain_events(console))
+        view = LiveView()
+        try:
+            with Live(view, console=console, refresh_per_second=4, transient=True):
+                return call(view)
+        finally:  # the live view goes away; what stopped a role stays on the screen
+            for line in view.caps:
+                console.print(line, highlight=False, markup=False)
 
 
 def _plain_events(console: Any) -> Any:
@@ -371,6 +383,8 @@ def _plain_events(console: Any) -> Any:
             console.print(f"[harness] error: {data.get('error')}", highlight=False, markup=False)
         elif kind == "cap":
             console.print(f"[harness] {data.get('text')}", highlight=False, markup=False)
+        elif kind == "fault":
+            console.print(f"[harness] infrastructure fault: {data.get('fault')}", highlight=False, markup=False)
 
     return sink
 
@@ -389,7 +403,7 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
             outcome = _with_view(lambda events: answer_run(outcome.run_id, option=option, text=text, events=events), live)
         except AnswerError as err:
             console.print(f"[red]{err}[/red]")
-    from harness.printable import printable_data
+    from harness.printable import printable, printable_data
 
     if outcome.status == "invalid":
         console.print("[bold red]Invalid input:[/bold red]")
@@ -399,6 +413,13 @@ def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
     print_summary(console, outcome.summary)
     if outcome.status == "interrupted":
         console.print("Interrupted. Continue the run with:", highlight=False, markup=False)
+        console.print(f"  harness resume {outcome.run_id}", highlight=False, markup=False)
+    if outcome.status == "suspended":
+        fault = printable(str(outcome.summary.get("fault")))  # a server's words: never raw to a terminal
+        console.print(f"Suspended by an infrastructure fault (not a verdict on the port): {fault}",
+                      highlight=False, markup=False)
+        console.print("Every step so far is kept. Once the cause is fixed, continue the run with:",
+                      highlight=False, markup=False)
         console.print(f"  harness resume {outcome.run_id}", highlight=False, markup=False)
     failed = [c for c in printable_data(outcome.summary.get("preflight") or []) if not c.get("ok")]
     if failed:

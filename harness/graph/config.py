@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -10,7 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.sandbox.executors.limits import DEFAULT_MAX_FILE_MB, DEFAULT_MEMORY, DEFAULT_PIDS, DEFAULT_SHM_SIZE
+from harness.sandbox.executors.limits import (
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MEMORY,
+    DEFAULT_MODEL_TIMEOUT_S,
+    DEFAULT_PIDS,
+    DEFAULT_SHM_SIZE,
+    DEFAULT_TEST_TIMEOUT_S,
+)
 
 SandboxKind = Literal["docker", "bwrap", "local"]
 OnBudget = Literal["ask", "blocked"]
@@ -48,6 +56,8 @@ class RunConfig:
     notify: str | None = None       # shell command given each pause/end event as JSON on stdin
     notify_url: str | None = None   # URL each pause/end event is POSTed to as JSON
     max_file_mb: float = DEFAULT_MAX_FILE_MB  # the largest file a checkpoint commits
+    model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S  # one model request at most
+    test_timeout_s: float = DEFAULT_TEST_TIMEOUT_S  # one parity test run at most
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,6 +97,15 @@ def config_problems(cfg: RunConfig) -> list[str]:
         problems.append(f"max_seconds: must be positive, not {cfg.max_seconds}")
     if cfg.max_file_mb <= 0:
         problems.append(f"max_file_mb: must be positive, not {cfg.max_file_mb}")
+    for name in ("model_timeout_s", "test_timeout_s"):
+        if not getattr(cfg, name) > 0:
+            problems.append(f"{name}: must be a positive number of seconds, not {getattr(cfg, name)}")
+    from harness.agents.models.retry import RetryPolicy
+
+    try:
+        RetryPolicy()  # the retry settings the environment may change
+    except ValueError as err:
+        problems.append(f"retry policy: {err}")
     from harness.sandbox.executors.docker import parse_gpus
 
     try:
@@ -145,6 +164,40 @@ def harness_home(home: Path | None = None) -> Path:
         return Path(home).resolve()
     env = os.environ.get("HARNESS_HOME")
     return Path(env).resolve() if env else (Path.cwd() / ".harness").resolve()
+
+
+# A run writes a worktree, a checkpoint database and logs; below this, it would die half-way.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def home_problems(home: Path) -> list[str]:
+    """The harness home can take a new run: a directory (or one that can be made) where files
+    can be written, with room for them. Checked without leaving anything behind."""
+    import shutil
+    import tempfile
+
+    existing = home
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return [f"harness home: {existing} is not a directory (HARNESS_HOME={home})"]
+    try:
+        # An unnamed temporary file: the probe leaves no name behind, even when it fails.
+        with tempfile.TemporaryFile(dir=existing) as probe:
+            probe.write(b"harness")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return [f"harness home: {existing} is full ({err.strerror}); free some space or set HARNESS_HOME"]
+        return [f"harness home: cannot write in {existing} ({err.strerror or err}); set HARNESS_HOME "
+                "to a writable directory"]
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        return [f"harness home: {existing} is nearly full ({free // 2**20} MiB free; a run needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB for its worktree, checkpoints and logs); free some space or "
+                "set HARNESS_HOME"]
+    return []
 
 
 def runs_dir(home: Path | None = None) -> Path:

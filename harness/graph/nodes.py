@@ -19,6 +19,7 @@ from harness.agents.trajectory import Trajectory
 from harness.graph import routing, tasks
 from harness.graph.answers import AnswerError, answer_for_agent, coerce_answer, human_interrupt
 from harness.graph.config import RunConfig
+from harness.graph.faults import RunFault
 from harness.graph.resources import RunResources, resources_for
 from harness.graph.state import RunState
 from harness.graph.validation import validate_run_input
@@ -495,8 +496,9 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[
     commit = ws.head()
     start = time.monotonic()
     try:
-        # An InfrastructureError goes to the node's retry policy: the retry makes a new sandbox.
-        verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test, commit=commit)
+        # An InfrastructureError suspends the run (graph/faults.py); the resumed node makes a new sandbox.
+        verdict = run_verdict(ws, packet, res.new_executor, res.logs_dir, agent_test=agent_test, commit=commit,
+                              timeout_s=res.cfg.test_timeout_s)
     finally:
         res.test_s += time.monotonic() - start
     for problem in verdict.problems:
@@ -522,9 +524,9 @@ def _run_test(res: RunResources, packet: Any) -> Any:
 
     start = time.monotonic()
     try:
-        return run_parity_test(res.executor, packet.parity_test, res.logs_dir)
+        return run_parity_test(res.executor, packet.parity_test, res.logs_dir, timeout_s=res.cfg.test_timeout_s)
     except InfrastructureError:
-        # The node's retry policy runs it again; it must get a live sandbox, not the dead one.
+        # The agent stops on it (infra_error); whatever runs next must get a live sandbox, not the dead one.
         res.restart_executor()
         raise
     finally:
@@ -549,7 +551,7 @@ def _guards(state: RunState, res: RunResources, update: Update) -> list[dict[str
 
 
 def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) -> Update:
-    from harness.agents.loop import run_agent
+    from harness.agents.loop import FAULT_REASONS, run_agent
     from harness.agents.tools import ToolContext
     from harness.graph.hatch_policy import review_escape_hatch
     from harness.skills import skill_for
@@ -577,10 +579,12 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
     skill = skill_for(packet.component_type, res.cfg.repo)
     model = res.model(state)
     progress = _progress_path(res, node, state)
-    crashed = None if resuming else _load_progress(progress, res)
+    # A conversation a killed or suspended process left continues as it was (an answer it was
+    # given is in it already).
+    crashed = _load_progress(progress, res)
     if crashed is not None:
-        saved = crashed
-        res.log.warning("continuing the %s conversation a killed process left (%d messages)", role, len(saved))
+        saved, resuming = crashed, False
+        res.log.warning("continuing the %s conversation a stopped process left (%d messages)", role, len(saved))
     res.emit("agent_start", node=node, role=role, resuming=resuming or crashed is not None)
     result = run_agent(
         role, model, ctx,
@@ -592,11 +596,16 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
         resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
         on_messages=ProgressLog(progress, res),
     )
+    res.model_s += model.seconds
+    if result.reason in FAULT_REASONS:
+        # The environment's stop: the conversation stays on disk for `harness resume`, and the
+        # node raises, so the checkpoint before it is where the run continues.
+        ws.checkpoint(f"{node}: {role} stopped by a fault ({result.reason})")
+        raise RunFault(f"{role}: {result.detail}")
     progress.unlink(missing_ok=True)  # the result now lives in the graph state
     if result.reason in STOPPING_LIMITS:  # said where the person watching sees it, not only in the log
         res.emit("cap", text=f"{role} stopped: {STOPPING_LIMITS[result.reason]} reached ({result.detail})")
     ws.checkpoint(f"{node}: {role} ended ({result.reason})")
-    res.model_s += model.seconds
     return _agent_update(node, state, res, result, ctx, agent_runs)
 
 
@@ -707,7 +716,7 @@ def _agent_update(node: str, state: RunState, res: RunResources, result: Any, ct
         return update
     saved.pop(node, None)
     update.update(saved_messages=saved, hatch_answer=None, asked_by=None)
-    if result.reason in ("model_error", "infra_error", "context_overflow"):
+    if result.reason in ("model_error", "context_overflow"):
         detail = result.detail
         update["agent_stop"] = f"{tasks.ROLE_FOR_NODE[node]} stopped: {result.reason}{': ' + str(detail) if detail else ''}"
     elif result.reason in ("budget_usd", "budget_time", "budget_tokens"):

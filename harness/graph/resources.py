@@ -122,8 +122,10 @@ class RunResources:
         if self._model is None:
             from harness.agents.models import make_model
 
+            api = self.cfg.model.partition(":")[0] in ("anthropic", "openai")
             self._model = make_model(self.cfg.model, base_url=self.cfg.base_url, price=self.cfg.price,
-                                     context_window=self.cfg.context_window)
+                                     context_window=self.cfg.context_window,
+                                     **({"timeout_s": self.cfg.model_timeout_s} if api else {}))
             served = getattr(self._model, "served", None)
             if isinstance(served, dict):
                 served.update((state or {}).get("model_positions") or {})

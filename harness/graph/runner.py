@@ -1,7 +1,9 @@
 """Start, resume and answer runs; used by the CLI, `harness demo` and the eval suite.
 
 Exit codes: 0 success handoff, 2 invalid input, 3 paused on an escape hatch, 4 blocked
-handoff, 1 internal error, 130 interrupted (Ctrl-C; `harness resume` continues).
+handoff, 5 suspended by an infrastructure fault (graph/faults.py; `harness resume` continues
+once the cause is gone), 1 internal error, 130 interrupted (Ctrl-C or SIGTERM; `harness resume`
+continues).
 
 LangGraph loads only where a graph is built (`_graph`), so listing runs and reporting bad
 input answer at once.
@@ -17,15 +19,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.graph.answers import AnswerError, validate_answer
-from harness.graph.checkpoint import RunBusyError, open_checkpointer, run_lock, thread_config
-from harness.graph.config import RunConfig, harness_home, new_run_id, run_dir as run_dir_for, runs_dir
+from harness.graph.checkpoint import CHECKPOINT_DB, RunBusyError, open_checkpointer, run_lock, thread_config
+from harness.graph.config import RunConfig, harness_home, home_problems, new_run_id, run_dir as run_dir_for, runs_dir
+from harness.graph.faults import SUSPENDED_EXIT_CODE, fault_reason, resume_command
 from harness.graph.resources import EventSink, RunResources
 from harness.graph.validation import validate_run_input
 
 SERVER_DRIVER = "langgraph-server"  # run.json's driver for runs LangGraph's server started
 
-Status = Literal["completed", "paused", "blocked", "invalid", "error", "interrupted"]
-EXIT_CODES: dict[str, int] = {"completed": 0, "error": 1, "invalid": 2, "paused": 3, "blocked": 4, "interrupted": 130}
+Status = Literal["completed", "paused", "blocked", "invalid", "error", "interrupted", "suspended"]
+EXIT_CODES: dict[str, int] = {"completed": 0, "error": 1, "invalid": 2, "paused": 3, "blocked": 4,
+                              "suspended": SUSPENDED_EXIT_CODE, "interrupted": 130}
+RUNNING = "running"  # summary.json's status while a process drives the run
 
 __all__ = [
     "AnswerError", "RunBusyError", "RunConfig", "RunError", "RunOutcome",
@@ -64,17 +69,22 @@ def start_run(cfg: RunConfig, *, events: EventSink | None = None) -> RunOutcome:
     if problems:
         return RunOutcome(run_id, None, "invalid", 2, summary={"status": "invalid", "problems": problems})
     cfg.run_id = run_id
-    rdir = create_run_dir(cfg, run_id)
+    try:
+        rdir = create_run_dir(cfg, run_id)
+    except OSError as err:  # the home went read-only or full after the check
+        problem = f"harness home: cannot create the run directory: {err}"
+        return RunOutcome(run_id, None, "invalid", 2, summary={"status": "invalid", "problems": [problem]})
     res = RunResources(cfg, run_id, rdir, events)
     first = {"run_id": run_id, "run_dir": str(rdir), "config": cfg.to_json()}
     return _drive(res, first)
 
 
 def resume_run(run_id: str, home: Path | None = None, *, events: EventSink | None = None) -> RunOutcome:
-    """Continue a crashed or killed run from its last checkpoint (a paused run stays paused).
-    RunError for a run that has finished, and for one LangGraph's server drives."""
+    """Continue a crashed, killed, interrupted or suspended run from its last checkpoint (a
+    paused run stays paused). RunError for a run that has finished, and for one LangGraph's
+    server drives."""
     _refuse_served(run_id, home, "resume")
-    res = _reopen(run_id, home, events)
+    res = _reopen(run_id, home, events, writing=True)
     _refuse_finished(res, "there is nothing to resume")
     with open_checkpointer(res.run_dir) as saver:
         snapshot = _graph(saver).get_state(thread_config(run_id))
@@ -100,12 +110,15 @@ def answer_run(
     """Answer the run's pending escape hatch and continue. Raises AnswerError for an answer
     that does not fit the question, RunError when the run is not waiting for one."""
     _refuse_served(run_id, home, "answer")
-    res = _reopen(run_id, home, events)
+    res = _reopen(run_id, home, events, writing=True)
     _refuse_finished(res, "it is not waiting for an answer")
     with open_checkpointer(res.run_dir) as saver:
         snapshot = _graph(saver).get_state(thread_config(run_id))
     if not snapshot.interrupts:
-        raise RunError(f"run {run_id} is not waiting for an answer")
+        if snapshot.next:  # answered already; the process that went on stopped before the end
+            raise RunError(f"run {run_id} is not waiting for an answer: its question was answered and the run went "
+                           f"on, then stopped; `{resume_command(run_id)}` continues it")
+        raise RunError(f"run {run_id} is not waiting for an answer (it has ended; `harness show {run_id}`)")
     hatch = snapshot.interrupts[0].value.get("hatch", {})
     answer = validate_answer(hatch, option=option, text=text)
     from langgraph.types import Command
@@ -122,9 +135,14 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
         meta = _read_json(rdir / "run.json") or {}
         if not summary and not meta:
             continue
+        status = summary.get("status")
+        if not status and meta.get("driver") == SERVER_DRIVER:
+            status = "served"
+        elif not status or status == RUNNING:
+            status = _unfinished_status(rdir)
         rows.append({
             "run_id": rdir.name,
-            "status": summary.get("status") or ("served" if meta.get("driver") == SERVER_DRIVER else _unfinished_status(rdir)),
+            "status": status,
             "packet": (meta.get("config") or {}).get("packet", ""),
             "started": meta.get("started", ""),
             "outcome": summary.get("outcome_line", ""),
@@ -155,20 +173,32 @@ def _refuse_finished(res: RunResources, why: str) -> None:
 
 
 def _unfinished_status(rdir: Path) -> str:
-    """A run without a summary: driven right now (its lock is held), or killed."""
+    """A run whose driving process has not written its end: driven right now (its lock is
+    held), waiting for an answer (killed right after it paused), or killed."""
     try:
         with run_lock(rdir):
-            return "killed"
+            if not (rdir / CHECKPOINT_DB).is_file():
+                return "killed"  # before its first checkpoint
+            with open_checkpointer(rdir) as saver:
+                snapshot = _graph(saver).get_state(thread_config(rdir.name))
+            return "paused" if snapshot.interrupts else "killed"
     except RunBusyError:
-        return "running"
+        return RUNNING
+    except Exception:  # an unreadable checkpoint: it was certainly not finished
+        return "killed"
 
 
 def run_details(run_id: str, home: Path | None = None) -> dict[str, Any]:
     """What `harness show` prints: the summary, the run dir and the diff of the run's branch."""
     res = _reopen(run_id, home, None)
     summary = _read_json(res.run_dir / "summary.json") or {
-        "run_id": run_id, "status": "running or killed", "outcome_line": "no summary yet (`harness resume` continues it)",
+        "run_id": run_id, "status": RUNNING, "outcome_line": "no summary yet (`harness resume` continues it)",
     }
+    if summary.get("status") == RUNNING:
+        status = _unfinished_status(res.run_dir)
+        summary = {**summary, "status": status,
+                   "outcome_line": f"{status}: `{resume_command(run_id)}` continues it" if status == "killed"
+                   else summary.get("outcome_line", "")}
     diff = ""
     try:
         from harness.sandbox.workspace import Workspace
@@ -190,7 +220,8 @@ def _graph(saver: Any) -> Any:
 
 def _drive(res: RunResources, graph_input: Any, *, only_report: bool = False) -> RunOutcome:
     error: str | None = None
-    interrupted = False
+    fault: str | None = None
+    interrupted: str | None = None
     res.emit("run", run_id=res.run_id, run_dir=str(res.run_dir))
     try:
         with run_lock(res.run_dir), open_checkpointer(res.run_dir) as saver:
@@ -199,6 +230,7 @@ def _drive(res: RunResources, graph_input: Any, *, only_report: bool = False) ->
             if not only_report:
                 from harness.graph.build import recursion_limit
 
+                _mark_running(res)
                 state = graph.get_state(config).values or {}
                 config["recursion_limit"] = recursion_limit(
                     res.cfg.max_debug_rounds, int(state.get("budget_extensions") or 0) + 1
@@ -207,14 +239,20 @@ def _drive(res: RunResources, graph_input: Any, *, only_report: bool = False) ->
                     for _ in graph.stream(graph_input, config, context=res, stream_mode="updates"):
                         pass
                 except Exception as err:  # the checkpoint before the failing node survives: resumable
-                    error = f"{type(err).__name__}: {err}"
-                    res.log.error("run failed: %s\n%s", error, traceback.format_exc())
-                    res.emit("error", error=error)
-                except KeyboardInterrupt:  # Ctrl-C: recorded, and resumable from the last checkpoint
-                    interrupted = True
-                    res.log.warning("interrupted (SIGINT); `harness resume %s` continues", res.run_id)
+                    fault = fault_reason(err)
+                    if fault is not None:  # the environment's: suspended, never the verdict
+                        res.log.warning("suspended by an infrastructure fault: %s; `%s` continues once it is "
+                                        "fixed\n%s", fault, resume_command(res.run_id), traceback.format_exc())
+                        res.emit("fault", fault=fault)
+                    else:
+                        error = f"{type(err).__name__}: {err}"
+                        res.log.error("run failed: %s\n%s", error, traceback.format_exc())
+                        res.emit("error", error=error)
+                except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: recorded, resumable from the last checkpoint
+                    interrupted = str(stop.args[0]) if stop.args and str(stop.args[0]).startswith("SIG") else "SIGINT"
+                    res.log.warning("interrupted (%s); `harness resume %s` continues", interrupted, res.run_id)
             snapshot = graph.get_state(config)
-        outcome = _outcome(res, snapshot, error, interrupted)
+        outcome = _outcome(res, snapshot, error, interrupted, fault)
     except RunBusyError:
         raise
     finally:
@@ -236,7 +274,19 @@ def _release(res: RunResources, error: str | None) -> None:
         res.log.exception("stopping the executor failed")
 
 
-def _outcome(res: RunResources, snapshot: Any, error: str | None, interrupted: bool = False) -> RunOutcome:
+def _mark_running(res: RunResources) -> None:
+    """While a process drives the run, its summary says so; a summary that still says it after
+    the process is gone (`harness runs`) means it was killed, not paused or suspended."""
+    summary = _read_json(res.run_dir / "summary.json")
+    if summary is None:
+        return
+    summary.update(status=RUNNING, updated=_now(), exit_code=None,
+                   outcome_line=f"running (if its process was killed: `{resume_command(res.run_id)}`)")
+    _write_json(res.run_dir / "summary.json", summary)
+
+
+def _outcome(res: RunResources, snapshot: Any, error: str | None, interrupted: str | None = None,
+             fault: str | None = None) -> RunOutcome:
     values = snapshot.values or {}
     ws = values.get("workspace") or {}
     common = dict(
@@ -246,6 +296,8 @@ def _outcome(res: RunResources, snapshot: Any, error: str | None, interrupted: b
     pending = None
     if interrupted:
         status: Status = "interrupted"
+    elif fault is not None:
+        status = "suspended"
     elif error is not None:
         status = "error"
     elif snapshot.interrupts:
@@ -268,6 +320,11 @@ def _outcome(res: RunResources, snapshot: Any, error: str | None, interrupted: b
     outcome = RunOutcome(status=status, exit_code=EXIT_CODES[status], handoff=handoff,
                          handoff_path=handoff_path, pending_question=pending, **common)
     outcome.summary = _summary(res, values, outcome, error, snapshot)
+    if fault is not None:
+        outcome.summary.update(fault=fault, resume_command=resume_command(res.run_id))
+    if interrupted:
+        outcome.summary.update(interrupted_by=interrupted, resume_command=resume_command(res.run_id))
+    outcome.summary["outcome_line"] = _outcome_line(outcome.summary)
     return outcome
 
 
@@ -347,13 +404,15 @@ def _outcome_line(summary: dict[str, Any]) -> str:
         return f"{status}: {summary.get('parity_status')} -> {summary.get('next_step')}"
     if status == "interrupted":
         return f"interrupted: `harness resume {summary['run_id']}` continues"
+    if status == "suspended":
+        return f"suspended by an infrastructure fault: {summary.get('fault')}"[:600]
     return f"{status}: {summary.get('error') or ''}".strip()
 
 
 # ----- small helpers ------------------------------------------------------------------------------
 
 
-def _reopen(run_id: str, home: Path | None, events: EventSink | None) -> RunResources:
+def _reopen(run_id: str, home: Path | None, events: EventSink | None, *, writing: bool = False) -> RunResources:
     try:
         rdir = run_dir_for(run_id, home)
     except ValueError as err:
@@ -361,6 +420,8 @@ def _reopen(run_id: str, home: Path | None, events: EventSink | None) -> RunReso
     meta = _read_json(rdir / "run.json")
     if meta is None:
         raise RunError(f"no run {run_id!r} under {runs_dir(home)}")
+    if writing and (problems := home_problems(rdir)):  # read-only or full: say so, not a traceback
+        raise RunError("; ".join(problems))
     cfg = RunConfig.from_json(meta["config"])
     cfg.home = harness_home(home) if home is not None else cfg.home
     return RunResources(cfg, run_id, rdir, events)

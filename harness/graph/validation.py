@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.graph.config import RunConfig, config_problems
+from harness.graph.config import RunConfig, config_problems, harness_home, home_problems
 from harness.graph.inputs import input_problems
 
 
@@ -16,6 +16,7 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
     Reads only; the run directory and the worktree are made after this passes.
     """
     problems = list(config_problems(cfg))
+    problems += home_problems(harness_home(cfg.home))
     problems += _repo_problems(Path(cfg.repo))
     problems += model_problems(cfg.model, cfg.price)
     problems += input_problems(cfg.model, cfg.base_url, cfg.sandbox, cfg.image, Path(cfg.repo), cfg.python)
@@ -31,7 +32,8 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
 
 def model_problems(spec: str, price: str | None = None) -> list[str]:
     """The model spec names a known provider, a priced API model (never a silent $0),
-    and a scripted/replay file that exists."""
+    and a scripted/replay file that exists and reads as one (the whole file is checked here,
+    not at the first model call, after a worktree and branch were made)."""
     from harness.agents.models import SPEC_HELP
     from harness.agents.models.pricing import UnknownPriceError, price_for
 
@@ -47,8 +49,22 @@ def model_problems(spec: str, price: str | None = None) -> list[str]:
             return [f"model: {err}"]
         return []
     if kind in ("scripted", "replay") and rest:
-        return [] if Path(rest).is_file() else [f"model: {kind} file {rest} does not exist"]
+        if not Path(rest).is_file():
+            return [f"model: {kind} file {rest} does not exist"]
+        return model_file_problems(spec, price)
     return [f"model: unknown model spec {spec!r}; expected {SPEC_HELP}"]
+
+
+def model_file_problems(spec: str, price: str | None = None) -> list[str]:
+    """A scripted or replay file that does not load, as one problem (eval specs too)."""
+    from harness.agents.models import ModelError, make_model
+
+    try:
+        make_model(spec, price=price)
+    except (ModelError, ValueError, OSError, KeyError, TypeError, RecursionError) as err:  # ScriptError: ValueError
+        text = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        return [f"model: {text}"]
+    return []
 
 
 def mode_problems(packet: Any) -> list[str]:

@@ -1,7 +1,8 @@
 """The one way the harness runs git on the host, in a worktree or the user's checkout.
 
 An agent writes the worktree, so nothing in it may make the host run a command or read a
-rewritten history. Every call therefore runs with no system or global config, fsmonitor,
+rewritten history. Every call therefore runs without optional locks (no index refreshed as a
+side effect of reading), with no system or global config, fsmonitor,
 hooks, untracked cache, signing and the file protocol off, replace refs ignored, and the
 filter/diff/merge drivers that any `.gitattributes` in the tree names switched off. And git
 never walks a worktree at all: `scan_tree` lists it from disk (a nested repository is never
@@ -65,7 +66,9 @@ def git_argv(*args: str, drivers: tuple[str, ...] = (), config: tuple[str, ...] 
              safe_dirs: tuple[str, ...] = ()) -> list[str]:
     """`git` with the hardened `-c` options, the named attribute drivers switched off, then
     the caller's `config` (which may relax one for one call) and `args`."""
-    argv = ["git"]
+    # --no-optional-locks: reading commands (status, diff) never refresh and rewrite an index,
+    # so the user's .git/index is never written behind their back.
+    argv = ["git", "--no-optional-locks"]
     for item in HARDENED_CONFIG:
         argv += ["-c", item]
     for name in drivers:

@@ -41,6 +41,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from harness.sandbox.executors.base import CommandResult, Executor
+from harness.sandbox.executors.limits import DEFAULT_TEST_TIMEOUT_S
 
 # The contract's parity status words (the same Literal as harness.contracts.ParityStatus; kept
 # here so the sandbox does not import the contract models).
@@ -137,7 +138,7 @@ def _check_test_path(parity_test: str) -> str:
     return path.as_posix()
 
 
-def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, timeout_s: float = 900, *,
+def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, timeout_s: float = DEFAULT_TEST_TIMEOUT_S, *,
                     python: str = "python", extra_args: str = "", env: dict[str, str] | None = None) -> ParityRun:
     """Run the parity test through `executor`, save the log in `log_dir`, and judge the result."""
     parity_test = _check_test_path(parity_test)

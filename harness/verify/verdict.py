@@ -41,6 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from harness.sandbox.executors.base import CommandResult, Mount
+from harness.sandbox.executors.limits import DEFAULT_TEST_TIMEOUT_S
 from harness.verify.allowed import allowed_paths, changed_entries, is_bytecode
 from harness.verify.isolation import FOLDER as ISOLATION_FOLDER
 from harness.verify.isolation import PLUGIN_MODULE, PORT_FILES, SERVER_MODULE, TRUSTED_FILES
@@ -398,7 +399,7 @@ def run_verdict(
     parity_test: str | None = None,
     extra_files: dict[str, Path] | None = None,
     commit: str | None = None,
-    timeout_s: float = 900,
+    timeout_s: float = DEFAULT_TEST_TIMEOUT_S,
 ) -> Verdict:
     """Build the trees, run the test in the trusted process with the port in its own, judge.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.fakes.server import FakeServer, Reply
+from tests.fakes.server import FakeServer, Faults, Reply
 
 _ids = itertools.count(1)
 
@@ -49,5 +49,6 @@ def error(status: int, kind: str, msg: str, headers: dict[str, str] | None = Non
     return Reply(status, {"type": "error", "error": {"type": kind, "message": msg}}, headers or {}, delay_s)
 
 
-def server() -> FakeServer:
-    return FakeServer(error(500, "api_error", "fake server: no more prepared replies"))
+def server(faults: Faults | None = None) -> FakeServer:
+    """The fake API; `faults` makes it fail on command (see tests.fakes.server.Faults)."""
+    return FakeServer(error(500, "api_error", "fake server: no more prepared replies"), faults)

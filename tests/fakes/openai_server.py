@@ -6,7 +6,7 @@ import itertools
 import json
 from typing import Any
 
-from tests.fakes.server import FakeServer, Reply
+from tests.fakes.server import FakeServer, Faults, Reply
 
 _ids = itertools.count(1)
 
@@ -69,11 +69,26 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     return int(chars / 3.5)
 
 
-def server(window_tokens: int | None = None) -> FakeServer:
+def empty_choices() -> Reply:
+    """A 200 whose `choices` is empty (seen from overloaded compatible servers)."""
+    return Reply(200, {"id": "chatcmpl-empty", "object": "chat.completion", "created": 1_700_000_000,
+                       "model": "gpt-4.1", "choices": [], "usage": None})
+
+
+def truncated() -> Reply:
+    """A completion whose body stops half-way: the connection closes before the declared length."""
+    whole = completion("this reply is cut short")
+    return Reply(200, whole.body, cut_at=len(json.dumps(whole.body)) // 2)
+
+
+def server(window_tokens: int | None = None, faults: Faults | None = None) -> FakeServer:
     """The fake API; with `window_tokens`, a request whose prompt plus requested output does not
-    fit is refused with HTTP 400, worded like vLLM's and OpenAI's own error."""
+    fit is refused with HTTP 400, worded like vLLM's and OpenAI's own error. `faults` makes it
+    fail on command (see tests.fakes.server.Faults)."""
 
     def refuse(body: Any) -> Reply | None:
+        if faults is not None and (fault := faults(body)) is not None:
+            return fault
         if window_tokens is None or not isinstance(body, dict):
             return None
         asked = prompt_tokens(body) + int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)

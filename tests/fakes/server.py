@@ -1,7 +1,9 @@
 """A small loopback HTTP server that answers POSTs from a queue of prepared replies.
 
-Each reply is (status, headers, JSON body, delay before answering). Every request is kept
-(path, headers, parsed JSON body, arrival time) so tests can assert what the client sent.
+Each reply is (status, headers, JSON body, delay before answering); `raw` sends bytes instead
+of JSON, `cut_at` sends only that many bytes of the body (the declared length stays whole) and
+closes the connection. Every request is kept (path, headers, parsed JSON body, arrival time) so
+tests can assert what the client sent. `Faults` makes the server fail on command.
 """
 
 from __future__ import annotations
@@ -20,6 +22,37 @@ class Reply:
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    raw: bytes | None = None    # sent as the body instead of the JSON of `body`
+    cut_at: int | None = None   # send this many bytes of the body, then close the connection
+
+
+class Faults:
+    """Fails on command, as a `refuse` hook: once `after` requests have been answered from the
+    queue, every request gets `reply` until `clear()`; the queue waits meanwhile."""
+
+    def __init__(self) -> None:
+        self.reply: Reply | None = None
+        self.after = 0
+        self.seen = 0
+        self.served = 0  # requests that got the fault
+        self._lock = threading.Lock()
+
+    def arm(self, reply: Reply, after: int = 0) -> "Faults":
+        with self._lock:
+            self.reply, self.after, self.seen = reply, after, 0
+        return self
+
+    def clear(self) -> None:
+        with self._lock:
+            self.reply = None
+
+    def __call__(self, body: Any) -> Reply | None:
+        with self._lock:
+            if self.reply is not None and self.seen >= self.after:
+                self.served += 1
+                return self.reply
+            self.seen += 1
+            return None
 
 
 @dataclass
@@ -64,7 +97,7 @@ class FakeServer:
                         reply = server.replies.pop(0) if server.replies else server._no_more
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
-                data = json.dumps(reply.body).encode()
+                data = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", "application/json")
@@ -72,7 +105,10 @@ class FakeServer:
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
                     self.end_headers()
-                    self.wfile.write(data)
+                    self.wfile.write(data if reply.cut_at is None else data[:reply.cut_at])
+                    if reply.cut_at is not None:
+                        self.wfile.flush()
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 

@@ -17,7 +17,6 @@ from harness.agents.models.base import (
     AssistantTurn,
     Message,
     Model,
-    ModelError,
     SystemPrompt,
     ToolCall,
     ToolResultMessage,
@@ -28,7 +27,7 @@ from harness.agents.models.base import (
     system_blocks,
 )
 from harness.agents.models.pricing import Price, cost_usd, price_for
-from harness.agents.models.retry import RetryPolicy, call_with_retries
+from harness.agents.models.retry import DEFAULT_MODEL_TIMEOUT_S, RetryPolicy, call_with_retries, read_reply
 
 EPHEMERAL = {"type": "ephemeral"}
 
@@ -109,7 +108,7 @@ class AnthropicModel(Model):
         base_url: str | None = None,
         api_key: str | None = None,
         price: Price | str | None = None,
-        timeout_s: float = 600.0,
+        timeout_s: float = DEFAULT_MODEL_TIMEOUT_S,
         max_output_tokens: int = 8192,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -137,18 +136,15 @@ class AnthropicModel(Model):
             kwargs["system"] = to_wire_system(system)
         if tools:
             kwargs["tools"] = to_wire_tools(tools)
-        resp = call_with_retries(
-            lambda: self.client.messages.create(**kwargs),
+        # The reply is read inside the try: an empty or unreadable one is tried again like a 503.
+        return call_with_retries(
+            lambda: read_reply(self._parse, self.client.messages.create(**kwargs)),
             provider=self.provider,
             status_error=self._sdk.APIStatusError,
             connection_error=self._sdk.APIConnectionError,
             api_error=self._sdk.APIError,
             policy=self.retry,
         )
-        try:
-            return self._parse(resp)
-        except (AttributeError, TypeError, KeyError, ValueError) as err:
-            raise ModelError(f"{self.provider}: unexpected response shape: {err}", provider=self.provider) from err
 
     def _parse(self, resp: Any) -> AssistantTurn:
         texts: list[str] = []

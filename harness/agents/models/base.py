@@ -15,12 +15,17 @@ ROLES = ("planner", "implementer", "debugger")
 
 
 class ModelError(RuntimeError):
-    """A model call failed for good (bad request, auth, retries exhausted, script error)."""
+    """A model call failed (bad request, auth, retries exhausted, script error).
 
-    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+    `resumable`: the cause lies outside the port and may go away (the provider is down, the
+    key was refused or is missing): the run stops resumable instead of ending."""
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None,
+                 resumable: bool = False) -> None:
         super().__init__(message)
         self.provider = provider
         self.status = status
+        self.resumable = resumable
 
 
 class Usage(BaseModel):

@@ -16,7 +16,6 @@ from harness.agents.models.base import (
     AssistantTurn,
     Message,
     Model,
-    ModelError,
     SystemPrompt,
     ToolCall,
     ToolResultMessage,
@@ -27,7 +26,7 @@ from harness.agents.models.base import (
     system_text,
 )
 from harness.agents.models.pricing import Price, cost_usd, price_for
-from harness.agents.models.retry import RetryPolicy, call_with_retries
+from harness.agents.models.retry import DEFAULT_MODEL_TIMEOUT_S, BadReply, RetryPolicy, call_with_retries, read_reply
 
 CONTEXT_WINDOWS = {"gpt-4.1": 1_000_000, "gpt-5": 400_000, "gpt-4o": 128_000, "o3": 200_000, "o4-mini": 200_000}
 
@@ -111,7 +110,7 @@ class OpenAIModel(Model):
         base_url: str | None = None,
         api_key: str | None = None,
         price: Price | str | None = None,
-        timeout_s: float = 600.0,
+        timeout_s: float = DEFAULT_MODEL_TIMEOUT_S,
         max_output_tokens: int | None = None,
         context_window: int | None = None,
         retry: RetryPolicy | None = None,
@@ -136,22 +135,19 @@ class OpenAIModel(Model):
             kwargs["tools"] = to_wire_tools(tools)
         if self.max_output_tokens:
             kwargs["max_completion_tokens"] = self.max_output_tokens
-        resp = call_with_retries(
-            lambda: self.client.chat.completions.create(**kwargs),
+        # The reply is read inside the try: an empty or unreadable one is tried again like a 503.
+        return call_with_retries(
+            lambda: read_reply(self._parse, self.client.chat.completions.create(**kwargs)),
             provider=self.provider,
             status_error=self._sdk.APIStatusError,
             connection_error=self._sdk.APIConnectionError,
             api_error=self._sdk.APIError,
             policy=self.retry,
         )
-        try:
-            return self._parse(resp)
-        except (AttributeError, TypeError, KeyError, ValueError) as err:
-            raise ModelError(f"{self.provider}: unexpected response shape: {err}", provider=self.provider) from err
 
     def _parse(self, resp: Any) -> AssistantTurn:
         if not resp.choices:
-            raise ModelError(f"{self.provider}: response has no choices", provider=self.provider)
+            raise BadReply("response has no choices")
         choice = resp.choices[0]
         msg = choice.message
         calls: list[ToolCall] = []

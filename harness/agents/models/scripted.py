@@ -156,9 +156,14 @@ class ScriptedModel(TurnQueueModel):
         p = Path(path)
         if not p.is_file():
             raise ScriptError(f"script file not found: {p}")
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ScriptError(f"{p}: cannot read it: {err}") from None
         try:
             data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as err:
             raise ScriptError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {err}") from None
+        except RecursionError:
+            raise ScriptError(f"{p}: nested too deeply to be a script") from None
         return cls.from_dict(data or {}, name=f"scripted:{p}", price=price)

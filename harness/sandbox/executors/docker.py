@@ -472,3 +472,14 @@ def prune_containers(dry_run: bool = False, include_live: bool = False) -> list[
                 c.remove(force=True)
             removed.append(c.name)
     return removed
+
+
+def remove_containers_of(pid: int) -> list[str]:
+    """Remove the containers a process of this host owned (an eval worker that died mid-attempt)."""
+    client = _client()
+    removed = []
+    for c in client.containers.list(all=True, filters={"label": [f"{LABEL_PID}={pid}"]}):
+        if c.labels.get(LABEL_HOST) in (socket.gethostname(), None):
+            c.remove(force=True)
+            removed.append(c.name)
+    return removed

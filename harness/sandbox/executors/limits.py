@@ -19,6 +19,10 @@ DEFAULT_TMP_SIZE = "4g"  # the private /tmp
 DEFAULT_MAX_FILE_MB = 50  # the largest file a checkpoint commits into the user's repository
 # docker's own 64m /dev/shm breaks torch DataLoader workers and NCCL; this is docker only.
 DEFAULT_SHM_SIZE = "2g"
+# Time limits of a run's long waits (--test-timeout, --model-timeout): one parity test run, and
+# one model request (a server that hangs is cut there; see agents/models/retry.py).
+DEFAULT_TEST_TIMEOUT_S = 900.0
+DEFAULT_MODEL_TIMEOUT_S = 600.0
 # The unprivileged identity commands run as when the harness itself runs as root.
 SANDBOX_UID = 10001
 
