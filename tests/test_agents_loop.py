@@ -162,9 +162,11 @@ def test_context_is_trimmed_keeping_task_and_a_stable_prefix(setup):
     result = go(setup, model, task=task)
     assert result.reason == "finished", result.detail
     condensed = 0
+    stated = result.messages[0].text  # the task and, after it, the budget
+    assert stated.startswith(task) and "Your budget for this step: 50 model turns" in stated
     for sent in model.views:
-        assert sent[0].text.startswith(task)  # the task message is never trimmed
-        if sent[0].text != task:  # ... and says what was condensed while anything is
+        assert sent[0].text.startswith(stated)  # the task message is never trimmed
+        if sent[0].text != stated:  # ... and says what was condensed while anything is
             condensed += 1
             assert "[Note from the harness: to fit the model's context window," in sent[0].text
             assert any(isinstance(m, ToolResultMessage) and m.content.startswith("[trimmed") for m in sent)

@@ -47,6 +47,9 @@ INTERRUPTED = (
 )
 NOT_RUN = "not run: an earlier call in the same turn ended the step"
 NUDGE = "You replied without calling a tool. Continue with a tool call; call finish when your step is done."
+LAST_TURN = ("[Note from the harness: this is your last turn ({used} of {limit} used{why}): call finish now with "
+             "what you have; what you found, did and still suspect goes in its summary. A turn without finish ends "
+             "your step, and the next role only gets what the harness can see of your work.]")
 FIRST_OUTPUT_GUESS = 2000  # tokens expected from the first call, before any output was seen
 
 
@@ -62,6 +65,22 @@ class Budget(BaseModel):
     max_tokens: int | None = None
     max_usd: float | None = None
     max_seconds: float | None = None
+
+    def describe(self) -> str:
+        """The budget as the agent's task states it."""
+        parts = []
+        if self.max_turns is not None:
+            parts.append(f"{self.max_turns} model turns (one turn = one reply of yours, with any number of tool calls)")
+        if self.max_tokens is not None:
+            parts.append(f"{self.max_tokens} tokens")
+        if self.max_usd is not None:
+            parts.append(f"${self.max_usd:.2f} of the run's money")
+        if self.max_seconds is not None:
+            parts.append(f"{self.max_seconds:.0f} s of the run's time")
+        if not parts:
+            return "Your budget for this step: no limit is set."
+        return ("Your budget for this step: " + "; ".join(parts) + ". The harness says when your last turn has "
+                "come; a step cut by its budget hands on only what the harness can see of it.")
 
 
 class AgentResult(BaseModel):
@@ -143,6 +162,7 @@ class _Run:
         fixed = approx_tokens(system_text(system)) + approx_tokens(json.dumps([s.model_dump() for s in self.specs]))
         self.view = ContextView(model.context_window, fixed)
         self.messages: list[Message] = []
+        self.warned = False  # the last-turn note was given
         # Called with the conversation whenever it grows, so a crash can resume it.
         self.on_messages: Callable[[list[Message]], Any] | None = None
 
@@ -180,6 +200,18 @@ class _Run:
             return "budget_usd"
         return None
 
+    def last_call(self, est_input: int) -> str | None:
+        """Why the coming call is the agent's last one (turns, or money/tokens for one more call), or None."""
+        b = self.budget
+        if b.max_turns is not None and self.turns + 1 >= b.max_turns:
+            return ""
+        twice = est_input + self.last_output
+        if b.max_tokens is not None and self.usage.total + 2 * twice > b.max_tokens:
+            return "; the token budget allows no more calls after this one"
+        if b.max_usd is not None and self.cost + 2 * self.model.estimate_cost_usd(est_input, self.last_output) > b.max_usd:
+            return "; the money budget allows no more calls after this one"
+        return None
+
     def step(self) -> AgentResult | None:
         shown = self.view.build(self.messages)
         if shown is None:
@@ -188,6 +220,12 @@ class _Run:
         stop = self.budget_stop(self.view.last_estimate)
         if stop:
             return self.end(stop, self._budget_detail(stop))
+        why = self.last_call(self.view.last_estimate)
+        if why is not None and not self.warned:
+            self.warned = True
+            self.messages.append(UserMessage(text=LAST_TURN.format(
+                used=self.turns, limit=self.budget.max_turns if self.budget.max_turns is not None else "?", why=why)))
+            shown = self.view.build(self.messages) or shown
         t0 = self.clock()
         try:
             turn = self.model.complete(self.role, self.system, shown, self.specs)
@@ -271,8 +309,11 @@ def run_agent(
     """
     if not messages and not task:
         raise ValueError("run_agent needs a task (first run) or the saved messages (resume)")
-    r = _Run(role, model, ctx, system, tools or tools_for_role(role), budget or Budget(), trajectory, clock)
+    budget = budget or Budget()
+    r = _Run(role, model, ctx, system, tools or tools_for_role(role), budget, trajectory, clock)
     r.on_messages = on_messages
+    if task:
+        task = f"{task}\n\n{budget.describe()}"  # every role knows its budget from its first message
     if trajectory:
         trajectory.agent_start(role, model.name, task or "(resumed)")
     if messages:
@@ -281,9 +322,11 @@ def run_agent(
         for res in added:
             if trajectory:
                 trajectory.tool_result(role, res.tool_call_id, res.name, res.content, res.is_error, 0.0)
+        r.warned = any(isinstance(m, UserMessage) and m.text.startswith(LAST_TURN[:40]) for m in r.messages)
         if task:
             # A new instruction for a continued conversation (e.g. the next parity result).
             r.messages.append(UserMessage(text=r.redact.text(task)))
+            r.warned = False
     else:
         if resume_answer is not None:
             raise ValueError("resume_answer needs the saved messages of the conversation it answers")
