@@ -204,7 +204,7 @@ def test_secrets_never_reach_the_trajectory(setup, monkeypatch):
     monkeypatch.setenv("DEMO_API_KEY", "s3cr3t-value-from-env-1234")
     monkeypatch.setenv("DEPLOY_PASSWORD", "hunter2hunter2")
     hf = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWx12"
-    oa = "sk-" + "proj1234567890abcdefghijkl"
+    oa = "sk-" + "Proj1234567890AbCdEfGhIjKl"
     an = "sk-ant-" + "api03-abcdefghijklmnop"
     (setup.ws.path / "notes.txt").write_text(
         f"token {hf}\nkey {oa}\nanthropic {an}\nenv s3cr3t-value-from-env-1234\npw hunter2hunter2\n"

@@ -7,7 +7,8 @@ Auth is only ever discussed by environment variable name; these are the names al
 Secrets are matched as whole tokens only: a token is a run of letters, digits, `_` and `-`,
 so `ask-vae-two-definitions` or `task-sk-...` (a name that merely contains `sk-`) is ordinary
 text. A key shape (`sk-...`, `hf_...`, `ghp_...`) counts only when its body looks generated:
-a long segment mixing letters and digits, or mixed case with digits, never a run of words.
+mixed case with digits, or one very long segment mixing letters and digits, never a run of
+lowercase words and numbers such as a task id.
 The values of the keys the harness holds (environment variables named like secrets) are
 redacted wherever they stand as a whole token.
 """
@@ -39,7 +40,9 @@ def _mixed_case_digits(body: str) -> bool:
 
 
 def _generic_key(body: str) -> bool:
-    return _segment_mixes(body, 16) or (len(body) >= 24 and _mixed_case_digits(body))
+    # Real `sk-` keys mix upper and lower case with digits; a name (`sk-vae-crop-0123456789ab`)
+    # does not, unless one segment is as long as a generated key.
+    return (len(body) >= 20 and _mixed_case_digits(body)) or _segment_mixes(body, 32)
 
 
 def _hf_token(body: str) -> bool:
