@@ -184,3 +184,68 @@ def summary_parity_sources(run_dir: Path) -> list[str]:
     with open_checkpointer(run_dir) as saver:
         values = build_graph(saver).get_state(thread_config(run_dir.name)).values
     return [p.get("source") for p in values.get("parity_runs") or []]
+
+
+HATCH = {
+    "decision_type": "ambiguity",
+    "question": "Which official VAE config is the source of truth for the decoder crop?",
+    "options": ["Use configs/vae.json: matches the converted weights", "Use the research notes: centre crop"],
+    "recommended_option": "Use configs/vae.json",
+    "evidence": "configs/vae.json and the packet notes disagree on the decode crop",
+}
+CROP_CONCERN = "decode crop order unverified for odd heights"
+RED_CONCERN = "parity still red after round 1: decode_latents drift"
+
+
+def test_answers_concerns_and_a_cut_fix_reach_later_roles_and_the_handoff(tmp_path):
+    from harness.agents.trajectory import read_events
+    from harness.graph.runner import RunConfig, answer_run, start_run
+    from tests.test_run_helpers import example, write_gold_turns, write_script
+
+    ex = example(tmp_path)
+    planner = [{"tool_calls": [{"name": "raise_escape_hatch", "args": HATCH}]},
+               {"tool_calls": [{"name": "record_concern", "args": {"text": CROP_CONCERN}}]},
+               {"tool_calls": [{"name": "finish", "args": {"summary": "port vae.py as answered"}}]}]
+    impl = write_gold_turns(replace=(GOOD_UNSCALE, BAD_UNSCALE))
+    impl.insert(1, {"tool_calls": [{"name": "resolve_concern", "args": {"concern": "C1", "resolution": "crop is top-left in both"}}]})
+    debugger = [
+        # Round 1 changes nothing and says parity is still red.
+        {"tool_calls": [{"name": "record_concern", "args": {"text": RED_CONCERN}}]},
+        {"tool_calls": [{"name": "finish", "args": {"summary": "no change yet"}}]},
+        # Round 2 fixes it and is cut by its turn budget before finish.
+        {"tool_calls": [{"name": "edit_file", "args": {"path": VAE_MODEL, "old": BAD_UNSCALE, "new": GOOD_UNSCALE}}]},
+        {"tool_calls": [{"name": "read_file", "args": {"path": VAE_MODEL, "start_line": 140, "end_line": 150}}]},
+        {"text": "fixed the unscale; about to check", "tool_calls": [{"name": "read_file", "args": {"path": VAE_MODEL, "start_line": 1, "end_line": 3}}]},
+    ]
+    script = write_script(tmp_path / "s.yaml", planner=planner, implementer=impl, debugger=debugger)
+    cfg = RunConfig(packet=ex.packets["vae:parity-debug"], repo=ex.repo, model=f"scripted:{script}", sandbox="local",
+                    home=tmp_path / "home", max_turns=3, non_interactive=True)
+    out = start_run(cfg)
+    assert out.status == "paused", out.summary
+    out = answer_run(out.run_id, option=1, home=tmp_path / "home")
+    assert out.status == "completed", out.summary
+
+    starts = [ev for ev in read_events(out.run_dir / "trajectory.jsonl") if ev["event"] == "agent_start"]
+    later = [ev["task"] for ev in starts if ev["role"] in ("implementer", "debugger")]
+    assert len(later) == 3  # the implementer and two debug rounds
+    for task in later:  # every later role gets the person's decision: question, chosen option
+        assert "Decisions a person made" in task and HATCH["question"] in task
+        assert "answered option 1: Use configs/vae.json: matches the converted weights" in task
+    # The implementer saw the open concern with its number; the debugger no longer (it was resolved).
+    assert f"C1: {CROP_CONCERN}" in later[0] and CROP_CONCERN not in later[1]
+    assert f"C2: {RED_CONCERN}" in later[2]
+
+    handoff = load_handoff(out.run_dir)
+    assert handoff.parity_status == "non_skip_pass"
+    concerns = handoff.concerns_or_unknowns
+    # Resolved by a later role, and "still red" closed by the pass: neither is open in the handoff.
+    assert not any(CROP_CONCERN in c or RED_CONCERN in c for c in concerns)
+    # The round cut after its fix: the handoff records the fix as the diff shows it.
+    cut = [c for c in concerns if c.startswith("debug round 2 (ended without finish: budget_turns)")]
+    assert cut and f"{VAE_MODEL}: - {BAD_UNSCALE} | + {GOOD_UNSCALE}" in cut[0] and "non_skip_pass" in cut[0]
+    notes = PortStatus.parse((out.worktree / STATUS).read_text()).notes()
+    assert any(f"resolved concern (implementer): {CROP_CONCERN}: crop is top-left in both" in n for n in notes)
+    assert any(RED_CONCERN in n and "closed by the harness" in n for n in notes)
+    # The cut round's own record: its last words and what it edited.
+    log = out.summary["debug_attempts"][1]["log"]
+    assert log["last_text"] == "fixed the unscale; about to check" and log["edits"] == [VAE_MODEL]

@@ -591,7 +591,8 @@ def grade_continuation(task: Task, prepared: Prepared, outcome: dict[str, Any], 
 
     success = Success(outcome="handoff", parity_status=["non_skip_pass"], parity_rerun=True,
                       hidden_test=task.spec.success.hidden_test, guards_clean=True)
-    as_port = Task(spec=task.spec.model_copy(update={"success": success}), dir=task.dir)
+    # The task's own rules are for the question; its continuation is held to a port's.
+    as_port = Task.model_construct(spec=task.spec.model_copy(update={"success": success}), dir=task.dir)
     summary = outcome.get("summary") or {}
     answers = [f"{h.get('id')}: {(h.get('answer') or {}).get('text')}" for h in _answered(outcome)]
     record: dict[str, Any] = {"status": outcome.get("status"), "parity_status": summary.get("parity_status"),
