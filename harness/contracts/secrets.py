@@ -10,7 +10,8 @@ text. A key shape (`sk-...`, `hf_...`, `ghp_...`) counts only when its body look
 mixed case with digits, or one very long segment mixing letters and digits, never a run of
 lowercase words and numbers such as a task id.
 The values of the keys the harness holds (environment variables named like secrets) are
-redacted wherever they stand as a whole token.
+redacted as whole tokens, and anywhere at all when they look generated (long, mixed case and
+digits), since such a value never occurs inside ordinary text.
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ def find_secret(text: str) -> str | None:
     return None
 
 
+def _generated(value: str) -> bool:
+    """A held value random enough that it never occurs inside ordinary text: it is redacted even
+    glued to other characters. Anything else only as a whole token."""
+    return len(value) >= 20 and (_mixed_case_digits(value) or _segment_mixes(value, 16))
+
+
 def is_secret_name(name: str) -> bool:
     """An environment variable whose value is a secret, by its name."""
     return name.upper().endswith(SECRET_NAME_SUFFIXES)
@@ -123,7 +130,8 @@ class Redactor:
         named.update(extra or {})
         # Longest first so a secret containing another is replaced whole.
         self.values = sorted(named.items(), key=lambda kv: -len(kv[1]))
-        self._value_patterns = [(name, re.compile(_START + re.escape(value) + _END)) for name, value in self.values]
+        self._value_patterns = [(name, re.compile(re.escape(value) if _generated(value) else _START + re.escape(value) + _END))
+                                for name, value in self.values]
         self.keep = sorted({k for k in keep if k}, key=len, reverse=True)
         self._keep_pattern = re.compile("|".join(re.escape(k) for k in self.keep)) if self.keep else None
 
