@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -119,10 +120,16 @@ def _plays() -> dict[str, Play]:
     }
 
 
+def _flat(text: str) -> str:
+    """Text without spacing, quotes and commas: a file's line matches however a tool showed it
+    (numbered, or JSON in read_file's compact view)."""
+    return re.sub(r"[\s\"',]+", "", text)
+
+
 def _sample(path: Path) -> str:
-    """A line of the file long enough to tell whether its content was sent."""
-    lines = [ln.strip() for ln in path.read_text().splitlines() if len(ln.strip()) >= 30]
-    return lines[len(lines) // 2] if lines else path.read_text()[:60]
+    """A line of the file long enough to tell whether its content was sent (flattened)."""
+    lines = [_flat(ln) for ln in path.read_text().splitlines() if len(_flat(ln)) >= 24]
+    return lines[len(lines) // 2] if lines else _flat(path.read_text())[:40]
 
 
 class Policy:
@@ -139,13 +146,14 @@ class Policy:
         role = next((r for word, r in ROLE_WORDS.items() if f"Your role: {word}" in system), "unknown")
         self.sent.append((role, len(json.dumps(messages)) + len(json.dumps(body.get("tools", [])))))
         seen = "\n".join(str(m.get("content") or "") for m in messages)
+        flat = _flat(seen)
         done = [(c["function"]["name"], c["function"]["arguments"]) for m in messages if m.get("role") == "assistant"
                 for c in m.get("tool_calls") or []]
         last_user = next((str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         if LAST_TURN not in last_user:
             for step in self.play.steps.get(role, []):
                 if isinstance(step, Need):
-                    if (step.marker and step.marker in seen) or _sample(self.files[step.path]) in seen:
+                    if (step.marker and step.marker in seen) or _sample(self.files[step.path]) in flat:
                         continue
                     return completion(tool_calls=[("read_file", {"path": step.path})], prompt_tokens=len(seen) // 4)
                 args = self.hatch if step.name == "raise_escape_hatch" else step.args

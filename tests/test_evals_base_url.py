@@ -73,8 +73,8 @@ def test_eval_records_the_base_url_and_regrades_an_answered_attempt(tmp_path):
         assert json.loads((out / "provenance.json").read_text())["settings"]["base_urls"] == {"*": url}
         # The row says how to answer it; the answer continues the run on the same server, with no key set.
         command = row["answer_command"]
-        assert command.startswith("HARNESS_HOME=") and f"harness answer {Path(row['run_dir']).name}" in command
-        home = command.split()[0].split("=", 1)[1]
+        assert command.startswith("HARNESS_HOME=") and f"harness answer {Path(row['run_dir']).name} --option N  # N = 1..3" in command
+        home = shlex.split(command)[0].split("=", 1)[1]
         asked = len(policy.roles)
         answered = _harness(["answer", Path(row["run_dir"]).name, "--option", "1", "--non-interactive"],
                             {**env, "HARNESS_HOME": home}, tmp_path)
@@ -95,4 +95,3 @@ def test_eval_records_the_base_url_and_regrades_an_answered_attempt(tmp_path):
         assert cont["reasons"]
     report = _harness(["eval", "report", str(out)], {**env, "COLUMNS": "200"}, tmp_path)
     assert "Continued after a person's answer" in report.stdout and TASK in report.stdout
-    assert shlex.split(command)  # the recorded command is a valid shell line

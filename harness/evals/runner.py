@@ -192,8 +192,12 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
     if out_json.get("status") == "paused":
         # A person may answer it later: the run keeps its model options in run.json, so the
         # command continues it as it was started; `harness eval score` then shows the continuation.
-        record["answer_command"] = f"HARNESS_HOME={try_dir / 'home'} " + str(
-            (out_json.get("summary") or {}).get("answer_command") or f"harness answer {out_json.get('run_id')} --option N")
+        import shlex
+
+        options = len((out_json.get("pending_question") or {}).get("options") or [])
+        record["answer_command"] = (f"HARNESS_HOME={shlex.quote(str(try_dir / 'home'))} harness answer "
+                                    f"{out_json.get('run_id')} " + (f"--option N  # N = 1..{options}" if options
+                                                                    else '--text "..."'))
     if out_json.get("status") == "invalid":  # the task's packet or run settings are bad: not the agent
         problems = (out_json.get("summary") or {}).get("problems") or []
         record.update(outcome="error", error_class="infra_error",

@@ -219,8 +219,9 @@ def implement(state: RunState, res: RunResources) -> Update:
                                                                            carried=carried))
     finish = update.pop("finish_args", None) or None
     if not update.get("pending_hatch"):
+        log = update.pop("work_log", None)
         update["implementer_finish"] = {"finish": finish, "reason": update.get("agent_stop") or update.get("last_agent_reason"),
-                                        "log": update.pop("work_log", None)}
+                                        "log": None if finish else log}  # a cut implementer hands on what it did
     if not update.get("pending_hatch"):
         update["guard_findings"] = _guards(state, res, update)
     return update
