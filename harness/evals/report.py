@@ -191,10 +191,15 @@ def render_terminal(summary: Summary, console: Any = None) -> None:
         after = Table(title="Continued after a person's answer (graded as a port)")
         for col in ("task", "model", "#", "answer", "status", "next step", "grade"):
             after.add_column(col)
+        from rich.text import Text
+
+        from harness.printable import printable
+
         for r in continued:
             c = r["continuation"]
-            after.add_row(r["task"], r["model"], str(r["attempt"]), "; ".join(c.get("answers") or []) or "-",
-                          str(c.get("status")), str(c.get("next_step") or "-"), str(c.get("outcome")))
+            cells = [r["task"], r["model"], str(r["attempt"]), "; ".join(c.get("answers") or []) or "-",
+                     str(c.get("status")), str(c.get("next_step") or "-"), str(c.get("outcome"))]
+            after.add_row(*(Text(printable(str(cell))) for cell in cells))  # the answers quote agent-written options
         console.print(after)
 
     for c in summary.comparisons:
