@@ -47,9 +47,8 @@ INTERRUPTED = (
 )
 NOT_RUN = "not run: an earlier call in the same turn ended the step"
 NUDGE = "You replied without calling a tool. Continue with a tool call; call finish when your step is done."
-LAST_TURN = ("[Note from the harness: this is your last turn ({used} of {limit} used{why}): call finish now with "
-             "what you have; what you found, did and still suspect goes in its summary. A turn without finish ends "
-             "your step, and the next role only gets what the harness can see of your work.]")
+LAST_TURN = ("[Note from the harness: this is your last turn ({used} of {limit} used{why}): call finish now; "
+             "what you found, did and still suspect goes in its summary.]")
 FIRST_OUTPUT_GUESS = 2000  # tokens expected from the first call, before any output was seen
 
 
@@ -70,7 +69,7 @@ class Budget(BaseModel):
         """The budget as the agent's task states it."""
         parts = []
         if self.max_turns is not None:
-            parts.append(f"{self.max_turns} model turns (one turn = one reply of yours, with any number of tool calls)")
+            parts.append(f"{self.max_turns} model turns (a turn is one reply, with any number of tool calls)")
         if self.max_tokens is not None:
             parts.append(f"{self.max_tokens} tokens")
         if self.max_usd is not None:
@@ -79,8 +78,7 @@ class Budget(BaseModel):
             parts.append(f"{self.max_seconds:.0f} s of the run's time")
         if not parts:
             return "Your budget for this step: no limit is set."
-        return ("Your budget for this step: " + "; ".join(parts) + ". The harness says when your last turn has "
-                "come; a step cut by its budget hands on only what the harness can see of it.")
+        return "Your budget for this step: " + "; ".join(parts) + ". The harness says when your last turn has come."
 
 
 class AgentResult(BaseModel):

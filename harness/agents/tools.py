@@ -181,21 +181,18 @@ class _Args(BaseModel):
 
 
 class ReadFileArgs(_Args):
-    path: str = Field(description="File path relative to the worktree root; a relative path the worktree lacks is read "
-                            "from the official reference dir (absolute official paths work too).")
+    path: str = Field(description="Relative to the worktree, else to the official reference dir; or an absolute official path.")
     start_line: int | None = Field(None, ge=1, description="First line to show (1-based). Default 1.")
-    end_line: int | None = Field(None, ge=1, description="Last line to show. Default: a page of about 12,000 characters from start_line.")
+    end_line: int | None = Field(None, ge=1, description="Last line to show. Default: a page of about 12,000 characters.")
 
 
 class ListDirArgs(_Args):
-    path: str = Field(".", description="Directory relative to the worktree root; the official reference dir is "
-                      "listed too when it has the same relative path.")
+    path: str = Field(".", description="Directory, relative to the worktree and to the official reference dir.")
 
 
 class GrepArgs(_Args):
     pattern: str = Field(description="Python regular expression searched line by line.")
-    path: str = Field(".", description="File or directory to search, relative to the worktree root; the official "
-                      "reference dir is searched too when it has the same relative path (default: both roots).")
+    path: str = Field(".", description="File or directory, relative to the worktree and to the official reference dir.")
     glob: str | None = Field(None, description="Only files whose name or relative path matches, e.g. '*.py'.")
 
 
@@ -234,8 +231,8 @@ class RecordConcernArgs(_Args):
 
 
 class ResolveConcernArgs(_Args):
-    concern: str = Field(min_length=1, description="The concern's number as listed in your task (e.g. C2), or its text.")
-    resolution: str = Field(min_length=1, description="How it was settled, with the evidence (file, test result).")
+    concern: str = Field(min_length=1, description="Its number (e.g. C2) or its text.")
+    resolution: str = Field(min_length=1, description="How it was settled, with the evidence.")
 
 
 class RaiseEscapeHatchArgs(_Args):
@@ -245,8 +242,8 @@ class RaiseEscapeHatchArgs(_Args):
         min_length=1, max_length=4, description="Each option with its consequence: one recommendation plus at most three alternatives."
     )
     recommended_option: str = Field(min_length=1, description="The safe recommended choice (one of the options).")
-    safe_default: str = Field("none", description="What you will do if a person approves the recommended option; "
-                              "leave it out (or 'none') when nothing happens until the answer.")
+    safe_default: str = Field("none", description="What you will do once the recommended option is approved; "
+                              "leave it out when nothing happens until the answer.")
     evidence: str = Field(min_length=1, description="Exact evidence: command, path, short error text, parity excerpt, or PORT_STATUS row id.")
 
 
@@ -696,10 +693,10 @@ def compact_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 READ_TOOLS = [
     Tool("read_file", "Show a file with line numbers, a window of lines at a time.", ReadFileArgs, read_file),
-    Tool("list_dir", "List a directory (directories end with '/'), in the worktree and the official reference; "
-         "each listing is labelled [worktree] or [official].", ListDirArgs, list_dir),
-    Tool("grep", "Search files for a regular expression in the worktree and the official reference; prints "
-         "[worktree|official] path:line: text, the path relative to that root.", GrepArgs, grep),
+    Tool("list_dir", "List a directory (dirs end with '/') in the worktree and the official reference, each "
+         "labelled [worktree] or [official].", ListDirArgs, list_dir),
+    Tool("grep", "Search the worktree and the official reference; prints [worktree|official] path:line: text "
+         "(path relative to that root).", GrepArgs, grep),
 ]
 WRITE_TOOLS = [
     Tool("edit_file", "Replace one exact, unique occurrence of `old` with `new` in a file.", EditFileArgs, edit_file),
@@ -719,8 +716,8 @@ WRITE_TOOLS = [
 COMMON_TOOLS = [
     Tool("record_concern", "Record a concern or unknown for the handoff (a repeat is kept once).", RecordConcernArgs,
          record_concern),
-    Tool("resolve_concern", "Close an open concern (listed in your task as C1, C2, ...) that your work settled, "
-         "saying how.", ResolveConcernArgs, resolve_concern),
+    Tool("resolve_concern", "Close an open concern (C1, C2, ... in your task) your work settled.", ResolveConcernArgs,
+         resolve_concern),
     Tool("raise_escape_hatch", "Pause and ask a person a decision the workflow may not make (scope, dependency, auth, "
          "cost, destructive, incompatible sources, loosening parity). Never for recoverable failures.",
          RaiseEscapeHatchArgs, raise_escape_hatch),
