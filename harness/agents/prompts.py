@@ -131,8 +131,8 @@ def role_prompt(role: str) -> str:
 
 
 def environment_text(worktree: str, official: str | None, sandbox: Any = None) -> str:
-    """Where things are, said once: the two roots the file tools read, and what a `run`
-    command finds in the sandbox."""
+    """Where things are, said once: the two roots the file tools read, and (for a role that
+    runs commands: give `sandbox`) what a `run` command finds in the sandbox."""
     lines = [
         "# Where things are",
         "",

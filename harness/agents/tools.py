@@ -701,10 +701,8 @@ READ_TOOLS = [
 WRITE_TOOLS = [
     Tool("edit_file", "Replace one exact, unique occurrence of `old` with `new` in a file.", EditFileArgs, edit_file),
     Tool("write_file", "Create or overwrite a whole file.", WriteFileArgs, write_file),
-    Tool("run", "Run a shell command with `sh -c` in the sandbox. cwd is the worktree root; PYTHONPATH starts "
-         "with the worktree (`import fastvideo` imports your code); $OFFICIAL_REF_DIR is the official reference "
-         "code; $SCRATCH_DIR keeps files between commands for the whole run (/tmp may not). No network, and "
-         "git does not work inside (use the diff tool). Output is cut in the middle when long.", RunArgs, run),
+    Tool("run", "Run a shell command with `sh -c` in the sandbox (what it finds: \"Where things are\"). Output is "
+         "cut in the middle when long.", RunArgs, run),
     Tool("run_parity_test", "Run the component's parity test (pytest <parity_test> -v -s) and get the parsed result: "
          "the test's printed comparison lines, metrics by tensor, each failing test's first assertion.",
          RunParityTestArgs, run_parity_test),

@@ -267,9 +267,8 @@ def debug(state: RunState, res: RunResources) -> Update:
 @timed("run_parity")
 def run_parity(state: RunState, res: RunResources) -> Update:
     """Run the parity test in the executor after the last edit, and read what it means."""
-    from harness.verify.evidence import classify_conversion_failure, prototype_evidence
-
     from harness.graph.parity_reuse import reuse_reason
+    from harness.verify.evidence import classify_conversion_failure, prototype_evidence
 
     packet = _packet(state)
     ws = res.workspace
@@ -634,6 +633,7 @@ def _harness_paths(res: RunResources, ws: Any) -> list[str]:
 
 def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) -> Update:
     from harness.agents.loop import run_agent
+    from harness.contracts.secrets import Redactor
     from harness.agents.tools import ToolContext
     from harness.graph.hatch_policy import review_escape_hatch
     from harness.skills import skill_for
@@ -667,12 +667,11 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
         saved = crashed
         res.log.warning("continuing the %s conversation a killed process left (%d messages)", role, len(saved))
     res.emit("agent_start", node=node, role=role, resuming=resuming or crashed is not None)
-    from harness.contracts.secrets import Redactor
-
     fresh = not (resuming or crashed is not None)
     result = run_agent(
         role, model, ctx,
-        system=tasks.system_prompt(role, skill, state.get("packet") or {}, _environment(ws, res.executor),
+        system=tasks.system_prompt(role, skill, state.get("packet") or {},
+                                   _environment(ws, res.executor if role != "planner" else None),
                                    parity_test_exists=(ws.path / packet.parity_test).is_file()),
         task=task if fresh else None,
         budget=_budget(state),
