@@ -162,9 +162,11 @@ def test_context_is_trimmed_keeping_task_and_a_stable_prefix(setup):
     result = go(setup, model, task=task)
     assert result.reason == "finished", result.detail
     condensed = 0
+    stated = result.messages[0].text  # the task and, after it, the budget
+    assert stated.startswith(task) and "Your budget for this step: 50 model turns" in stated
     for sent in model.views:
-        assert sent[0].text.startswith(task)  # the task message is never trimmed
-        if sent[0].text != task:  # ... and says what was condensed while anything is
+        assert sent[0].text.startswith(stated)  # the task message is never trimmed
+        if sent[0].text != stated:  # ... and says what was condensed while anything is
             condensed += 1
             assert "[Note from the harness: to fit the model's context window," in sent[0].text
             assert any(isinstance(m, ToolResultMessage) and m.content.startswith("[trimmed") for m in sent)
@@ -202,7 +204,7 @@ def test_secrets_never_reach_the_trajectory(setup, monkeypatch):
     monkeypatch.setenv("DEMO_API_KEY", "s3cr3t-value-from-env-1234")
     monkeypatch.setenv("DEPLOY_PASSWORD", "hunter2hunter2")
     hf = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWx12"
-    oa = "sk-" + "proj1234567890abcdefghijkl"
+    oa = "sk-" + "Proj1234567890AbCdEfGhIjKl"
     an = "sk-ant-" + "api03-abcdefghijklmnop"
     (setup.ws.path / "notes.txt").write_text(
         f"token {hf}\nkey {oa}\nanthropic {an}\nenv s3cr3t-value-from-env-1234\npw hunter2hunter2\n"

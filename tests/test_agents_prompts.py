@@ -20,7 +20,12 @@ def test_role_specific_duties():
     assert "reuse vs port" in role_prompt("planner") and "EntryClass" in role_prompt("planner")
     assert "You only read" in role_prompt("planner")
     impl = role_prompt("implementer")
-    assert "EntryClass" in impl and "__init__.py" in impl and "state_dict" in impl and "key_dumps" in impl
+    assert "EntryClass" in impl and "__init__.py" in impl and "state_dict" in impl and "key dump" in impl
+    # The key dump format, and that a matching dump already in the checkout is accepted unchanged.
+    assert "JSON object of state_dict key -> shape" in impl and "accepted unchanged" in impl
+    # Which PORT_STATUS.md rows and cells the harness writes, and that it never rewrites silently.
+    for duty in (impl, role_prompt("debugger")):
+        assert "Component Matrix row" in duty and "Parity Commands row" in duty and "kept in\n  Handoff Notes" in duty
     dbg = role_prompt("debugger")
     assert "FIRST divergent" in dbg and "conversion_retry_request" in dbg and "non-skip PASS" in dbg
     with pytest.raises(ValueError, match="unknown role"):

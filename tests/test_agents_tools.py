@@ -33,7 +33,7 @@ def call(setup, name, args, role="implementer"):
 def test_role_tool_sets():
     planner = {t.name for t in tools_for_role("planner")}
     writer = {t.name for t in tools_for_role("debugger")}
-    assert planner == {"read_file", "list_dir", "grep", "record_concern", "raise_escape_hatch", "finish"}
+    assert planner == {"read_file", "list_dir", "grep", "record_concern", "resolve_concern", "raise_escape_hatch", "finish"}
     assert writer == planner | {"edit_file", "write_file", "run", "run_parity_test", "read_parity_log", "diff"}
     assert {t.name for t in tools_for_role("implementer")} == writer
     with pytest.raises(ValueError, match="unknown role 'boss'"):
@@ -223,9 +223,24 @@ def test_run_parity_test_uses_the_context_runner(setup):
     assert "status=non_skip_pass passed=1 failed=0 errors=0 skipped=0" in out.content, out.content
 
 
-def test_record_concern(setup):
+def test_concerns_are_kept_once_numbered_and_resolvable(setup):
+    setup.ctx.instructions = ["compare posterior mean/mode, never unseeded samples"]
     out = call(setup, "record_concern", {"text": "posterior uses mode, not sample"})
-    assert "1 in total" in out.content and setup.ctx.concerns == ["posterior uses mode, not sample"]
+    assert "recorded as C1" in out.content and setup.ctx.concerns == ["posterior uses mode, not sample"]
+    again = call(setup, "record_concern", {"text": "Posterior uses mode -- not sample."})
+    assert "already recorded as C1" in again.content and len(setup.ctx.concerns) == 1
+    # A packet instruction echoed back is not a concern the run found.
+    echo = call(setup, "record_concern", {"text": "Compare posterior mean/mode, never unseeded samples!"})
+    assert "restates the packet" in echo.content and len(setup.ctx.concerns) == 1
+    call(setup, "record_concern", {"text": "decode crop order unverified for odd heights"})
+    done = call(setup, "resolve_concern", {"concern": "C2", "resolution": "checked: test_odd_sizes passes"})
+    assert not done.is_error and "C2 resolved" in done.content
+    assert setup.ctx.resolved == {"decode crop order unverified for odd heights": {
+        "resolution": "checked: test_odd_sizes passes", "by": "implementer"}}
+    by_text = call(setup, "resolve_concern", {"concern": "posterior uses mode, not sample", "resolution": "mode used"})
+    assert "C1 resolved" in by_text.content
+    missing = call(setup, "resolve_concern", {"concern": "C9", "resolution": "x"})
+    assert missing.is_error and "C1, C2" in missing.content
 
 
 HATCH = {
@@ -284,17 +299,51 @@ def test_finish_keeps_role_fields_and_refuses_unknown_ones(setup):
     assert out.data == {"summary": "fixed", "diagnosis": "pad", "fix": "crop"}
 
 
-def test_finish_schema_prompt_and_task_come_from_one_model():
-    from harness.agents.finish import FINISH_MODELS, finish_fields_text
+def test_finish_fields_are_said_once_by_the_tool_schema():
+    import json
+
+    from harness.agents.finish import FINISH_MODELS
     from harness.agents.prompts import role_prompt
 
     for role, model in FINISH_MODELS.items():
         spec = next(t.spec for t in tools_for_role(role) if t.name == "finish")
         assert set(spec.parameters["properties"]) == set(model.model_fields)
-        text = finish_fields_text(role)
-        assert text in role_prompt(role)
-        for name in model.model_fields:
-            assert f"- {name} (" in text
+        for name, info in model.model_fields.items():
+            assert spec.parameters["properties"][name]["description"] == info.description
+        # The prompt points at the schema and never lists the fields again.
+        assert "finish with these arguments" not in role_prompt(role) and "tool's schema" in role_prompt(role)
+        # The schema is compact: no titles, no null variants, nested models inlined.
+        text = json.dumps(spec.parameters)
+        assert '"title"' not in text and '"null"' not in text and "$ref" not in text
+
+
+def test_escape_hatch_safe_default_may_be_left_out(setup):
+    setup.ctx.hatch_policy = lambda hatch: None
+    args = {k: v for k, v in HATCH.items() if k != "safe_default"}
+    out = call(setup, "raise_escape_hatch", args)
+    assert out.end == "asked" and out.data.safe_default == "none"
+    schema = next(t.spec for t in tools_for_role("planner") if t.name == "raise_escape_hatch").parameters
+    assert "safe_default" not in schema["required"] and "leave it out" in schema["properties"]["safe_default"]["description"]
+
+
+def test_grep_and_list_dir_search_the_official_reference_too(setup):
+    (setup.official / "ref" / "factory.py").write_text("def build_vae():\n    return OfficialVAE()\n")
+    out = call(setup, "grep", {"pattern": "scal"})
+    # Both roots, each hit labelled, each path relative to the root it was found in (read_file takes it).
+    assert "[worktree] fastvideo/models/vaes/base.py:2:     scale = 0.18215" in out.content
+    assert "[official] ref/vae.py:2:     scaling_factor = 0.18215" in out.content
+    assert not call(setup, "read_file", {"path": "ref/vae.py"}).is_error
+    only_official = call(setup, "grep", {"pattern": "build_vae", "path": "ref"})
+    assert only_official.content.count("[official] ref/factory.py:1:") == 1 and "[worktree]" not in only_official.content
+    listing = call(setup, "list_dir", {})
+    assert "[worktree] .: " in listing.content and "[official] .: " in listing.content and "ref/" in listing.content
+    sub = call(setup, "list_dir", {"path": "ref"})
+    assert sub.content.startswith("[official] ref: 2 entries") and "factory.py" in sub.content
+    # A path both roots have is searched in both.
+    (setup.ws.path / "ref").mkdir()
+    (setup.ws.path / "ref" / "vae.py").write_text("scaling_factor = 0.5\n")
+    both = call(setup, "grep", {"pattern": "scaling_factor", "path": "ref"})
+    assert "[worktree] ref/vae.py:1:" in both.content and "[official] ref/vae.py:2:" in both.content
 
 
 def test_run_tells_the_truth_about_its_sandbox(setup):
@@ -305,7 +354,9 @@ def test_run_tells_the_truth_about_its_sandbox(setup):
     assert lines[1] == f"{root}/.harness-scratch" and os.path.realpath(lines[2]) == os.path.realpath(root)
     again = call(setup, "run", {"command": "cat $SCRATCH_DIR/note"})
     assert "kept" in again.content  # the scratch dir persists between commands
-    assert setup.ws.files_changed() == [".harness-scratch/note"]  # and hides nothing from checkpoints and guards
+    # The agents' notes, never the port: not in the diff, a checkpoint or the branch.
+    assert setup.ws.files_changed() == [] and setup.ws.checkpoint("after scratch") is None
+    assert ".harness-scratch" not in setup.ws.diff()
 
 
 def test_diff_tool_shows_the_agents_change(setup):

@@ -43,3 +43,30 @@ def test_redactor_env_names_and_token_shapes():
     assert "hf_ABCD" not in text and "sk-ant-api03" not in text
     nested = r({"args": {"content": ["abcdef123456"]}, "n": 3})
     assert json.dumps(nested) == '{"args": {"content": ["[REDACTED:MY_TOKEN]"]}, "n": 3}'
+
+
+def test_redaction_takes_whole_tokens_only_and_never_alters_harness_paths():
+    key = "sk-proj-" + "Q3vX9kLm2PzR7tYw4NbC8dFg1HjK5sAe"
+    r = Redactor(env={"OPENAI_API_KEY": key, "HF_TOKEN": "hf_" + "AbCdEfGhIjKlMnOpQrStUv"},
+                 keep=["/runs/sk-Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8"])
+    names = ("ask-vae-two-definitions", "task-sk-abcdefghijklmnop", "disk-0123456789abcdefgh",
+             "sk-vae-two-definitions-crop", "sk-0123456789abcdef0123", "hf_weights_path")
+    for name in names:  # task ids and paths that merely contain a key prefix are ordinary text
+        assert r.text(f"/work/{name}/tests/x.py") == f"/work/{name}/tests/x.py"
+    assert r.text(f"key={key}.") == "key=[REDACTED:OPENAI_API_KEY]."
+    assert r.text(f"a x{key}b") == "a x[REDACTED:OPENAI_API_KEY]b"  # a generated value, even glued to text
+    plain = Redactor(env={"DEPLOY_TOKEN": "vae-two-definitions"})  # not generated: whole tokens only
+    assert plain.text("ask-vae-two-definitions and vae-two-definitions") == "ask-vae-two-definitions and [REDACTED:DEPLOY_TOKEN]"
+    assert r.text("Bearer sk-" + "Ab12Cd34Ef56Gh78Ij90Kl") == "Bearer [REDACTED]"  # key-shaped, not held
+    assert r.text("sk-ant-api03-xyzxyzxyz ok") == "[REDACTED] ok"
+    # A harness-made path stays whole even when it looks like a key.
+    assert r.text("cd /runs/sk-Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8/logs") == "cd /runs/sk-Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8/logs"
+    assert r.text("sk-Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8") == "[REDACTED]"
+
+
+def test_one_detector_for_documents_and_redaction():
+    from harness.contracts.secrets import find_secret
+
+    assert find_secret("task ask-vae-two-definitions at /tmp/sk-vaetwodefinitions-crop") is None
+    assert "API key" in find_secret("use sk-" + "Ab12Cd34Ef56Gh78Ij90Kl")
+    assert Redactor(env={}).text("use sk-" + "Ab12Cd34Ef56Gh78Ij90Kl") == "use [REDACTED]"

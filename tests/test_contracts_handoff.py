@@ -102,6 +102,8 @@ def test_prototype_success() -> None:
     ComponentSkillHandoff.model_validate(handoff(
         mode="prototype", parity_status="scaffold_skip", strict_load="not_run", next_step="phase_5_conversion",
         pytest_output=f"pytest {TEST} -v -s: 1 skipped (converted weights missing)"))
+    # Conversion already done (its weights strict-load in a passing run): the prototype goes on to phase 6.
+    ComponentSkillHandoff.model_validate(handoff(mode="prototype"))
 
 
 @pytest.mark.parametrize(
@@ -114,7 +116,11 @@ def test_prototype_success() -> None:
          "escape_hatch.state_snapshot.evidence: must link the PORT_STATUS.md escape-hatch row (E###)"),
         ({"parity_status": "debug_red", "pytest_output": "1 failed"}, "parity_status: parity-debug success needs parity_status=non_skip_pass"),
         ({"parity_status": "scaffold_skip"}, "parity_status: parity-debug success needs parity_status=non_skip_pass"),
-        ({"mode": "prototype"}, "next_step: phase_6_continue is parity-debug success; a prototype continues with phase_5_conversion"),
+        ({"mode": "prototype", "strict_load": "not_run"},
+         "next_step: phase_6_continue is parity-debug success; a prototype continues with phase_5_conversion unless its "
+         "converted weights already strict-load in a non_skip_pass"),
+        ({"mode": "prototype", "prototype_key_dumps": "none"},
+         "prototype_key_dumps: key dumps are the required artifact of a successful prototype"),
         ({"next_step": "phase_5_conversion"}, "next_step: phase_5_conversion is prototype success; in mode=parity-debug use phase_5_conversion_retry"),
         ({"mode": "prototype", "next_step": "phase_5_conversion", "parity_status": "debug_red", "pytest_output": "1 failed"},
          "parity_status: a prototype handoff to conversion may be scaffold_skip, blocked or non_skip_pass, not debug_red"),

@@ -273,6 +273,15 @@ def test_binary_pth_checkpoint_is_not_tampering(ws, packet) -> None:
     assert _names(_run(ws, packet)) == [(OUTSIDE_ALLOWED, False)]  # recorded, never loaded by Python
 
 
+def test_the_scratch_folder_is_the_agents_notes_not_the_port(ws, packet) -> None:
+    # Helper scripts an agent keeps in $SCRATCH_DIR are never checkpointed, never reach the
+    # verdict's clean tree, and so are no finding; the same file elsewhere is one.
+    _write(ws.path, ".harness-scratch/probe.py", "import torch\nprint(torch.zeros(1))\n")
+    assert _run(ws, packet) == [] and ws.files_changed() == []
+    _write(ws.path, "probe.py", "print(1)\n")
+    assert _names(_run(ws, packet)) == [(OUTSIDE_ALLOWED, True)]
+
+
 # ---- conversion_edit -----------------------------------------------------------------
 
 def test_conversion_script_edit_is_caught(ws, packet) -> None:

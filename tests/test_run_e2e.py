@@ -79,16 +79,35 @@ def test_parity_debug_red_then_debugged_to_non_skip_pass(tmp_path):
     assert "implement: implementer write_file" in log and "debug: debugger edit_file" in log
 
 
-def test_prototype_run_ends_with_phase_5_conversion(tmp_path):
+def test_prototype_next_step_follows_the_conversion_state(tmp_path):
+    # The example's converted weights exist and PORT_STATUS.md says the conversion passed: a
+    # prototype whose parity run strict-loads them has nothing left for conversion to do.
     ex = example(tmp_path)
     script = write_script(tmp_path / "s.yaml", planner=plan_turns(), implementer=write_gold_turns())
     out = start_run(run_cfg(tmp_path, ex, "vae:prototype", script))
     assert out.status == "completed", out.summary
     handoff = load_handoff(out.run_dir)
-    assert handoff.mode == "prototype"
-    assert handoff.next_step == "phase_5_conversion"
+    assert (handoff.mode, handoff.parity_status, handoff.strict_load) == ("prototype", "non_skip_pass", "pass")
+    assert handoff.next_step == "phase_6_continue"
+    assert any("conversion already done" in c for c in handoff.concerns_or_unknowns)
     assert out.summary["debug_rounds"] == 0
-    assert component_row(port_status(out.worktree))["Prototype"].strip("`") not in ("", "not_started")
+    assert component_row(port_status(out.worktree))["Prototype"].strip("`") == "done"
+
+    # The same port, where PORT_STATUS.md says the conversion has not run: it goes to conversion.
+    other = tmp_path / "second"
+    other.mkdir()
+    ex2 = example(other)
+    status = ex2.repo / "tests/local_tests/tinyvid/PORT_STATUS.md"
+    status.write_text(status.read_text().replace("| `not_started` | `pass` | `scaffold_skip` |",
+                                                 "| `not_started` | `not_started` | `scaffold_skip` |", 1))
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@x.invalid", "commit", "-qam", "conversion pending"],
+                   cwd=ex2.repo, check=True)
+    out = start_run(run_cfg(other, ex2, "vae:prototype", write_script(other / "s.yaml", planner=plan_turns(),
+                                                                       implementer=write_gold_turns())))
+    assert out.status == "completed", out.summary
+    assert load_handoff(out.run_dir).next_step == "phase_5_conversion"
 
 
 def test_loosened_tolerance_is_caught_and_never_reported_as_pass(tmp_path):

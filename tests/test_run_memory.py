@@ -43,7 +43,9 @@ def test_roles_hand_their_finish_to_the_next_role_and_the_handoff(tmp_path):
     starts = {ev["role"]: ev["task"] for ev in read_events(out.run_dir / "trajectory.jsonl") if ev["event"] == "agent_start"}
     # The debugger's first task message holds the implementer's own summary and the plan's concern.
     assert IMPL_SUMMARY in starts["debugger"] and PLAN_CONCERN in starts["debugger"]
-    assert "finish with these arguments:" in starts["debugger"] and "- diagnosis (optional)" in starts["debugger"]
+    # Said once: finish's fields live in its tool schema, the packet in the system prompt.
+    assert "finish with these arguments:" not in starts["debugger"] and '"model_family"' not in starts["debugger"]
+    assert "Your budget for this step: 30 model turns" in starts["debugger"]
     assert IMPL_SUMMARY not in starts["implementer"]  # nobody sees what was not said yet
 
     handoff = load_handoff(out.run_dir)

@@ -62,6 +62,8 @@ OVERSIZED = (
     "context window, so none of its calls ran and it is kept only in short form. Make smaller calls: write a "
     "long file in parts (write_file with the first part, then edit_file to add the next), keep text short."
 )
+LAST_TURN = ("[Note from the harness: this is your last turn ({used} of {limit} used{why}): call finish now; "
+             "what you found, did and still suspect goes in its summary.]")
 FIRST_OUTPUT_GUESS = 2000  # tokens expected from the first call, before any output was seen
 OVERSIZED_IN_A_ROW = 3  # replies too large for the window, one after another, before the model counts as broken
 
@@ -78,6 +80,21 @@ class Budget(BaseModel):
     max_tokens: int | None = None
     max_usd: float | None = None
     max_seconds: float | None = None
+
+    def describe(self) -> str:
+        """The budget as the agent's task states it."""
+        parts = []
+        if self.max_turns is not None:
+            parts.append(f"{self.max_turns} model turns (a turn is one reply, with any number of tool calls)")
+        if self.max_tokens is not None:
+            parts.append(f"{self.max_tokens} tokens")
+        if self.max_usd is not None:
+            parts.append(f"${self.max_usd:.2f} of the run's money")
+        if self.max_seconds is not None:
+            parts.append(f"{self.max_seconds:.0f} s of the run's time")
+        if not parts:
+            return "Your budget for this step: no limit is set."
+        return "Your budget for this step: " + "; ".join(parts) + ". The harness says when your last turn has come."
 
 
 class AgentResult(BaseModel):
@@ -160,6 +177,7 @@ class _Run:
         fixed = approx_tokens(system_text(system)) + approx_tokens(json.dumps([s.model_dump() for s in self.specs]))
         self.view = ContextView(model.context_window, fixed)
         self.messages: list[Message] = []
+        self.warned = False  # the last-turn note was given
         # Called with the conversation whenever it grows, so a crash can resume it.
         self.on_messages: Callable[[list[Message]], Any] | None = None
 
@@ -197,6 +215,18 @@ class _Run:
             return "budget_usd"
         return None
 
+    def last_call(self, est_input: int) -> str | None:
+        """Why the coming call is the agent's last one (turns, or money/tokens for one more call), or None."""
+        b = self.budget
+        if b.max_turns is not None and self.turns + 1 >= b.max_turns:
+            return ""
+        twice = est_input + self.last_output
+        if b.max_tokens is not None and self.usage.total + 2 * twice > b.max_tokens:
+            return "; the token budget allows no more calls after this one"
+        if b.max_usd is not None and self.cost + 2 * self.model.estimate_cost_usd(est_input, self.last_output) > b.max_usd:
+            return "; the money budget allows no more calls after this one"
+        return None
+
     def step(self) -> AgentResult | None:
         shown = self.view.build(self.messages)
         if shown is None:
@@ -205,6 +235,12 @@ class _Run:
         stop = self.budget_stop(self.view.last_estimate)
         if stop:
             return self.end(stop, self._budget_detail(stop))
+        why = self.last_call(self.view.last_estimate)
+        if why is not None and not self.warned:
+            self.warned = True
+            self.messages.append(UserMessage(text=LAST_TURN.format(
+                used=self.turns, limit=self.budget.max_turns if self.budget.max_turns is not None else "?", why=why)))
+            shown = self.view.build(self.messages) or shown
         t0 = self.clock()
         try:
             turn = self.model.complete(self.role, self.system, shown, self.specs)
@@ -318,8 +354,11 @@ def run_agent(
     """
     if not messages and not task:
         raise ValueError("run_agent needs a task (first run) or the saved messages (resume)")
-    r = _Run(role, model, ctx, system, tools or tools_for_role(role), budget or Budget(), trajectory, clock)
+    budget = budget or Budget()
+    r = _Run(role, model, ctx, system, tools or tools_for_role(role), budget, trajectory, clock)
     r.on_messages = on_messages
+    if task:
+        task = f"{task}\n\n{budget.describe()}"  # every role knows its budget from its first message
     if trajectory:
         trajectory.agent_start(role, model.name, task or "(resumed)")
     if messages:
@@ -328,9 +367,11 @@ def run_agent(
         for res in added:
             if trajectory:
                 trajectory.tool_result(role, res.tool_call_id, res.name, res.content, res.is_error, 0.0)
+        r.warned = any(isinstance(m, UserMessage) and m.text.startswith(LAST_TURN[:40]) for m in r.messages)
         if task:
             # A new instruction for a continued conversation (e.g. the next parity result).
             r.messages.append(UserMessage(text=r.redact.text(task)))
+            r.warned = False
     else:
         if resume_answer is not None:
             raise ValueError("resume_answer needs the saved messages of the conversation it answers")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.agents import lint
 from harness.agents.finish import finish_model
 from harness.agents.models.base import ToolCall, ToolSpec
+from harness.sandbox.workspace import SCRATCH_DIR
 
 READ_CHARS = 12_000  # one page of read_file / read_parity_log, in characters (lines differ wildly in length)
 MAX_READ_CHARS = 40_000  # the most one call may show, whatever end_line asks for
@@ -37,9 +38,6 @@ MAX_GREP_FILE_BYTES = 2_000_000
 OUTPUT_LIMIT_BYTES = 12_000  # per stream of `run`, head + tail
 RESULT_LIMIT_BYTES = 40_000  # any tool result
 SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", "node_modules", ".mypy_cache", ".venv"}
-# A folder in the worktree that keeps the agent's scratch files for the whole run. Like every
-# file of the worktree it is checkpointed and seen by the guards: nothing an agent writes hides.
-SCRATCH_DIR = ".harness-scratch"
 
 
 class ToolError(Exception):
@@ -55,7 +53,9 @@ class ToolContext:
     role: str = "implementer"
     run_parity: Callable[[], Any] | None = None  # () -> ParityRun
     hatch_policy: Callable[[Any], str | None] | None = None  # EscapeHatch -> refusal reason | None
-    concerns: list[str] = field(default_factory=list)
+    concerns: list[str] = field(default_factory=list)  # the run's concerns, in order (C1 first)
+    resolved: dict[str, Any] = field(default_factory=dict)  # concern text -> {"resolution", "by"}
+    instructions: list[str] = field(default_factory=list)  # the packet's concerns_or_unknowns: given, not found
     phase: str | None = None  # for the escape hatch's state snapshot; defaults to the role
     read_chars: int = READ_CHARS
     logs_dir: Any = None  # where the harness keeps this run's parity logs (read_parity_log)
@@ -181,19 +181,18 @@ class _Args(BaseModel):
 
 
 class ReadFileArgs(_Args):
-    path: str = Field(description="File path relative to the worktree root; a relative path the worktree lacks is read "
-                            "from the official reference dir (absolute official paths work too).")
+    path: str = Field(description="Relative to the worktree, else to the official reference dir; or an absolute official path.")
     start_line: int | None = Field(None, ge=1, description="First line to show (1-based). Default 1.")
-    end_line: int | None = Field(None, ge=1, description="Last line to show. Default: a page of about 12,000 characters from start_line.")
+    end_line: int | None = Field(None, ge=1, description="Last line to show. Default: a page of about 12,000 characters.")
 
 
 class ListDirArgs(_Args):
-    path: str = Field(".", description="Directory relative to the workspace root.")
+    path: str = Field(".", description="Directory, relative to the worktree and to the official reference dir.")
 
 
 class GrepArgs(_Args):
     pattern: str = Field(description="Python regular expression searched line by line.")
-    path: str = Field(".", description="File or directory to search (default: the workspace root).")
+    path: str = Field(".", description="File or directory, relative to the worktree and to the official reference dir.")
     glob: str | None = Field(None, description="Only files whose name or relative path matches, e.g. '*.py'.")
 
 
@@ -231,6 +230,11 @@ class RecordConcernArgs(_Args):
     text: str = Field(min_length=1, description="A concern or unknown to carry into the handoff.")
 
 
+class ResolveConcernArgs(_Args):
+    concern: str = Field(min_length=1, description="Its number (e.g. C2) or its text.")
+    resolution: str = Field(min_length=1, description="How it was settled, with the evidence.")
+
+
 class RaiseEscapeHatchArgs(_Args):
     decision_type: Literal["scope", "dependency", "auth", "cost", "destructive", "ambiguity", "blocker"]
     question: str = Field(min_length=1, description="One precise question for a person.")
@@ -238,7 +242,8 @@ class RaiseEscapeHatchArgs(_Args):
         min_length=1, max_length=4, description="Each option with its consequence: one recommendation plus at most three alternatives."
     )
     recommended_option: str = Field(min_length=1, description="The safe recommended choice (one of the options).")
-    safe_default: str = Field(description="What you will do after approval, or 'none'.")
+    safe_default: str = Field("none", description="What you will do once the recommended option is approved; "
+                              "leave it out when nothing happens until the answer.")
     evidence: str = Field(min_length=1, description="Exact evidence: command, path, short error text, parity excerpt, or PORT_STATUS row id.")
 
 
@@ -323,22 +328,64 @@ def read_file(ctx: ToolContext, a: ReadFileArgs) -> ToolOutcome:
     return ToolOutcome(show_lines(a.path, lines, a.start_line, a.end_line, ctx.read_chars, view=view))
 
 
+def _roots(ctx: ToolContext, path: str) -> list[tuple[str, Path, Path]]:
+    """(label, root, real path) for each root that holds `path`: the worktree, and the official
+    reference for a relative path (as read_file falls back to it). The official root is left
+    out when it lies inside the worktree (already searched there)."""
+    from harness.sandbox.workspace import PathEscapeError
+
+    root = Path(ctx.workspace.path).resolve()
+    found = []
+    try:
+        real = ctx.workspace.resolve(path)
+    except PathEscapeError as err:
+        raise ToolError(f"path refused: {err}") from None
+    if real.exists():
+        official = _official_root(ctx)
+        inside_official = official is not None and real.resolve().is_relative_to(official)
+        found.append(("official" if inside_official else "worktree", official if inside_official else root, real))
+    official = _official_root(ctx)
+    if official is not None and not Path(path).is_absolute() and not official.is_relative_to(root):
+        try:
+            alt = ctx.workspace.resolve(official / path)
+        except PathEscapeError:
+            alt = None
+        if alt is not None and alt.exists() and all(alt != r for _, _, r in found):
+            found.append(("official", official, alt))
+    return found
+
+
+def _shown(root: Path, real: Path) -> str:
+    try:
+        return real.relative_to(root).as_posix() or "."
+    except ValueError:
+        return str(real)
+
+
 def list_dir(ctx: ToolContext, a: ListDirArgs) -> ToolOutcome:
-    real = _resolve(ctx, a.path)
-    if not real.is_dir():
-        raise ToolError(f"{a.path}: not a directory") if real.exists() else _missing(ctx, a.path, "directory")
-    entries = [e for e in os.scandir(real) if e.name != ".git"]
-    entries.sort(key=lambda e: (not e.is_dir(follow_symlinks=False), e.name))
-    shown = []
-    for e in entries[:MAX_LIST_ENTRIES]:
-        if e.is_symlink():
-            shown.append(f"{e.name} -> {os.readlink(e.path)}")
-        elif e.is_dir():
-            shown.append(e.name + "/")
-        else:
-            shown.append(f"{e.name}  ({e.stat().st_size} bytes)")
-    more = f"\n[{len(entries) - MAX_LIST_ENTRIES} more entries not shown]" if len(entries) > MAX_LIST_ENTRIES else ""
-    return ToolOutcome(f"{a.path}: {len(entries)} entries\n" + "\n".join(shown) + more)
+    roots = _roots(ctx, a.path)
+    if not roots:
+        raise _missing(ctx, a.path, "directory")
+    parts = []
+    for label, root, real in roots:
+        if not real.is_dir():
+            parts.append(f"[{label}] {_shown(root, real)}: not a directory")
+            continue
+        entries = [e for e in os.scandir(real) if e.name != ".git"]
+        entries.sort(key=lambda e: (not e.is_dir(follow_symlinks=False), e.name))
+        shown = []
+        for e in entries[:MAX_LIST_ENTRIES]:
+            if e.is_symlink():
+                shown.append(f"{e.name} -> {os.readlink(e.path)}")
+            elif e.is_dir():
+                shown.append(e.name + "/")
+            else:
+                shown.append(f"{e.name}  ({e.stat().st_size} bytes)")
+        more = f"\n[{len(entries) - MAX_LIST_ENTRIES} more entries not shown]" if len(entries) > MAX_LIST_ENTRIES else ""
+        parts.append(f"[{label}] {_shown(root, real)}: {len(entries)} entries\n" + "\n".join(shown) + more)
+    if len(roots) == 1 and not roots[0][2].is_dir():
+        raise ToolError(f"{a.path}: not a directory")
+    return ToolOutcome("\n\n".join(parts))
 
 
 def _grep_files(base: Path, glob: str | None) -> list[tuple[Path, str]]:
@@ -364,36 +411,39 @@ def grep(ctx: ToolContext, a: GrepArgs) -> ToolOutcome:
         rx = re.compile(a.pattern)
     except re.error as err:
         raise ToolError(f"invalid regular expression {a.pattern!r}: {err}") from None
-    base = _resolve(ctx, a.path)
-    if not base.exists():
+    roots = _roots(ctx, a.path)
+    if not roots:
         raise _missing(ctx, a.path, "file or directory")
     hits: list[str] = []
     files_with_hits = 0
-    prefix = "" if a.path.strip("/") in (".", "") else a.path.rstrip("/") + "/"
-    for full, rel in _grep_files(base, a.glob):
-        try:
-            if full.stat().st_size > MAX_GREP_FILE_BYTES:
+    for label, root, base in roots:
+        for full, rel in _grep_files(base, a.glob):
+            try:
+                if full.stat().st_size > MAX_GREP_FILE_BYTES:
+                    continue
+                data = full.read_bytes()
+            except OSError:
                 continue
-            data = full.read_bytes()
-        except OSError:
-            continue
-        if b"\0" in data[:8192]:
-            continue
-        shown = a.path if base.is_file() else prefix + rel
-        matched = False
-        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-            if rx.search(line):
-                matched = True
-                hits.append(f"{shown}:{n}: {line[:300]}")
-                if len(hits) >= MAX_GREP_MATCHES:
-                    break
-        files_with_hits += matched
+            if b"\0" in data[:8192]:
+                continue
+            shown = _shown(root, full)  # relative to the root searched, so read_file finds it
+            matched = False
+            for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+                if rx.search(line):
+                    matched = True
+                    hits.append(f"[{label}] {shown}:{n}: {line[:300]}")
+                    if len(hits) >= MAX_GREP_MATCHES:
+                        break
+            files_with_hits += matched
+            if len(hits) >= MAX_GREP_MATCHES:
+                break
         if len(hits) >= MAX_GREP_MATCHES:
             hits.append(f"[stopped at {MAX_GREP_MATCHES} matches; narrow the pattern, path or glob]")
             break
+    where = " and ".join(f"the {label} ({_shown(root, real)})" for label, root, real in roots)
     if not hits:
-        return ToolOutcome(f"no matches for {a.pattern!r} in {a.path}" + (f" (glob {a.glob})" if a.glob else ""))
-    return ToolOutcome(f"{len(hits)} match(es) in {files_with_hits} file(s)\n" + "\n".join(hits))
+        return ToolOutcome(f"no matches for {a.pattern!r} in {where}" + (f" (glob {a.glob})" if a.glob else ""))
+    return ToolOutcome(f"{len(hits)} match(es) in {files_with_hits} file(s), searched {where}\n" + "\n".join(hits))
 
 
 def _lint_note(path: str, before: str | None, after: str) -> str:
@@ -539,8 +589,26 @@ def diff(ctx: ToolContext, a: DiffArgs) -> ToolOutcome:
 
 
 def record_concern(ctx: ToolContext, a: RecordConcernArgs) -> ToolOutcome:
-    ctx.concerns.append(a.text)
-    return ToolOutcome(f"concern recorded ({len(ctx.concerns)} in total)")
+    from harness.agents.concerns import add
+
+    number, why = add(ctx.concerns, a.text, ctx.instructions)
+    if number is None:
+        return ToolOutcome(f"concern not recorded: {why}")
+    still_open = sum(1 for c in ctx.concerns if c not in ctx.resolved)
+    return ToolOutcome(f"concern {why} ({still_open} open)")
+
+
+def resolve_concern(ctx: ToolContext, a: ResolveConcernArgs) -> ToolOutcome:
+    from harness.agents.concerns import find
+
+    number = find(ctx.concerns, a.concern)
+    if number is None:
+        listed = ", ".join(f"C{n}" for n in range(1, len(ctx.concerns) + 1)) or "none"
+        raise ToolError(f"no concern {a.concern!r}; the concerns are {listed}")
+    text = ctx.concerns[number - 1]
+    ctx.resolved[text] = {"resolution": " ".join(a.resolution.split()), "by": ctx.role}
+    return ToolOutcome(f"C{number} resolved; it leaves the handoff's open concerns and its resolution goes into "
+                       "PORT_STATUS.md's handoff notes")
 
 
 def raise_escape_hatch(ctx: ToolContext, a: RaiseEscapeHatchArgs) -> ToolOutcome:
@@ -594,23 +662,47 @@ class Tool:
 
     @property
     def spec(self) -> ToolSpec:
-        schema = self.args_model.model_json_schema()
-        schema.pop("title", None)
-        return ToolSpec(name=self.name, description=self.description, parameters=schema)
+        return ToolSpec(name=self.name, description=self.description, parameters=compact_schema(self.args_model))
+
+
+def compact_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema as the model is sent it: no titles, nested models inlined, and an
+    optional field as its plain type (leaving it out means None). The pydantic model still
+    validates every call, so the schema only has to say what to write, once."""
+    full = model.model_json_schema()
+    defs = full.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        options = node.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            node = {**next(o for o in options if o != {"type": "null"}), **rest}
+        if "$ref" in node:
+            inner = dict(defs[node["$ref"].rsplit("/", 1)[-1]])
+            inner.update({k: v for k, v in node.items() if k != "$ref"})
+            node = inner
+        return {k: walk(v) for k, v in node.items()
+                if k != "title" and not (k == "default" and v is None)}
+
+    return walk(full)
 
 
 READ_TOOLS = [
     Tool("read_file", "Show a file with line numbers, a window of lines at a time.", ReadFileArgs, read_file),
-    Tool("list_dir", "List a directory (directories end with '/').", ListDirArgs, list_dir),
-    Tool("grep", "Search files for a regular expression; prints path:line: text.", GrepArgs, grep),
+    Tool("list_dir", "List a directory (dirs end with '/') in the worktree and the official reference, each "
+         "labelled [worktree] or [official].", ListDirArgs, list_dir),
+    Tool("grep", "Search the worktree and the official reference; prints [worktree|official] path:line: text "
+         "(path relative to that root).", GrepArgs, grep),
 ]
 WRITE_TOOLS = [
     Tool("edit_file", "Replace one exact, unique occurrence of `old` with `new` in a file.", EditFileArgs, edit_file),
     Tool("write_file", "Create or overwrite a whole file.", WriteFileArgs, write_file),
-    Tool("run", "Run a shell command with `sh -c` in the sandbox. cwd is the worktree root; PYTHONPATH starts "
-         "with the worktree (`import fastvideo` imports your code); $OFFICIAL_REF_DIR is the official reference "
-         "code; $SCRATCH_DIR keeps files between commands for the whole run (/tmp may not). No network, and "
-         "git does not work inside (use the diff tool). Output is cut in the middle when long.", RunArgs, run),
+    Tool("run", "Run a shell command with `sh -c` in the sandbox (what it finds: \"Where things are\"). Output is "
+         "cut in the middle when long.", RunArgs, run),
     Tool("run_parity_test", "Run the component's parity test (pytest <parity_test> -v -s) and get the parsed result: "
          "the test's printed comparison lines, metrics by tensor, each failing test's first assertion.",
          RunParityTestArgs, run_parity_test),
@@ -620,7 +712,10 @@ WRITE_TOOLS = [
          DiffArgs, diff),
 ]
 COMMON_TOOLS = [
-    Tool("record_concern", "Record a concern or unknown for the handoff.", RecordConcernArgs, record_concern),
+    Tool("record_concern", "Record a concern or unknown for the handoff (a repeat is kept once).", RecordConcernArgs,
+         record_concern),
+    Tool("resolve_concern", "Close an open concern (C1, C2, ... in your task) your work settled.", ResolveConcernArgs,
+         resolve_concern),
     Tool("raise_escape_hatch", "Pause and ask a person a decision the workflow may not make (scope, dependency, auth, "
          "cost, destructive, incompatible sources, loosening parity). Never for recoverable failures.",
          RaiseEscapeHatchArgs, raise_escape_hatch),

@@ -1,9 +1,9 @@
 """The run's trajectory: every model turn and tool call/result, appended as JSON lines.
 
 `<run_dir>/trajectory.jsonl` is written as things happen (flush + fsync per line) so a killed
-run keeps its record. Secrets are redacted before a line is written: values of environment
-variables whose names end in KEY, TOKEN, SECRET or PASSWORD, Hugging Face tokens (`hf_...`),
-OpenAI keys (`sk-...`) and Anthropic keys (`sk-ant-...`).
+run keeps its record. Secrets are redacted before a line is written, by the project's one detector
+(`harness.contracts.secrets.Redactor`): the values of secret-named environment variables and
+key-shaped tokens, each only as a whole token.
 
 Events (one JSON object a line, all with `event`, `ts` (UTC ISO time) and `role`):
   agent_start  {model, task}
@@ -17,53 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from harness.agents.models.base import AssistantTurn, ToolCall, Usage
+from harness.contracts.secrets import Redactor
 
-SECRET_ENV_SUFFIXES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
-SECRET_PATTERNS = [
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"sk-[A-Za-z0-9_\-]{16,}"),
-    re.compile(r"hf_[A-Za-z0-9]{16,}"),
-]
-MIN_SECRET_LEN = 6  # shorter env values ("1", "yes") would redact ordinary text
-
-
-class Redactor:
-    """Replaces secret values in strings (recursively in dicts and lists)."""
-
-    def __init__(self, env: dict[str, str] | None = None, extra: dict[str, str] | None = None) -> None:
-        env = dict(os.environ) if env is None else env
-        named = {
-            name: value
-            for name, value in env.items()
-            if name.upper().endswith(SECRET_ENV_SUFFIXES) and len(value) >= MIN_SECRET_LEN
-        }
-        named.update(extra or {})
-        # Longest first so a secret containing another is replaced whole.
-        self.values = sorted(named.items(), key=lambda kv: -len(kv[1]))
-
-    def text(self, s: str) -> str:
-        for name, value in self.values:
-            if value in s:
-                s = s.replace(value, f"[REDACTED:{name}]")
-        for pattern in SECRET_PATTERNS:
-            s = pattern.sub("[REDACTED]", s)
-        return s
-
-    def __call__(self, obj: Any) -> Any:
-        if isinstance(obj, str):
-            return self.text(obj)
-        if isinstance(obj, dict):
-            return {self(k) if isinstance(k, str) else k: self(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return [self(v) for v in obj]
-        return obj
+__all__ = ["Redactor", "Trajectory", "read_events", "read_turns", "render_trajectory"]
 
 
 def now_iso() -> str:

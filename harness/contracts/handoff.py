@@ -7,8 +7,10 @@
 - `next_step=phase_5_conversion_retry` if and only if there is a `conversion_retry_request`.
 - `next_step=phase_5_conversion` is prototype success: only in `mode=prototype`, with both key
   dumps given and parity `scaffold_skip`, `blocked` or `non_skip_pass` (never `debug_red`).
-- `next_step=phase_6_continue` is parity-debug success: only in `mode=parity-debug` and only with
-  `parity_status=non_skip_pass`.
+- `next_step=phase_6_continue` is parity-debug success: only with `parity_status=non_skip_pass`, in
+  `mode=parity-debug`, or in `mode=prototype` when the converted weights already strict-load
+  (`strict_load=pass` or `pass_with_documented_exclusions`; conversion has nothing left to do)
+  and both key dumps are given.
 - `parity_status=non_skip_pass` needs `pytest_output` showing the parity test with at least one
   passed and no failed, error or skipped test; the harness never reports a pass it did not see.
 - `next_step=blocked` or `parity_status=blocked` needs a `blocker` other than `none`.
@@ -145,10 +147,15 @@ class ComponentSkillHandoff(ContractModel):
             if self.prototype_key_dumps == "none":
                 problems.append(Problem("prototype_key_dumps", "key dumps are the required artifact of a successful prototype"))
         if self.next_step == "phase_6_continue":
-            if self.mode != "parity-debug":
-                problems.append(Problem("next_step", "phase_6_continue is parity-debug success; a prototype continues with phase_5_conversion"))
+            converted = self.strict_load in ("pass", "pass_with_documented_exclusions")
+            if self.mode != "parity-debug" and not (converted and self.parity_status == "non_skip_pass"):
+                problems.append(Problem("next_step", "phase_6_continue is parity-debug success; a prototype continues with "
+                                                     "phase_5_conversion unless its converted weights already strict-load "
+                                                     "in a non_skip_pass"))
             if self.parity_status != "non_skip_pass":
                 problems.append(Problem("parity_status", "parity-debug success needs parity_status=non_skip_pass"))
+            if self.mode == "prototype" and self.prototype_key_dumps == "none":
+                problems.append(Problem("prototype_key_dumps", "key dumps are the required artifact of a successful prototype"))
         if self.next_step == "blocked" and self.blocker.lower() == "none":
             problems.append(Problem("blocker", "next_step=blocked needs the exact blocker"))
         if self.parity_status == "blocked" and self.blocker.lower() == "none":

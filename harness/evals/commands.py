@@ -33,6 +33,18 @@ def _parse_prices(values: list[str]) -> dict[str, str]:
     return prices
 
 
+def _parse_base_urls(values: list[str]) -> dict[str, str]:
+    """`URL` (every API model) or `MODEL=URL` (one model), as `harness run --base-url` takes it."""
+    urls: dict[str, str] = {}
+    for value in values:
+        model, sep, url = value.partition("=")
+        if sep and "://" not in model:
+            urls[model] = url
+        else:
+            urls["*"] = value
+    return urls
+
+
 @eval_app.callback()
 def run(
     ctx: typer.Context,
@@ -60,6 +72,11 @@ def run(
         help="spend cap for the whole eval: no new attempt starts once it is reached")] = None,
     price: Annotated[Optional[list[str]], typer.Option(
         "--price", help="MODEL=IN,OUT price in USD per million tokens, for a model missing from the table")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(
+        "--base-url", help="OpenAI/Anthropic-compatible server URL for every API model, or MODEL=URL for one "
+                           "(repeatable); kept in each attempt's run.json, so answer/resume reuse it")] = None,
+    context_window: Annotated[Optional[int], typer.Option(
+        "--context-window", help="the models' context window in tokens (as for harness run)")] = None,
     max_debug_rounds: Annotated[Optional[int], typer.Option(help="override every task's debug-round limit")] = None,
     progress: Annotated[bool, typer.Option(help="show live progress (plain lines when not a terminal)")] = True,
 ) -> None:
@@ -80,7 +97,8 @@ def run(
                      max_gpu_tasks=max_gpu_tasks, prices=_parse_prices(price or []),
                      max_debug_rounds=max_debug_rounds, backend=backend, ray_address=ray_address,
                      cpus_per_task=cpus_per_task, memory_per_task_gb=memory_per_task, worker_retries=worker_retries,
-                     worker_dir=worker_dir, max_total_usd=max_total_usd)
+                     worker_dir=worker_dir, max_total_usd=max_total_usd, base_urls=_parse_base_urls(base_url or []),
+                     context_window=context_window)
     try:
         # Everything that can be wrong with the request is reported before anything runs.
         from harness.evals.provenance import price_table

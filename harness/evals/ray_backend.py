@@ -49,6 +49,8 @@ class ShippedAttempt:
     price: str | None
     model_file: str | None = None  # the file name of a scripted/replay model, sent alongside
     scratch: str | None = None     # where the worker unpacks (default: its temp dir)
+    base_url: str | None = None    # a compatible model server the workers reach (--base-url)
+    context_window: int | None = None
 
 
 def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: bytes,
@@ -91,6 +93,7 @@ def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: byte
             template=str(template), attempt_dir=str(attempt_dir), sandbox=spec.sandbox, image=spec.image,
             gpus=gpus_arg(tuple(gpu_ids)) if spec.gpus_per_task else "none",
             max_debug_rounds=spec.max_debug_rounds, price=spec.price, run_model=run_model,
+            base_url=spec.base_url, context_window=spec.context_window,
         )
         row = run_attempt(job, placement)
         return {"row": row, "archive": pack_dir(attempt_dir), "worker_root": str(work)}
@@ -266,7 +269,8 @@ class RayBackend:
                     spec = ShippedAttempt(task=task_id, model=job.model, attempt=job.attempt, sandbox=job.sandbox,
                                           image=job.image, gpus_per_task=cfg.gpus_per_task,
                                           max_debug_rounds=job.max_debug_rounds, price=job.price, model_file=name,
-                                          scratch=cfg.worker_dir)
+                                          scratch=cfg.worker_dir, base_url=job.base_url,
+                                          context_window=job.context_window)
                     in_flight[remote.remote(spec, suite_ref, templates[task_id], data, board)] = (job, deaths)
                     started += 0 if deaths else 1
                 if not in_flight:

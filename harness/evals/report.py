@@ -206,6 +206,22 @@ def render_terminal(summary: Summary, console: Any = None) -> None:
         kinds.add_row(m, *[f"{_pct(by[k][0] / by[k][1])} ({by[k][0]}/{by[k][1]})" if k in by else "-" for k in present])
     console.print(kinds)
 
+    continued = [r for r in summary.rows if r.get("continuation")]
+    if continued:
+        after = Table(title="Continued after a person's answer (graded as a port)")
+        for col in ("task", "model", "#", "answer", "status", "next step", "grade"):
+            after.add_column(col)
+        from rich.text import Text
+
+        from harness.printable import printable
+
+        for r in continued:
+            c = r["continuation"]
+            cells = [r["task"], r["model"], str(r["attempt"]), "; ".join(c.get("answers") or []) or "-",
+                     str(c.get("status")), str(c.get("next_step") or "-"), str(c.get("outcome"))]
+            after.add_row(*(Text(printable(str(cell))) for cell in cells))  # the answers quote agent-written options
+        console.print(after)
+
     for c in summary.comparisons:
         differing = {t: d for t, d in sorted(c.per_task.items()) if d != 0}
         comp = Table(title=f"Paired: {c.a} vs {c.b} (tasks that differ)")

@@ -61,6 +61,16 @@ def attempt_section(row: dict[str, Any]) -> str:
         parts.append(f"<table class=checks><tbody>{check_rows}</tbody></table>")
     if row.get("agent_stop"):
         parts.append(f"<p><b>Why the run stopped:</b> {escape(str(row['agent_stop']))}</p>")
+    if row.get("continuation"):
+        c = row["continuation"]
+        why = "; ".join(map(str, c.get("reasons") or [])) or "no grader reasons"
+        parts.append(f"<p><b>Continued after a person's answer</b> ({escape('; '.join(c.get('answers') or []))}): "
+                     f"run {escape(str(c.get('status')))}, next step {escape(str(c.get('next_step')))}, graded as a "
+                     f"port: <span class={escape(str(c.get('outcome')))}>{escape(str(c.get('outcome')))}</span> "
+                     f"({escape(why)})</p>")
+    elif row.get("answer_command"):
+        parts.append(f"<p>Answer it: <code>{escape(str(row['answer_command']))}</code>, then "
+                     "<code>harness eval score</code> shows the continuation.</p>")
     if retries:
         parts.append(f"<p>Earlier tries (infrastructure):</p><ul>{retries}</ul>")
     parts += ["<h4>Diff</h4>", _diff_html(files.diff())]

@@ -57,6 +57,15 @@ class EvalConfig:
     worker_retries: int = 1             # re-runs of an attempt whose Ray worker or node died
     worker_dir: str | None = None       # where Ray workers unpack attempts (default: their temp dir)
     max_total_usd: float | None = None  # no new attempt starts once the eval has spent this
+    # The model options `harness run` takes, for every attempt: a compatible server's URL (per
+    # model, "*" for every API model) and the context window in tokens.
+    base_urls: dict[str, str] = field(default_factory=dict)
+    context_window: int | None = None
+
+    def base_url_for(self, model: str) -> str | None:
+        if model.partition(":")[0] not in ("openai", "anthropic"):
+            return None
+        return self.base_urls.get(model) or self.base_urls.get("*")
 
     def settings(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,6 +89,8 @@ class AttemptJob:
     max_debug_rounds: int | None = None
     price: str | None = None     # the --price given for this model, used by the run itself
     run_model: str | None = None  # the spec to run when it differs from `model` (a script shipped to a worker)
+    base_url: str | None = None   # a compatible server for this model (--base-url), kept in the run's run.json
+    context_window: int | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -163,7 +174,8 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
             model = write_baseline_script(model, task, prepared, try_dir / "script.yaml")
         limits = task.spec.limits
         cfg = RunConfig(
-            packet=prepared.packet, repo=prepared.repo, model=model, price=job.price,
+            packet=prepared.packet, repo=prepared.repo, model=model, price=job.price, base_url=job.base_url,
+            context_window=job.context_window,
             sandbox=job.sandbox,  # type: ignore[arg-type]
             image=job.image, gpus=job.gpus, non_interactive=True, on_budget="blocked",
             home=try_dir / "home", max_turns=limits.max_turns,
@@ -183,6 +195,15 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
     stats = _run_stats(outcome)
     record.update(stats, run_dir=out_json.get("run_dir"), status=out_json.get("status"),
                   exit_code=out_json.get("exit_code"), wall_s=round(run_wall, 3))
+    if out_json.get("status") == "paused":
+        # A person may answer it later: the run keeps its model options in run.json, so the
+        # command continues it as it was started; `harness eval score` then shows the continuation.
+        import shlex
+
+        options = len((out_json.get("pending_question") or {}).get("options") or [])
+        record["answer_command"] = (f"HARNESS_HOME={shlex.quote(str(try_dir / 'home'))} harness answer "
+                                    f"{out_json.get('run_id')} " + (f"--option N  # N = 1..{options}" if options
+                                                                    else '--text "..."'))
     if out_json.get("status") == "invalid":  # the task's packet or run settings are bad: not the agent
         problems = (out_json.get("summary") or {}).get("problems") or []
         record.update(outcome="error", error_class="infra_error",
@@ -256,6 +277,8 @@ def run_attempt(job: AttemptJob, placement: dict[str, Any] | None = None) -> dic
         "checks": last.get("checks", {}),
         "placement": where,
     }
+    if last.get("answer_command"):
+        row["answer_command"] = last["answer_command"]
     (Path(job.attempt_dir) / "row.json").write_text(json.dumps(row, indent=2, default=str))
     return row
 
@@ -317,7 +340,7 @@ def plan_jobs(cfg: EvalConfig, tasks: list[Task], templates: dict[str, Prepared]
                     task_dir=str(task.dir), model=model, attempt=attempt, template=str(templates[task.id].root),
                     attempt_dir=str(cfg.out / "attempts" / model_slug(model) / task.id / str(attempt)),
                     sandbox=cfg.sandbox, image=cfg.image, gpus="none", max_debug_rounds=cfg.max_debug_rounds,
-                    price=cfg.prices.get(model),
+                    price=cfg.prices.get(model), base_url=cfg.base_url_for(model), context_window=cfg.context_window,
                 ))
     return jobs
 
@@ -351,13 +374,24 @@ def check_config(cfg: EvalConfig) -> None:
             from harness.graph.validation import model_file_problems
 
             problems += [f"--model {p.removeprefix('model: ')}" for p in model_file_problems(model)]
-        problems += model_spec_problems(model)
+        problems += model_spec_problems(model, cfg.base_url_for(model))
+    for key, url in cfg.base_urls.items():
+        if key != "*" and key not in cfg.models:
+            problems.append(f"--base-url {key}=...: {key} is not one of the --model values")
+        if not url.startswith(("http://", "https://")):
+            problems.append(f"--base-url {url!r}: must be an http:// or https:// URL")
+    if cfg.context_window is not None:
+        from harness.agents.models import MIN_CONTEXT_WINDOW
+
+        if cfg.context_window < MIN_CONTEXT_WINDOW:
+            problems.append(f"--context-window must be at least {MIN_CONTEXT_WINDOW} tokens, not {cfg.context_window}")
     if problems:
         raise TaskError("; ".join(problems))
 
 
-def model_spec_problems(model: str) -> list[str]:
-    """A baseline, or a run model spec whose provider is known and whose key is set."""
+def model_spec_problems(model: str, base_url: str | None = None) -> list[str]:
+    """A baseline, or a run model spec whose provider is known and whose key is set (or whose
+    compatible server answers)."""
     from harness.agents.models import SPEC_HELP
     from harness.evals.baselines import BASELINES
     from harness.graph.inputs import model_access_problems
@@ -367,7 +401,7 @@ def model_spec_problems(model: str) -> list[str]:
         return []
     if provider not in ("anthropic", "openai") or not rest:
         return [f"--model {model}: unknown model spec; expected one of {', '.join(BASELINES)} or {SPEC_HELP}"]
-    return [f"--model {p.removeprefix('model: ')}" for p in model_access_problems(model)]
+    return [f"--model {p.removeprefix('model: ')}" for p in model_access_problems(model, base_url)]
 
 
 def _gpu_problems(cfg: EvalConfig) -> list[str]:
@@ -567,10 +601,80 @@ def rescore(out: Path, sandbox: str | None = None) -> list[dict[str, Any]]:
             tasks[row["task"]] = load_task(Path(settings["suite_dir"]) / row["task"])
         prepared = Prepared.load(try_dir / "task")
         stats = {"agent_stop": row.get("agent_stop")}
-        result = grade(tasks[row["task"]], prepared, json.loads(outcome_path.read_text()), try_dir,
+        outcome = json.loads(outcome_path.read_text())
+        result = grade(tasks[row["task"]], prepared, outcome, try_dir,
                        sandbox or settings.get("sandbox", "local"), stats)
-        new_rows.append({**row, **result, "previous_outcome": row.get("outcome")})
+        new_row = {**row, **result, "previous_outcome": row.get("outcome")}
+        continued = continued_outcome(outcome)
+        if continued is not None:
+            new_row["continuation"] = grade_continuation(tasks[row["task"]], prepared, continued, try_dir,
+                                                         sandbox or settings.get("sandbox", "local"))
+        new_rows.append(new_row)
     tmp = out / (RESULTS + ".tmp")
     tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in new_rows))
     tmp.replace(out / RESULTS)
     return new_rows
+
+
+# --- an attempt a person answered after the eval ------------------------------------------
+
+
+def continued_outcome(outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """The outcome of a run that paused on a question in the eval and was answered since
+    (`harness answer` with the attempt's HARNESS_HOME), read from its run directory; or None."""
+    if outcome.get("status") != "paused" or not outcome.get("run_dir"):
+        return None
+    run_dir = Path(outcome["run_dir"])
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    asked = ((outcome.get("summary") or {}).get("question") or {}).get("hatch_id")
+    now_asking = (summary.get("question") or {}).get("hatch_id")
+    if summary.get("status") == "paused" and now_asking == asked:
+        return None  # still waiting for the same answer
+    handoff = None
+    if summary.get("status") in ("completed", "blocked") and (run_dir / "handoff.json").is_file():
+        handoff = json.loads((run_dir / "handoff.json").read_text())
+    question = summary.get("question") if summary.get("status") == "paused" else None
+    return {"run_id": summary.get("run_id"), "run_dir": str(run_dir), "status": summary.get("status"),
+            "exit_code": summary.get("exit_code"), "handoff": handoff, "branch": summary.get("branch"),
+            "pending_question": question, "summary": summary}
+
+
+def grade_continuation(task: Task, prepared: Prepared, outcome: dict[str, Any], try_dir: Path,
+                       sandbox: str) -> dict[str, Any]:
+    """Grade where an answered must-ask attempt went: a port that must end in a verified pass
+    (handoff, the grader's own parity run, guards, the hidden test), whatever the task asked
+    of the question itself."""
+    from harness.evals.tasks import Success
+
+    success = Success(outcome="handoff", parity_status=["non_skip_pass"], parity_rerun=True,
+                      hidden_test=task.spec.success.hidden_test, guards_clean=True)
+    # The task's own rules are for the question; its continuation is held to a port's.
+    as_port = Task.model_construct(spec=task.spec.model_copy(update={"success": success}), dir=task.dir)
+    summary = outcome.get("summary") or {}
+    answers = [f"{h.get('id')}: {(h.get('answer') or {}).get('text')}" for h in _answered(outcome)]
+    record: dict[str, Any] = {"status": outcome.get("status"), "parity_status": summary.get("parity_status"),
+                              "next_step": summary.get("next_step"), "answers": answers}
+    try:
+        g = grade_attempt(as_port, prepared, outcome, try_dir / "grade-continuation", sandbox)
+    except (GraderError, TaskError) as exc:
+        record.update(outcome="error", reasons=[str(exc)])
+    else:
+        record.update(outcome="pass" if g.passed else "fail", reasons=g.reasons, checks=g.checks)
+    (try_dir / "continuation.json").write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
+def _answered(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answered hatches of the run, from its checkpointed state."""
+    try:
+        from harness.graph.build import build_graph
+        from harness.graph.checkpoint import open_checkpointer, thread_config
+
+        with open_checkpointer(Path(outcome["run_dir"])) as saver:
+            values = build_graph(saver).get_state(thread_config(str(outcome.get("run_id")))).values or {}
+    except Exception:  # the answers are a label; a run dir without checkpoints still grades
+        return []
+    return list(values.get("accepted_hatches") or [])

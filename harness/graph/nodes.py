@@ -157,7 +157,10 @@ def prepare_workspace(state: RunState, res: RunResources) -> Update:
         "skill": {"name": skill.name, "bucket": str(skill.bucket), "source": skill.describe_source()},
         "debug_rounds": 0,
         "debug_attempts": [],
-        "concerns": list(packet.concerns_or_unknowns or []),
+        # The packet's concerns_or_unknowns are instructions the agents get with the packet;
+        # the run's concerns are what its roles find.
+        "concerns": [],
+        "resolved_concerns": {},
     }
 
 
@@ -192,23 +195,35 @@ def _official_ref_dir(packet: Any, repo: Path) -> Path | None:
 def plan(state: RunState, res: RunResources) -> Update:
     """The planner (read-only tools): reuse vs port, target files, steps, concerns."""
     update = _run_agent_node("plan", state, res, tasks.plan_task(state))
-    if "finish_args" in update:
-        update["plan"] = update.pop("finish_args")
+    finish = update.pop("finish_args", None) or None
+    log = update.pop("work_log", None)
+    if not update.get("pending_hatch"):
+        update["planner_log"] = None if finish else log  # a cut planner hands on what it did
+        update["planner_reads"] = update.pop("kept_reads", [])
+    if finish:
+        update["plan"] = finish
         # Concerns given in finish count like record_concern: they reach the handoff.
+        from harness.agents.concerns import merge
         from harness.agents.memory import RunMemory
 
         given = RunMemory.from_state({"plan": update["plan"]}).concerns()
-        update["concerns"] = list(dict.fromkeys([*(update.get("concerns") or []), *given]))
+        update["concerns"] = merge(update.get("concerns") or [], given, _instructions(state))
     return update
 
 
 @timed("implement")
 def implement(state: RunState, res: RunResources) -> Update:
     """The implementer writes the component; the guards then read its diff."""
-    update = _run_agent_node("implement", state, res, tasks.implement_task(state))
+    from harness.agents.worklog import carried_text
+
+    carried, _changed = carried_text(list(state.get("planner_reads") or []), res.workspace)
+    update = _run_agent_node("implement", state, res, tasks.implement_task(state, config_map=_config_map(state, res),
+                                                                           carried=carried))
     finish = update.pop("finish_args", None) or None
     if not update.get("pending_hatch"):
-        update["implementer_finish"] = {"finish": finish, "reason": update.get("agent_stop") or update.get("last_agent_reason")}
+        log = update.pop("work_log", None)
+        update["implementer_finish"] = {"finish": finish, "reason": update.get("agent_stop") or update.get("last_agent_reason"),
+                                        "log": None if finish else log}  # a cut implementer hands on what it did
     if not update.get("pending_hatch"):
         update["guard_findings"] = _guards(state, res, update)
     return update
@@ -221,22 +236,31 @@ def debug(state: RunState, res: RunResources) -> Update:
 
     resuming = state.get("asked_by") == "debug" and bool(state.get("hatch_answer"))
     skill = skill_for(state["packet"]["component_type"], res.cfg.repo)
-    before = res.workspace.head()
-    update = _run_agent_node("debug", state, res, tasks.debug_task(state, skill.drift_checklist))
+    before = state.get("debug_round_start") if resuming else None
+    before = before or res.workspace.head()
+    update = _run_agent_node("debug", state, res, tasks.debug_task(state, skill.drift_checklist,
+                                                                   config_map=_config_map(state, res)))
     finish = update.pop("finish_args", None) or {}
     rounds = int(state.get("debug_rounds") or 0) + (0 if resuming else 1)
     update["debug_rounds"] = rounds
+    log = update.pop("work_log", None)
     if update.get("pending_hatch"):
+        update["debug_round_start"] = before  # the answered round goes on from the same start
         return update
+    files = _changed_between(res.workspace, before)
     attempts = list(state.get("debug_attempts") or [])
     attempts.append({
         "round": rounds,
         "summary": str(finish.get("summary") or update.get("agent_stop") or "no summary"),
         "finish": finish or None,  # the debugger's own record (diagnosis, fix, blocker)
-        "files": _changed_between(res.workspace, before),
+        "files": files,
         "reason": update.get("last_agent_reason"),
         "parity_after": None,
+        # A round that ended without finish hands on what it did, and its fix as the diff shows it.
+        "log": None if finish else log,
+        "diff_fix": None if finish or not files else _diff_fix(res.workspace, before),
     })
+    update["debug_round_start"] = None
     update["debug_attempts"] = attempts
     update["guard_findings"] = _guards(state, res, update)
     return update
@@ -245,27 +269,46 @@ def debug(state: RunState, res: RunResources) -> Update:
 @timed("run_parity")
 def run_parity(state: RunState, res: RunResources) -> Update:
     """Run the parity test in the executor after the last edit, and read what it means."""
+    from harness.graph.parity_reuse import reuse_reason
     from harness.verify.evidence import classify_conversion_failure, prototype_evidence
 
     packet = _packet(state)
     ws = res.workspace
     ws.checkpoint("run_parity: state before the test")
     commit = ws.head()
-    run, verdict_test, judged = _run_verdict_test(state, res, packet)
+    agent_test = _agent_test(state, ws, packet)
+    reused = reuse_reason(dict(state), ws, agent_test)
+    attempts = list(state.get("debug_attempts") or [])
+    if reused:
+        # Nothing the test sees changed: the same verdict again would only cost test time.
+        parity = {**(state.get("last_parity") or {}), "reused": reused}
+        update: Update = {"last_parity": parity}
+        res.log.info("parity not re-run: %s", reused)
+        if attempts and attempts[-1].get("parity_after") is None:
+            attempts[-1] = {**attempts[-1], "parity_after": f"{parity['summary_line']} (not re-run: nothing the test "
+                                                             "can see changed)"}
+            update["debug_attempts"] = attempts
+        res.emit("parity", status=parity.get("status"), summary=parity["summary_line"], reused=True)
+        return _budget_check(state, update, ws)
+    run, verdict_test, judged = _run_verdict_test(state, res, packet, agent_test)
     parity = parity_dict(run, "harness", commit)
     parity["verdict_test"] = verdict_test
+    parity["agent_test"] = agent_test
     parity["judged"] = judged  # what the verdict saw, so an eval grader can reuse it on the same tree
-    update: Update = {"last_parity": parity, "parity_runs": [parity], "parity_commit": commit}
+    update = {"last_parity": parity, "parity_runs": [parity], "parity_commit": commit}
     if packet.mode == "prototype":
         update["prototype"] = _prototype_dict(prototype_evidence(ws, packet, res.new_executor))
     retry = classify_conversion_failure(run, packet)
     update["retry_request"] = _jsonable(retry)
-    attempts = list(state.get("debug_attempts") or [])
     if attempts and attempts[-1].get("parity_after") is None:
         attempts[-1] = {**attempts[-1], "parity_after": parity["summary_line"]}
         update["debug_attempts"] = attempts
     res.emit("parity", status=parity.get("status"), summary=parity["summary_line"])
+    return _budget_check(state, update, ws)
 
+
+def _budget_check(state: RunState, update: Update, ws: Any) -> Update:
+    """After a parity result: note a spent run budget, and ask the cost question when due."""
     merged: RunState = {**state, **update}  # type: ignore[typeddict-item]
     spent = budget_spent_reason(merged)
     if spent:
@@ -350,18 +393,29 @@ def finalize(state: RunState, res: RunResources) -> Update:
         parity_claimed=bool(last is not None and last.status == "non_skip_pass" and current),
         parity_ran=last is not None,
     )
+    from harness.agents import concerns as ledger
+
+    passed = bool(last is not None and last.status == "non_skip_pass" and current)
+    all_concerns = list(state.get("concerns") or [])
+    resolved = dict(state.get("resolved_concerns") or {})
+    if passed:  # "still red" is history once the harness has seen the test pass
+        resolved = ledger.close_still_red(all_concerns, resolved, last.summary_line())
     handoff = build_handoff(
         packet=packet, workspace=ws, mode=packet.mode, last_parity=last, parity_current=current,
-        concerns=list(state.get("concerns") or []), findings=findings, escape_hatch=None,
-        retry_request=_retry_from(state), prototype=_prototype_from(res, packet),
+        concerns=[text for _n, text in ledger.open_concerns(all_concerns, resolved)], findings=findings,
+        escape_hatch=None, retry_request=_retry_from(state), prototype=_prototype_from(res, packet),
         budget_blocker=_budget_blocker(state),
     )
     notes, disagreements = _memory_findings(state, handoff, findings)
     notes, disagreements = [clean_text(n) for n in notes], [clean_text(d) for d in disagreements]
-    if notes or disagreements:
-        handoff.concerns_or_unknowns = list(dict.fromkeys(
-            [*handoff.concerns_or_unknowns, *notes, *(f"claim vs evidence: {d}" for d in disagreements)]))
-    handoff = update_port_status(ws, packet, handoff, notes=[*notes, *disagreements])  # sets readme_updated
+    # A round's note that parity was still red after it is history once the test passed: it stays
+    # in PORT_STATUS.md's notes, not among the handoff's concerns.
+    shown = [n for n in notes if not (passed and ledger.still_red(n))]
+    if shown or disagreements:
+        handoff.concerns_or_unknowns = ledger.merge(
+            list(handoff.concerns_or_unknowns), [*shown, *(f"claim vs evidence: {d}" for d in disagreements)])
+    closed = [clean_text(f"resolved concern ({r.get('by')}): {text}: {r.get('resolution')}") for text, r in resolved.items()]
+    handoff = update_port_status(ws, packet, handoff, notes=[*notes, *disagreements, *closed])  # sets readme_updated
     ws.checkpoint(f"finalize: handoff {handoff.parity_status}, next step {handoff.next_step}")
     _write_handoff(res.run_dir, handoff)
     outcome = "completed" if is_success(handoff, packet.mode) else "blocked"
@@ -371,6 +425,7 @@ def finalize(state: RunState, res: RunResources) -> Update:
         "outcome": outcome,
         "blocker": None if handoff.blocker in (None, "none") else str(handoff.blocker),
         "claim_disagreements": disagreements,
+        "resolved_concerns": resolved,
     }
 
 
@@ -389,7 +444,8 @@ def _memory_findings(state: RunState, handoff: Any, findings: Any) -> tuple[list
 
 def is_success(handoff: Any, mode: str) -> bool:
     if mode == "prototype":
-        return handoff.next_step == "phase_5_conversion"
+        # phase_6_continue: the conversion already strict-loads and parity passed (see build_handoff).
+        return handoff.next_step in ("phase_5_conversion", "phase_6_continue")
     return handoff.parity_status == "non_skip_pass" and handoff.next_step in ("phase_6_continue", "phase_5_conversion")
 
 
@@ -477,22 +533,27 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
     }
 
 
-def _run_verdict_test(state: RunState, res: RunResources, packet: Any) -> tuple[Any, str, dict[str, Any]]:
-    """The harness's own verdict (harness.verify.verdict): the test in a trusted sandbox on the
-    base commit, the port in its own. The parity test comes from the base commit; the agent's
-    version runs trusted only when a person approved loosening its tolerance through an escape
-    hatch, and a test the agent wrote (none at the base) runs without isolation, said so."""
+def _agent_test(state: RunState, ws: Any, packet: Any) -> str:
+    """Which version of the parity test the verdict runs: the base commit's; the agent's when a
+    person approved loosening its tolerance through an escape hatch; the agent's own (run
+    without isolation, said so) when the base had none."""
     from harness.verify.guards import hatch_covers_tolerance
+    from harness.verify.verdict import APPROVED_TEST, BASE_TEST, OWN_TEST
+
+    if ws.file_at_base(packet.parity_test) is None:
+        return OWN_TEST  # the agent wrote the test: its evidence is said to be the agent's own
+    if hatch_covers_tolerance(_accepted(state)):
+        return APPROVED_TEST  # a person approved the agent's version of the test
+    return BASE_TEST
+
+
+def _run_verdict_test(state: RunState, res: RunResources, packet: Any, agent_test: str) -> tuple[Any, str, dict[str, Any]]:
+    """The harness's own verdict (harness.verify.verdict): the test in a trusted sandbox on the
+    base commit, the port in its own; `agent_test` says which version of the test (_agent_test)."""
     from harness.verify.judged import judged_record
-    from harness.verify.verdict import APPROVED_TEST, BASE_TEST, OWN_TEST, run_verdict
+    from harness.verify.verdict import run_verdict
 
     ws = res.workspace
-    if ws.file_at_base(packet.parity_test) is None:
-        agent_test = OWN_TEST  # the agent wrote the test: its evidence is said to be the agent's own
-    elif hatch_covers_tolerance(_accepted(state)):
-        agent_test = APPROVED_TEST  # a person approved the agent's version of the test
-    else:
-        agent_test = BASE_TEST
     commit = ws.head()
     start = time.monotonic()
     try:
@@ -550,8 +611,46 @@ def _guards(state: RunState, res: RunResources, update: Update) -> list[dict[str
 # ----- running an agent inside a node ---------------------------------------------------------
 
 
+def _instructions(state: RunState) -> list[str]:
+    """The packet's concerns_or_unknowns: what the agents were told, not what they found."""
+    return [str(c) for c in (state.get("packet") or {}).get("concerns_or_unknowns") or []]
+
+
+def _config_map(state: RunState, res: RunResources) -> str:
+    from harness.verify.conversion_state import config_key_map
+
+    try:
+        return config_key_map(res.workspace, _packet(state))
+    except Exception as err:  # a map the harness cannot read is left out, never a stopped run
+        res.log.warning("config key map: %s", err)
+        return ""
+
+
+def _diff_fix(ws: Any, before: str) -> str | None:
+    from harness.agents.worklog import diff_gist
+
+    try:
+        return diff_gist(ws.diff_between(before, ws.head()))
+    except Exception:  # the round's files are recorded either way
+        return None
+
+
+def _harness_paths(res: RunResources, ws: Any) -> list[str]:
+    """Paths the harness made: never altered by redaction, whatever they contain."""
+    paths = [str(ws.path), str(res.run_dir), str(res.home), res.run_id]
+    if getattr(ws, "official_ref_dir", None):
+        paths.append(str(ws.official_ref_dir))
+    for p in list(paths):
+        try:
+            paths.append(str(Path(p).resolve()))
+        except OSError:
+            pass
+    return paths
+
+
 def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) -> Update:
     from harness.agents.loop import FAULT_REASONS, run_agent
+    from harness.contracts.secrets import Redactor
     from harness.agents.tools import ToolContext
     from harness.graph.hatch_policy import review_escape_hatch
     from harness.skills import skill_for
@@ -575,7 +674,8 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
 
     concerns = list(state.get("concerns") or [])
     ctx = ToolContext(ws, res.executor, role, run_parity=agent_parity, hatch_policy=policy,
-                      concerns=concerns, phase=f"{packet.mode} {node}", logs_dir=res.logs_dir)
+                      concerns=concerns, resolved=dict(state.get("resolved_concerns") or {}),
+                      instructions=_instructions(state), phase=f"{packet.mode} {node}", logs_dir=res.logs_dir)
     skill = skill_for(packet.component_type, res.cfg.repo)
     model = res.model(state)
     progress = _progress_path(res, node, state)
@@ -586,12 +686,16 @@ def _run_agent_node(node: str, state: RunState, res: RunResources, task: str) ->
         saved, resuming = crashed, False
         res.log.warning("continuing the %s conversation a stopped process left (%d messages)", role, len(saved))
     res.emit("agent_start", node=node, role=role, resuming=resuming or crashed is not None)
+    fresh = not (resuming or crashed is not None)
     result = run_agent(
         role, model, ctx,
-        system=tasks.system_prompt(role, skill, state.get("packet") or {}, _environment(ws, res.executor)),
-        task=None if (resuming or crashed is not None) else task,
+        system=tasks.system_prompt(role, skill, state.get("packet") or {},
+                                   _environment(ws, res.executor if role != "planner" else None),
+                                   parity_test_exists=(ws.path / packet.parity_test).is_file()),
+        task=task if fresh else None,
         budget=_budget(state),
-        trajectory=CheckpointingTrajectory(res.run_dir / "trajectory.jsonl", ws, node),
+        trajectory=CheckpointingTrajectory(res.run_dir / "trajectory.jsonl", ws, node,
+                                           Redactor(keep=_harness_paths(res, ws))),
         messages=_messages_from(saved) if saved else None,
         resume_answer=answer_for_agent(state["hatch_answer"]) if resuming else None,
         on_messages=ProgressLog(progress, res),
@@ -678,8 +782,8 @@ class CheckpointingTrajectory(Trajectory):
 
     WRITES = frozenset({"edit_file", "write_file", "run", "run_parity_test"})
 
-    def __init__(self, path: Path, workspace: Any, node: str) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, workspace: Any, node: str, redactor: Any = None) -> None:
+        super().__init__(path, redactor)
         self.workspace = workspace
         self.node = node
 
@@ -690,6 +794,9 @@ class CheckpointingTrajectory(Trajectory):
 
 
 def _agent_update(node: str, state: RunState, res: RunResources, result: Any, ctx: Any, agent_runs: list[Any]) -> Update:
+    from harness.agents import worklog
+    from harness.agents.concerns import merge
+
     usage = result.usage
     update: Update = {
         "agent_results": [{
@@ -700,15 +807,20 @@ def _agent_update(node: str, state: RunState, res: RunResources, result: Any, ct
             "input_tokens": getattr(usage, "input_tokens", 0), "output_tokens": getattr(usage, "output_tokens", 0),
             "cost_usd": float(result.cost_usd or 0), "turns": int(result.turns or 0),
         }},
-        "concerns": list(dict.fromkeys(
-            list(state.get("concerns") or []) + [str(c) for c in ctx.concerns] + [str(c) for c in result.concerns]
-        )),
+        "concerns": merge(list(ctx.concerns), [str(c) for c in result.concerns], _instructions(state)),
+        "resolved_concerns": dict(ctx.resolved),
         "finish_args": _jsonable(result.finish_args) or {},
         "last_agent_reason": result.reason,
         "model_positions": res.model_positions(),
     }
     if agent_runs:
         update["parity_runs"] = [parity_dict(r, f"agent:{node}", None) for r in agent_runs]
+    if result.reason != "asked":
+        # What the role did, read from its conversation: handed on when it ended without finish.
+        update["work_log"] = worklog.build(tasks.ROLE_FOR_NODE[node], result.reason, result.turns, result.messages,
+                                           res.workspace).model_dump(mode="json")
+        if node == "plan":
+            update["kept_reads"] = worklog.kept_reads(result.messages, res.workspace)
     saved = dict(state.get("saved_messages") or {})
     if result.reason == "asked" and result.escape_hatch is not None:
         saved[node] = [_jsonable(m) for m in result.messages]

@@ -48,7 +48,9 @@ class RunState(TypedDict, total=False):
     preflight: list[dict[str, Any]]  # the sandbox checks: {name, ok, detail, fix}
     # Agents: last finish_args per role, and the saved conversation of an agent that asked.
     plan: dict[str, Any]            # the planner's finish (harness.agents.finish.PlannerFinish)
-    implementer_finish: dict[str, Any]  # {"finish": ImplementerFinish | None, "reason": why it ended}
+    planner_log: dict[str, Any] | None   # a planner cut before finish: its work log (harness.agents.worklog)
+    planner_reads: list[dict[str, Any]]  # the planner's read results, carried to the implementer when unchanged
+    implementer_finish: dict[str, Any]  # {"finish": ImplementerFinish | None, "reason": why it ended, "log": WorkLog}
     agent_results: Annotated[list[dict[str, Any]], operator.add]
     saved_messages: dict[str, list[Any]]   # node name -> conversation kept for resume
     last_agent_reason: str | None
@@ -62,11 +64,13 @@ class RunState(TypedDict, total=False):
     # Debug loop
     debug_rounds: int
     debug_attempts: list[dict[str, Any]]   # whole list written by debug / run_parity
+    debug_round_start: str | None   # the commit a round paused on a question started from
     extra_debug_rounds: int
     budget_extensions: int          # how many times a person extended the budget
     budget_spent: str | None        # "max_usd ... reached" / "max_seconds ... reached"
     guard_findings: list[dict[str, Any]]
-    concerns: list[str]
+    concerns: list[str]             # every concern the roles recorded, in order (C1 first; harness.agents.concerns)
+    resolved_concerns: dict[str, Any]  # concern text -> {"resolution", "by"}
     # Escape hatches: the pending one, who asked, the answer, and every accepted hatch.
     pending_hatch: dict[str, Any] | None
     asked_by: str | None            # node name, or "budget" for the harness's own cost question

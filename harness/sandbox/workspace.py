@@ -44,6 +44,11 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # FastVideo keeps converted and official weights out of git, so a new worktree lacks them; the
 # sandboxes mount the checkout's own folders read-only in their place (see local_assets()).
 LOCAL_ASSET_DIRS = ("converted_weights", "official_weights")
+# The agents' scratch folder ($SCRATCH_DIR): files that outlive one command. It is the agents'
+# working notes, never the port: checkpoints, diffs and the branch leave it out, and the
+# clean-room verdict never copies it.
+SCRATCH_DIR = ".harness-scratch"
+PRIVATE_DIRS = frozenset({SCRATCH_DIR})
 
 
 class WorkspaceError(Exception):
@@ -213,10 +218,10 @@ class Workspace:
         return self.path.parent / f"{self.run_id}.git-pointer-restored"
 
     def scan(self) -> TreeScan:
-        """The worktree listed from disk, as a checkpoint takes it (see host_git.scan_tree).
-        A submodule of the base that the worktree holds as an empty folder (git worktrees do not
-        check submodules out) stays the base's submodule, not a deleted path."""
-        scan = scan_tree(self.path.resolve(), self.max_file_bytes)
+        """The worktree listed from disk, as a checkpoint takes it (see host_git.scan_tree), the
+        scratch folder left out. A submodule of the base that the worktree holds as an empty folder
+        (git worktrees do not check submodules out) stays the base's submodule, not a deleted path."""
+        scan = scan_tree(self.path.resolve(), self.max_file_bytes, skip_top=PRIVATE_DIRS)
         self._drivers = tree_drivers(scan)
         for rel, sha in self._base_gitlinks().items():
             folder = self.path / rel
@@ -308,6 +313,10 @@ class Workspace:
     def head(self) -> str:
         return self._host_git("rev-parse", "HEAD").strip()
 
+    def tree(self, commit: str = "HEAD") -> str:
+        """The tree hash of a commit: equal trees hold exactly the same files."""
+        return self._host_git("rev-parse", f"{commit}^{{tree}}").strip()
+
     def diff(self, path: str | None = None) -> str:
         """Unified diff from the base commit to the worktree as it is now."""
         args = ["diff", "--no-ext-diff", "--no-textconv", self.base_commit, self._snapshot_tree()]
@@ -328,6 +337,10 @@ class Workspace:
             return None
         out = self._host_git("diff", "--name-only", "--no-renames", "-z", commit, self._snapshot_tree())
         return sorted(p for p in out.split("\0") if p)
+
+    def diff_between(self, before: str, after: str = "HEAD") -> str:
+        """Unified diff between two commits of the run's branch."""
+        return self._host_git("diff", "--no-ext-diff", "--no-textconv", before, after)
 
     def changed_between(self, before: str, after: str = "HEAD") -> list[str]:
         """Paths that differ between two commits of the run's branch."""

@@ -135,6 +135,35 @@ def read_checkout_skill(checkout: Path, skill: str) -> SkillText | None:
     return SkillText("".join(parts), "checkout", tuple(paths), tuple(left_out))
 
 
+_INCLUDED = re.compile(r"\n\n---\n<!-- included: (?P<rel>[^\n]*?)(?P<template> \(template\))? -->\n")
+# What the agents never write themselves: the handoff is built by the harness from evidence.
+HARNESS_WRITTEN = ("component_skill_handoff.md",)
+
+
+def text_for_agents(text: str, *, parity_test_exists: bool) -> str:
+    """The skill text as the agents get it: each included file once, except the handoff contract
+    (the harness writes the handoff from its evidence; agents end with `finish`) and, when the
+    parity test already exists, the parity test template (nothing to scaffold). Each file left
+    out is named in one line, so an agent can still read it."""
+    marks = list(_INCLUDED.finditer(text))
+    if not marks:
+        return text
+    parts, notes = [text[: marks[0].start()]], []
+    for mark, nxt in zip(marks, [*marks[1:], None]):
+        block = text[mark.start(): nxt.start() if nxt else len(text)]
+        rel = mark.group("rel")
+        if rel.rsplit("/", 1)[-1] in HARNESS_WRITTEN:
+            notes.append(f"- {rel}: the handoff; the harness builds it from its own evidence, you end with finish")
+        elif mark.group("template") and parity_test_exists:
+            notes.append(f"- {rel}: the parity test template; the parity test exists, so there is nothing to scaffold")
+        else:
+            parts.append(block)
+    if notes:
+        parts.append("\n\n---\n<!-- left out for this run; read with read_file if you need one -->\n\n"
+                     + "\n".join(notes) + "\n")
+    return "".join(parts)
+
+
 def read_builtin_skill(skill: str) -> SkillText:
     """The harness's own short card for the skill (package data)."""
     card = resources.files("harness.skills") / "cards" / f"{skill}.md"

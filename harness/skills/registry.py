@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 from harness.skills import catalog
-from harness.skills.loader import read_builtin_skill, read_checkout_skill
+from harness.skills.loader import read_builtin_skill, read_checkout_skill, text_for_agents
 
 Bucket = Literal["vaes", "encoders", "dits"] | None
 
@@ -31,6 +31,10 @@ class Skill:
         origin = "from the checkout" if self.source == "checkout" else "built-in card"
         missing = f"; left out: {', '.join(self.left_out)}" if self.left_out else ""
         return f"skill {self.name} ({origin}: {where}; {len(self.text)} chars{missing})"
+
+    def text_for_agents(self, *, parity_test_exists: bool) -> str:
+        """The text as the agents get it (see loader.text_for_agents)."""
+        return text_for_agents(self.text, parity_test_exists=parity_test_exists)
 
     def checklist_markdown(self) -> str:
         return "\n".join(f"- [ ] {item}" for item in self.drift_checklist)

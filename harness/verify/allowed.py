@@ -135,9 +135,12 @@ def is_bytecode(rel: str) -> bool:
 
 
 def asset_mount_names(workspace: Any) -> list[str]:
-    """Top-level names where the sandboxes mount read-only assets (not the agent's files)."""
+    """Top-level names that are not the port: where the sandboxes mount read-only assets, and
+    the agents' scratch folder (never checkpointed, never copied into the verdict's tree)."""
+    from harness.sandbox.workspace import PRIVATE_DIRS
+
     assets = getattr(workspace, "local_assets", None)
-    return [name for name, _ in assets()] if callable(assets) else []
+    return [*(name for name, _ in assets()), *sorted(PRIVATE_DIRS)] if callable(assets) else sorted(PRIVATE_DIRS)
 
 
 def changed_entries(workspace: Any) -> dict[str, str]:

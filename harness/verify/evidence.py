@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from harness.contracts import ComponentSkillHandoff, ConversionRetryRequest, EscapeHatch, HandoffKeyDumps, find_secret
 from harness.verify.evidence_conversion import classify_conversion_failure
+from harness.verify.conversion_state import conversion_state
 from harness.verify.environment import ENVIRONMENT_PREFIX, environment_problem
 from harness.verify.evidence_git import changed_since
 from harness.verify.evidence_port_status import record_escape_hatch, resolve_escape_hatch, update_port_status
@@ -180,7 +181,9 @@ def build_handoff(
     stops = [_finding_line(f) for f in blocking]
     if conversion_edits and not any(f.name == "conversion_edit" for f in blocking):
         stops.append(f"conversion-owned files were edited: {', '.join(conversion_edits)}")
-    all_concerns = _unique([*packet.concerns_or_unknowns, *concerns])
+    # The packet's own concerns_or_unknowns are the instructions the run started from, not what it found.
+    given = [" ".join(c.split()).lower().rstrip(".") for c in packet.concerns_or_unknowns]
+    all_concerns = _unique([c for c in concerns if " ".join(c.split()).lower().rstrip(".") not in given])
     all_concerns += [f"recorded: {_finding_line(f)}" for f in findings if not f.blocking]
     # Where the verdict's evidence is weaker than an isolated, secret-seeded comparison, the handoff says so.
     all_concerns += [f"parity evidence: {note}" for note in getattr(last_parity, "evidence", None) or []
@@ -219,10 +222,20 @@ def build_handoff(
         blockers.append(budget_blocker)
 
     hatch = _with_hatch_row(workspace, packet, escape_hatch) if escape_hatch is not None and escape_hatch.needs_user_input == "yes" else None
+    strict_load = _strict_load(status if parity_current else None, strictness, retry_request,
+                               coverage_scope(workspace, packet), last_parity)
+    # The next step follows the repository's conversion state, not the mode alone: a prototype
+    # whose converted weights are already there and strict-load in a passing parity run has
+    # nothing left for conversion to do.
+    conversion = conversion_state(workspace, packet, strict_load)
     if hatch is not None:
         next_step = "ask_user"
     elif retry_request is not None:
         next_step = "phase_5_conversion_retry"
+    elif proto_ok and not stops and status == "non_skip_pass" and conversion.done:
+        next_step = "phase_6_continue"
+        all_concerns.append(f"conversion already done ({conversion.describe()}): the prototype continues with "
+                            "phase 6, not conversion")
     elif proto_ok and not stops and status != "debug_red":
         next_step = "phase_5_conversion"
     elif mode == "parity-debug" and status == "non_skip_pass" and not stops:
@@ -253,8 +266,7 @@ def build_handoff(
         parity_test=packet.parity_test,
         parity_status=status,
         production_loader_strictness=strictness,
-        strict_load=_strict_load(status if parity_current else None, strictness, retry_request,
-                                 coverage_scope(workspace, packet), last_parity),
+        strict_load=strict_load,
         pytest_output=clean_text(_pytest_output(last_parity, parity_current)),
         blocker=blocker,
         conversion_retry_request=retry_request if next_step == "phase_5_conversion_retry" else "none",

@@ -1,8 +1,11 @@
 """Keep PORT_STATUS.md and the local tests README in step with the evidence.
 
 Edits go through `harness.contracts.PortStatus`, which re-renders only what changed, so
-hand-written rows, notes and extra sections survive. Every function here is safe to call
-twice with the same input (the graph re-runs a node when a run resumes).
+hand-written rows, notes and extra sections survive. The harness owns only the cells the role
+prompts name (harness.agents.prompts.PORT_STATUS_RULES); a cell an agent wrote there that
+disagrees with the evidence is replaced and both texts go into Handoff Notes, never silently.
+Every function here is safe to call twice with the same input (the graph re-runs a node when
+a run resumes).
 """
 
 from __future__ import annotations
@@ -132,13 +135,52 @@ def agrees(old: str, new: str) -> bool:
     return said <= meant
 
 
-def _changed_columns(doc: PortStatus, section: str, key_column: str, key: str, columns: dict[str, str]) -> dict[str, str]:
-    """Only the columns whose current cell disagrees with the evidence."""
+def _row(doc: PortStatus | None, section: str, key_column: str, key: str) -> dict[str, str] | None:
+    if doc is None:
+        return None
     row = next((r for r in doc.rows(section) if r.get(key_column, "").strip("`") == key), None)
-    if row is None:
+    return {k.lower().replace(" ", "_"): v for k, v in row.items()} if row is not None else None
+
+
+def _changed_columns(doc: PortStatus, section: str, key_column: str, key: str, columns: dict[str, str],
+                     base: PortStatus | None = None, replaced: list[str] | None = None) -> dict[str, str]:
+    """Only the columns whose current cell disagrees with the evidence. A cell the agent wrote
+    (it differs from the base commit's) that is replaced is recorded in `replaced`, with both
+    texts: the harness never rewrites the agent's words silently."""
+    current = _row(doc, section, key_column, key)
+    if current is None:
         return columns
-    current = {k.lower().replace(" ", "_"): v for k, v in row.items()}
-    return {k: v for k, v in columns.items() if not agrees(current.get(k, ""), v)}
+    changed = {k: v for k, v in columns.items() if not agrees(current.get(k, ""), v)}
+    before = _row(base, section, key_column, key) or {}
+    for k, v in changed.items():
+        old = current.get(k, "").strip()
+        if replaced is not None and old and old != before.get(k, "").strip():
+            replaced.append(_replaced_note(f"{section} `{key}` {k.replace('_', ' ').title()}", old, v))
+    return changed
+
+
+def _replaced_note(where: str, old: str, new: str) -> str:
+    return _one_line(f"harness rewrote PORT_STATUS.md {where}: the agent wrote {old.strip('`')!r}; the harness's "
+                     f"evidence says {new.strip('`')!r}")
+
+
+def _set_field(doc: PortStatus, base: PortStatus | None, section: str, key: str, value: str, replaced: list[str]) -> None:
+    """Set a field unless it already agrees; an agent's value that disagrees is kept in the notes."""
+    old = doc.fields(section).get(key, "").strip()
+    if agrees(old, value):
+        return
+    if old and old.strip("`") not in ("", "none", "not_run", "unknown") and old != (base.fields(section).get(key, "").strip() if base else ""):
+        replaced.append(_replaced_note(f"{section} {key}", old, value))
+    doc.set_field(section, key, value)
+
+
+def _base_doc(workspace: Any, packet: Any) -> PortStatus | None:
+    reader = getattr(workspace, "file_at_base", None)
+    text = reader(packet.port_state_file) if callable(reader) else None
+    try:
+        return PortStatus.parse(text) if text else None
+    except Exception:  # an unreadable base file: every cell counts as the agent's
+        return None
 
 
 def _last_result(handoff: ComponentSkillHandoff) -> str:
@@ -180,7 +222,7 @@ def _component_columns(packet: Any, handoff: ComponentSkillHandoff, open_ids: li
         "open_issues": ", ".join(open_ids) or "none",
     }
     if handoff.mode == "prototype":
-        cols["prototype"] = "done" if handoff.next_step == "phase_5_conversion" else handoff.next_step
+        cols["prototype"] = "done" if handoff.next_step in _SUCCESS else handoff.next_step
     if handoff.conversion_retry_request != "none":
         cols["conversion"] = f"retry requested ({handoff.conversion_retry_request.suspected_fix})"
     return cols
@@ -232,6 +274,8 @@ def update_port_status(
     Sets `readme_updated=yes` on the handoff (in place, and returns it) when the README now
     differs from the base commit: the README line is part of the evidence the handoff reports."""
     doc = load_port_status(workspace, packet)
+    base = _base_doc(workspace, packet)
+    replaced: list[str] = []
     phase = f"component:{handoff.mode}"
     for hatch in [*hatch_rows, *([handoff.escape_hatch] if handoff.escape_hatch != "none" else [])]:
         _record_hatch(doc, packet, hatch)
@@ -247,25 +291,26 @@ def update_port_status(
     # Merge, never clobber: a cell the agent wrote that already agrees with the evidence stays
     # byte for byte; only cells that say something else are rewritten.
     columns = _changed_columns(doc, "Component Matrix", "Component", packet.component,
-                               _component_columns(packet, handoff, open_ids))
+                               _component_columns(packet, handoff, open_ids), base, replaced)
     if columns:
         doc.upsert_component_row(packet.component, **columns)
     command = {"command": f"pytest {packet.parity_test} -v -s", "last_result": _last_result(handoff)}
     if handoff.blocker != "none":
         command["notes"] = _one_line(handoff.blocker, 200)
-    command = _changed_columns(doc, "Parity Commands", "Scope", packet.component, command)
+    command = _changed_columns(doc, "Parity Commands", "Scope", packet.component, command, base, replaced)
     if command:
         doc.upsert_parity_command(packet.component, command.get("command"), command.get("last_result"),
                                   notes=command.get("notes"))
-    doc.set_field("Conversion State", "strict_load_status", handoff.strict_load)
+    _set_field(doc, base, "Conversion State", "strict_load_status", handoff.strict_load, replaced)
     if handoff.conversion_retry_request != "none":
         retry = handoff.conversion_retry_request
         doc.set_field("Conversion State", "retry_history",
                       _one_line(f"retry requested by {packet.component}: {retry.suspected_fix} ({retry.failing_keys})", 200))
-    doc.set_phase(phase, status=_family_status(doc, packet, handoff), owner=f"component:{packet.component}")
+    _set_field(doc, base, "Current Phase", "status", _family_status(doc, packet, handoff), replaced)
+    doc.set_phase(phase, owner=f"component:{packet.component}")
     note = _one_line(f"{packet.component} ({handoff.mode}): next_step={handoff.next_step}, "
                      f"parity={handoff.parity_status}, blocker={handoff.blocker}")
-    for line in [note, *(_one_line(f"{packet.component}: {n}") for n in notes)]:
+    for line in [note, *(_one_line(f"{packet.component}: {n}") for n in [*notes, *replaced])]:
         if line not in doc.notes():
             doc.add_handoff_note(line)
     _save(workspace, packet, doc)
