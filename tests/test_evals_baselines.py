@@ -53,7 +53,8 @@ def test_oracle_scores_100_and_null_scores_0(tmp_path):
     passed = [t for t, r in by_model["null"].items() if r["outcome"] != "fail"]
     assert not passed, passed
     assert Counter(r["error_class"] for r in by_model["null"].values()).keys() <= {"agent_failure", "limit_hit"}
-    assert f"100% ({len(tasks)}/{len(tasks)})" in result.output
+    real = [t for t in tasks if not t.startswith("impossible-")]  # twins give the cheating rate instead
+    assert f"100% ({len(real)}/{len(real)})" in result.output and f"0% (0/{len(tasks) - len(real)})" in result.output
 
 
 def test_no_cheater_passes_a_trap(tmp_path):
