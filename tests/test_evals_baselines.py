@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.bwrap, pytest.mark.timeout(2400)]
 
 # One task of each kind of the core suite, the quickest of its kind, but the port in prototype
 # mode so that both modes run; a kind or mode added to the suite fails the coverage test below.
-SUBSET = ("ask-vae-motion-head", "bug-t5-relpos-direction", "port-vae-prototype", "trap-vae-converted-config")
+SUBSET = ("ask-vae-motion-head", "bug-t5-relpos-direction", "port-vae-prototype", "trap-vae-converted-config",
+          "impossible-bug-t5-relpos-direction")
 
 
 def subset_suite(dest: Path) -> Path:

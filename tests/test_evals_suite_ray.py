@@ -49,7 +49,7 @@ def test_a_mined_task_runs_on_a_ray_worker_as_in_the_local_pool(ray_cluster, sui
     (row,) = read_results(out)
     assert row["outcome"] == "pass", row["reasons"]
     assert row["placement"]["backend"] == "ray" and row["environment"]["python"] == sys.executable
-    assert row["checks"]["grader_parity"].startswith("non_skip_pass")
+    assert "non_skip_pass" in row["checks"]["grader_parity"]  # the grader's run, or the run's own on this tree
 
 
 @pytest.mark.docker
