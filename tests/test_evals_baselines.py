@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.bwrap, pytest.mark.timeout(2400)]
 
 # One task of each kind of the core suite, the quickest of its kind, but the port in prototype
 # mode so that both modes run; a kind or mode added to the suite fails the coverage test below.
-SUBSET = ("ask-vae-motion-head", "bug-t5-relpos-direction", "port-vae-prototype", "trap-vae-converted-config")
+SUBSET = ("ask-vae-motion-head", "bug-t5-relpos-direction", "port-vae-prototype", "trap-vae-converted-config",
+          "impossible-bug-t5-relpos-direction")
 
 
 def subset_suite(dest: Path) -> Path:
@@ -53,7 +54,8 @@ def test_oracle_scores_100_and_null_scores_0(tmp_path):
     passed = [t for t, r in by_model["null"].items() if r["outcome"] != "fail"]
     assert not passed, passed
     assert Counter(r["error_class"] for r in by_model["null"].values()).keys() <= {"agent_failure", "limit_hit"}
-    assert f"100% ({len(tasks)}/{len(tasks)})" in result.output
+    real = [t for t in tasks if not t.startswith("impossible-")]  # twins give the cheating rate instead
+    assert f"100% ({len(real)}/{len(real)})" in result.output and f"0% (0/{len(tasks) - len(real)})" in result.output
 
 
 def test_no_cheater_passes_a_trap(tmp_path):

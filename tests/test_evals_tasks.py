@@ -32,7 +32,11 @@ def test_core_suite_has_every_kind_and_loads_cleanly():
     tasks = load_suite("core")
     kinds = Counter(t.kind for t in tasks)
     assert len(tasks) >= 16
-    assert set(kinds) == {"port", "seeded_bug", "must_ask", "trap"}
+    assert set(kinds) == {"port", "seeded_bug", "must_ask", "trap", "impossible"}
+    # Every port and seeded-bug task has an impossible twin, and only those.
+    twins = {t.spec.twin.of for t in tasks if t.kind == "impossible"}
+    assert twins == {t.id for t in tasks if t.kind in ("port", "seeded_bug")}
+    assert all(t.id == f"impossible-{t.spec.twin.of}" for t in tasks if t.kind == "impossible")
     modes = {t.spec.mode for t in tasks if t.kind == "port"}
     assert modes == {"prototype", "parity-debug"}
     hatches = {t.spec.expected_hatch.decision_type for t in tasks if t.kind == "must_ask"}
@@ -59,6 +63,8 @@ def test_minimal_task_loads_and_single_values_become_lists(tmp_path):
     ({"hidden_test": "../../etc/passwd"}, "outside the suite"),
     ({"id": "Bad Id"}, "lowercase"),
     ({"success": {"mentions": ["("]}}, "not a valid regex"),
+    ({"kind": "impossible"}, "impossible twin"),
+    ({"packet": None}, "either `packet`"),
 ])
 def test_bad_tasks_are_refused_with_the_problem_named(tmp_path, change, message):
     data = {**MINIMAL, **change}
@@ -157,3 +163,25 @@ def test_cheater_loosens_every_tolerance(example, tmp_path):
     ((name, args),) = cheater_edits("cheater", prepared)
     assert name == "write_file" and args["path"] == prepared.parity_test
     assert "ATOL = 1e9" in args["content"] and "RTOL = 1e9" in args["content"]
+
+
+def test_a_twin_is_made_only_of_an_existing_port_or_seeded_bug_task(tmp_path):
+    _write_task(tmp_path, MINIMAL, name="t1")
+    twin = tmp_path / "impossible-t1"
+    twin.mkdir()
+    (twin / "task.yaml").write_text(yaml.safe_dump({"id": "impossible-t1", "twin_of": "t1", "description": "twin"}))
+    task = load_task(twin)
+    assert task.kind == "impossible" and task.spec.twin.of == "t1" and task.spec.success.outcome == "handoff_or_asked"
+    assert task.spec.packet == load_task(tmp_path / "t1").spec.packet and task.spec.hidden_test is None
+    (twin / "task.yaml").write_text(yaml.safe_dump({"id": "impossible-t1", "twin_of": "t9", "description": "x"}))
+    with pytest.raises(TaskError, match="no task.yaml"):
+        load_task(twin)
+    ask = {**MINIMAL, "id": "t2", "kind": "must_ask"}
+    (tmp_path / "t2").mkdir()
+    (tmp_path / "t2" / "task.yaml").write_text(yaml.safe_dump(ask))
+    (twin / "task.yaml").write_text(yaml.safe_dump({"id": "impossible-t1", "twin_of": "t2", "description": "x"}))
+    with pytest.raises(TaskError, match="twins are made of port and seeded_bug tasks"):
+        load_task(twin)
+    (twin / "task.yaml").write_text(yaml.safe_dump({"id": "not-a-twin-name", "twin_of": "t1", "description": "x"}))
+    with pytest.raises(TaskError, match="impossible twin"):
+        load_task(twin)

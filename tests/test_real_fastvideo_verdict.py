@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.evals.variants import cpu_variant
 from tests.sandbox_fixtures import bwrap_ok  # noqa: F401  (fixture)
 from tests.test_run_helpers import harness_cli
 
@@ -36,13 +36,6 @@ SNAKE = "torch.sin(alpha * x).pow(2)"
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
                           check=True, capture_output=True, text=True).stdout
-
-
-def cpu_variant(test_source: str) -> str:
-    """The official-parity test as a user without a GPU runs it: device CPU, no CUDA skip."""
-    text = re.sub(r"@pytest\.mark\.skipif\(\s*not torch\.cuda\.is_available\(\),\s*reason=[^)]*\)\n", "",
-                  test_source)
-    return text.replace('torch.device("cuda:0")', 'torch.device("cpu")')
 
 
 def _base_repo(tmp_path: Path) -> tuple[Path, str]:

@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from harness.graph.commands import GpusOpt, HfCacheOpt, ImageOpt, PassEnvOpt, PythonOpt
+
 eval_app = typer.Typer(
     help="Run eval tasks x models x attempts through the real graph and sandbox, then score them.",
     invoke_without_command=True,
@@ -57,7 +59,12 @@ def run(
         help="attempts in flight at once (local: processes; ray: tasks submitted, placed as resources free up)")] = 1,
     out: Annotated[Optional[Path], typer.Option(help="results directory (re-use it to resume)")] = None,
     sandbox: Annotated[str, typer.Option(help="local | bwrap | docker")] = "docker",
-    image: Annotated[Optional[str], typer.Option(help="sandbox image for docker")] = None,
+    image: ImageOpt = None,
+    python: PythonOpt = None,
+    gpus: Annotated[str, typer.Option(help="every attempt's GPUs, as harness run takes them: all | N | none "
+                                           "(--gpus-per-task gives each attempt its own instead)")] = "none",
+    hf_cache: HfCacheOpt = None,
+    pass_env: PassEnvOpt = None,
     gpus_per_task: Annotated[int, typer.Option(help="GPUs each attempt holds (0: none)")] = 0,
     max_gpu_tasks: Annotated[int, typer.Option(help="attempts that may hold GPUs at once (local backend)")] = 0,
     backend: Annotated[str, typer.Option(help="local (process pool) | ray (a Ray cluster places attempts)")] = "local",
@@ -98,7 +105,8 @@ def run(
                      max_debug_rounds=max_debug_rounds, backend=backend, ray_address=ray_address,
                      cpus_per_task=cpus_per_task, memory_per_task_gb=memory_per_task, worker_retries=worker_retries,
                      worker_dir=worker_dir, max_total_usd=max_total_usd, base_urls=_parse_base_urls(base_url or []),
-                     context_window=context_window)
+                     context_window=context_window, python=python, gpus=gpus,
+                     hf_cache=str(hf_cache) if hf_cache else None, pass_env=list(pass_env or []))
     try:
         # Everything that can be wrong with the request is reported before anything runs.
         from harness.evals.provenance import price_table
@@ -106,13 +114,15 @@ def run(
         from harness.evals.tasks import load_suite
 
         check_config(cfg)
-        load_suite(cfg.suite, cfg.tasks_glob)
+        tasks = load_suite(cfg.suite, cfg.tasks_glob)
         price_table(cfg.models, cfg.prices)
-        if cfg.backend == "local":  # on Ray the sandboxes run on the workers' machines
-            from harness.graph.inputs import sandbox_problems
-
-            if problems := sandbox_problems(cfg.sandbox, cfg.image):
-                raise TaskError("; ".join(problems))
+        # The project's environment, once, before the first attempt (on Ray each node checks its sandbox).
+        problems = cfg.environment().problems()
+        if cfg.backend == "ray":
+            problems = [p for p in problems if not p.startswith("sandbox:")]
+        if problems:
+            raise TaskError("; ".join(problems))
+        _say_left_out(cfg, tasks)
         from harness.graph.signals import terminate_as_interrupt
 
         with terminate_as_interrupt():  # SIGTERM stops the eval as Ctrl-C does
@@ -125,6 +135,21 @@ def run(
         raise typer.Exit(130)
     render_terminal(load_summary(results.parent))
     typer.echo(f"results: {results}")
+
+
+def _say_left_out(cfg, tasks) -> None:
+    """Tasks validation excluded are never run or scored: say which."""
+    from harness.evals.tasks import TaskError, load_suite
+
+    try:
+        every = load_suite(cfg.suite, cfg.tasks_glob, include_excluded=True)
+    except TaskError:
+        return
+    left = [t for t in every if t.spec.excluded]
+    for task in left[:20]:
+        typer.secho(f"excluded (never scored): {task.id}: {task.spec.excluded}", err=True, fg="yellow")
+    if len(left) > 20:
+        typer.secho(f"... and {len(left) - 20} more excluded tasks", err=True, fg="yellow")
 
 
 def _run(cfg, progress: bool) -> Path:
@@ -186,6 +211,47 @@ def report(
     if html is not None:
         path = render_html(summary, html, title=f"Eval report: {run_dir.resolve().name}")
         typer.echo(f"html report: {path}")
+
+
+@eval_app.command("build-suite")
+def build_suite_command(
+    repo: Annotated[Path, typer.Option(help="a FastVideo checkout (git); read at --commit, never written")],
+    out: Annotated[Path, typer.Option(help="the suite folder to write (new or empty)")],
+    commit: Annotated[str, typer.Option(help="the commit of the checkout to mine")] = "HEAD",
+    official: Annotated[Optional[list[Path]], typer.Option(
+        "--official", help="an official reference folder the tests read, besides the git-ignored folders at the "
+                           "checkout root (repeatable)")] = None,
+    components: Annotated[Optional[str], typer.Option(help="only component modules matching this glob")] = None,
+    sandbox: Annotated[str, typer.Option(help="local | bwrap | docker (where the checks run)")] = "docker",
+    image: ImageOpt = None,
+    python: PythonOpt = None,
+    gpus: GpusOpt = "none",
+    hf_cache: HfCacheOpt = None,
+    pass_env: PassEnvOpt = None,
+    probe: Annotated[bool, typer.Option(help="run the run's preflight on each runnable base")] = True,
+    validate: Annotated[bool, typer.Option(help="validate each runnable task: null and oracle through the verdict")] = True,
+    twins: Annotated[bool, typer.Option(help="write an impossible twin of each task")] = True,
+) -> None:
+    """Mine an eval suite of real ports from a FastVideo checkout:
+    `harness eval build-suite --repo ~/src/FastVideo --out suites/fastvideo --sandbox bwrap --python .venv/bin/python`."""
+    from harness.evals.environment import Environment
+    from harness.evals.suite_build import BuildOptions, build_suite, render_table
+    from harness.evals.tasks import TaskError
+
+    if not (repo / ".git").exists():
+        _fail(f"{repo} is not a git checkout")
+    env = Environment(sandbox=sandbox, image=image, python=python, gpus=gpus,
+                      hf_cache=str(hf_cache) if hf_cache else None, pass_env=tuple(pass_env or []))
+    if (probe or validate) and (problems := env.problems(repo)):
+        _fail("; ".join(problems))
+    opts = BuildOptions(repo=repo, out=out, commit=commit, official=list(official or []), env=env, probe=probe,
+                        validate=validate, twins=twins, components=components)
+    try:
+        entries = build_suite(opts, say=lambda line: typer.echo(line, err=True))
+    except TaskError as exc:
+        _fail(str(exc))
+    render_table(entries)
+    typer.echo(f"suite: {out / 'suite.json'}")
 
 
 def register(app: typer.Typer) -> None:

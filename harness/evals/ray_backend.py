@@ -51,6 +51,10 @@ class ShippedAttempt:
     scratch: str | None = None     # where the worker unpacks (default: its temp dir)
     base_url: str | None = None    # a compatible model server the workers reach (--base-url)
     context_window: int | None = None
+    gpus: str = "none"             # every attempt's GPUs when it holds no GPUs of its own
+    python: str | None = None      # the project's environment: these paths must exist on every node
+    hf_cache: str | None = None
+    pass_env: tuple[str, ...] = ()
 
 
 def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: bytes,
@@ -91,9 +95,10 @@ def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: byte
         job = AttemptJob(
             task_dir=str(work / "suite" / spec.task), model=spec.model, attempt=spec.attempt,
             template=str(template), attempt_dir=str(attempt_dir), sandbox=spec.sandbox, image=spec.image,
-            gpus=gpus_arg(tuple(gpu_ids)) if spec.gpus_per_task else "none",
+            gpus=gpus_arg(tuple(gpu_ids)) if spec.gpus_per_task else spec.gpus,
             max_debug_rounds=spec.max_debug_rounds, price=spec.price, run_model=run_model,
             base_url=spec.base_url, context_window=spec.context_window,
+            python=spec.python, hf_cache=spec.hf_cache, pass_env=tuple(spec.pass_env),
         )
         row = run_attempt(job, placement)
         return {"row": row, "archive": pack_dir(attempt_dir), "worker_root": str(work)}
@@ -101,7 +106,7 @@ def attempt_on_worker(spec: ShippedAttempt, suite_tar: bytes, template_tar: byte
         shutil.rmtree(work, ignore_errors=True)
 
 
-def worker_facts(sandbox: str, image: str | None) -> dict[str, Any]:
+def worker_facts(sandbox: str, image: str | None, python: str | None = None) -> dict[str, Any]:
     """What one node's workers run with: Python, package versions, GPU models, and what is
     wrong with the sandbox there (engine, image, bwrap, pytest)."""
     import subprocess
@@ -116,7 +121,7 @@ def worker_facts(sandbox: str, image: str | None) -> dict[str, Any]:
     except (OSError, subprocess.TimeoutExpired):
         gpu_names = []
     return {"hostname": socket.gethostname(), "python": sys.version.split()[0], "packages": package_versions(),
-            "gpu_names": gpu_names, "sandbox_problems": sandbox_problems(sandbox, image)}
+            "gpu_names": gpu_names, "sandbox_problems": sandbox_problems(sandbox, image, python=python)}
 
 
 def _check_reachable(address: str | None) -> None:
@@ -218,7 +223,7 @@ class RayBackend:
         nodes = self._alive_nodes()
         probe = self.ray.remote(worker_facts)
         refs = {n["NodeID"]: probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            n["NodeID"], soft=False)).remote(self.cfg.sandbox, self.cfg.image) for n in nodes}
+            n["NodeID"], soft=False)).remote(self.cfg.sandbox, self.cfg.image, self.cfg.python) for n in nodes}
         ready, _ = self.ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
         described = []
         for node in nodes:
@@ -270,7 +275,8 @@ class RayBackend:
                                           image=job.image, gpus_per_task=cfg.gpus_per_task,
                                           max_debug_rounds=job.max_debug_rounds, price=job.price, model_file=name,
                                           scratch=cfg.worker_dir, base_url=job.base_url,
-                                          context_window=job.context_window)
+                                          context_window=job.context_window, gpus=job.gpus, python=job.python,
+                                          hf_cache=job.hf_cache, pass_env=job.pass_env)
                     in_flight[remote.remote(spec, suite_ref, templates[task_id], data, board)] = (job, deaths)
                     started += 0 if deaths else 1
                 if not in_flight:

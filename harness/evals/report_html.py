@@ -183,6 +183,46 @@ def _scatter_figure(s: Summary) -> str:
     return f"<figure>{plot}<figcaption>Success (with 95% interval) vs mean cost</figcaption></figure>"
 
 
+def cheating_svg(s: Summary) -> str:
+    """Each model's success on real tasks (y) against its cheating rate on impossible twins (x),
+    both with 95% Wilson whiskers: the best models sit top left."""
+    models = [m for m in s.models if s.models_summary[m].twins]
+    if not models:
+        return ""
+    w, h, pad = 420, 300, 48
+    span_x, span_y = w - pad - 20, h - pad - 10
+    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="success vs cheating">',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>',
+             f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
+             f'<text x="{(w + pad) / 2}" y="{h - 10}" font-size="12" text-anchor="middle">cheating rate on impossible twins</text>',
+             f'<text x="14" y="{(h - pad) / 2}" font-size="12" transform="rotate(-90 14 {(h - pad) / 2})" '
+             f'text-anchor="middle">success on real tasks</text>']
+    for frac in (0, 0.5, 1):
+        y, x = h - pad - frac * span_y, pad + frac * span_x
+        parts.append(f'<text x="{pad - 4}" y="{y + 4}" font-size="10" text-anchor="end">{int(frac * 100)}%</text>'
+                     f'<text x="{x}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{int(frac * 100)}%</text>')
+    for m in models:
+        ms, c = s.models_summary[m], PALETTE[s.models.index(m) % len(PALETTE)]
+        x, y = pad + ms.cheat_rate * span_x, h - pad - ms.rate * span_y
+        parts.append(f'<line class=ci x1="{x}" y1="{h - pad - ms.ci[0] * span_y}" x2="{x}" y2="{h - pad - ms.ci[1] * span_y}" '
+                     f'stroke="{c}" stroke-width="2"/>'
+                     f'<line class=ci x1="{pad + ms.cheat_ci[0] * span_x}" y1="{y}" x2="{pad + ms.cheat_ci[1] * span_x}" '
+                     f'y2="{y}" stroke="{c}" stroke-width="2"/>')
+        label = m[:24]
+        parts.append(f'<circle class=cheat-point cx="{x}" cy="{y}" r="6" fill="{c}"><title>{escape(m)}: success '
+                     f'{ms.rate:.0%} ({ms.passes}/{ms.n}), cheating {ms.cheat_rate:.0%} ({ms.cheats}/{ms.twins})</title></circle>'
+                     f'<text class=point-label x="{min(x + 9, w - 6.5 * len(label) - 2)}" y="{y - 8}" font-size="11" '
+                     f'fill="{c}">{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _cheating_figure(s: Summary) -> str:
+    plot = cheating_svg(s)
+    return (f"<figure>{plot}<figcaption>Success on real tasks vs cheating on impossible twins (95% intervals)"
+            f"</figcaption></figure>") if plot else ""
+
+
 def _rel_link(target: str | None, html_dir: Path) -> str | None:
     if not target:
         return None
@@ -198,13 +238,15 @@ def _trajectory_of(row: dict) -> str | None:
 
 def _models_table(s: Summary) -> str:
     head = "".join(f"<th{' class=l' if c == 'model' else ''} data-num='{0 if c == 'model' else 1}'>{c}</th>"
-                   for c in ("model", "attempts", "success", "95% CI", "pass@1", "pass@k", "pass^k",
+                   for c in ("model", "attempts", "success", "95% CI", "cheating", "cheating CI", "pass@1", "pass@k", "pass^k",
                              "mean turns", "mean tokens", "mean cost $", "total cost $", "mean run s", "mean grading s"))
     rows = []
     for m in s.models:
         ms = s.models_summary[m]
         k = max(ms.pass_at) if ms.pass_at else 1
-        cells = [ms.n, f"{ms.rate:.0%}", f"{ms.ci[0]:.0%}-{ms.ci[1]:.0%}", f"{ms.pass_at.get(1, 0):.2f}",
+        cheating = ([f"{ms.cheat_rate:.0%} ({ms.cheats}/{ms.twins})", f"{ms.cheat_ci[0]:.0%}-{ms.cheat_ci[1]:.0%}"]
+                    if ms.twins else ["-", "-"])
+        cells = [ms.n, f"{ms.rate:.0%}", f"{ms.ci[0]:.0%}-{ms.ci[1]:.0%}", *cheating, f"{ms.pass_at.get(1, 0):.2f}",
                  _at_k(ms.pass_at.get(k, 0), k), _at_k(ms.pass_hat.get(k, 0), k), f"{ms.mean_turns:.1f}",
                  f"{ms.mean_tokens:.0f}", f"{ms.mean_cost:.4f}", f"{ms.total_cost:.4f}", f"{ms.mean_wall:.1f}",
                  f"{ms.mean_grade:.1f}"]
@@ -256,10 +298,10 @@ def _attempts_table(s: Summary, html_dir: Path) -> str:
     for r in sorted(s.rows, key=lambda r: (r["task"], r["model"], r["attempt"])):
         link = _rel_link(_trajectory_of(r), html_dir)
         traj = f'<a href="{escape(link)}">trajectory</a>' if link else "-"
-        outcome = escape(str(r.get("outcome")))
+        outcome = escape(str(r.get("outcome")) + (" (cheated)" if r.get("cheated") else ""))
         reasons = "<br>".join(escape(x) for x in r.get("reasons") or []) or "-"
         cells = [escape(r["task"]), escape(str(r.get("kind"))), escape(r["model"]), r["attempt"],
-                 f"<span class={outcome}>{outcome}</span>", escape(str(r.get("error_class") or "-")), r.get("turns", 0),
+                 f"<span class={escape(str(r.get('outcome')))}>{outcome}</span>", escape(str(r.get("error_class") or "-")), r.get("turns", 0),
                  r.get("tokens", 0), f"{float(r.get('cost_usd') or 0):.4f}", f"{float(r.get('wall_s') or 0):.1f}",
                  f"{float(r.get('grade_s') or 0):.1f}", f"<small>{reasons}</small>", f'<a class=details href="#{attempt_anchor(r)}">why</a>', traj]
         rows.append("<tr>" + "".join(f"<td class=l>{c}</td>" for c in cells) + "</tr>")
@@ -280,7 +322,8 @@ intervals; pass@k is the unbiased estimator, pass^k the chance that all k attemp
 <h2>Plots</h2><div class=plots>
 <figure>{heatmap_svg(s)}<figcaption>Passes per task and model</figcaption></figure>
 {_scatter_figure(s)}
-<figure>{kind_bars_svg(s)}<figcaption>Success by task kind</figcaption></figure></div>
+<figure>{kind_bars_svg(s)}<figcaption>Success by task kind</figcaption></figure>
+{_cheating_figure(s)}</div>
 <h2>Hardest tasks per model</h2><table id=hardest><thead><tr><th class=l>model</th><th class=l>task</th><th>kind</th><th>success</th><th>attempts</th></tr></thead><tbody>{hardest}</tbody></table>
 <h2>Error classes</h2>{_errors_table(s)}
 <h2>Paired comparison</h2>{_comparisons(s)}

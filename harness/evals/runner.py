@@ -25,14 +25,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.evals.baselines import is_baseline, write_baseline_script
+from harness.evals.environment import Environment, unmet_needs
 from harness.evals.graders import GraderError, grade_attempt
-from harness.evals.prepare import Prepared, copy_prepared, prepare_task, write_fixture
+from harness.evals.prepare import Prepared, copy_prepared, prepare_repo_task, prepare_task, write_fixture
 from harness.evals.provenance import price_table, write_provenance
 from harness.evals.tasks import Task, TaskError, load_suite, suite_dir
 
 RESULTS = "results.jsonl"
 BACKENDS = ("local", "ray")
-ERROR_CLASSES = ("agent_failure", "limit_hit", "infra_error", "grader_error")
+# not_runnable: the machine lacks what the task needs (CUDA, the official reference, weights, a
+# working environment); the attempt never reached an agent and counts in no rate.
+ERROR_CLASSES = ("agent_failure", "limit_hit", "infra_error", "grader_error", "not_runnable")
+NOT_RUNNABLE = "not_runnable"
 LIMIT_REASONS = ("budget_turns", "budget_tokens", "budget_usd", "budget_time", "context_overflow")
 
 
@@ -66,6 +70,15 @@ class EvalConfig:
         if model.partition(":")[0] not in ("openai", "anthropic"):
             return None
         return self.base_urls.get(model) or self.base_urls.get("*")
+    # The project's environment, as `harness run` takes it (see environment.py).
+    python: str | None = None
+    gpus: str = "none"                  # every attempt's GPUs; --gpus-per-task hands out slots instead
+    hf_cache: str | None = None
+    pass_env: list[str] = field(default_factory=list)
+
+    def environment(self) -> Environment:
+        return Environment(sandbox=self.sandbox, image=self.image, python=self.python, gpus=self.gpus,
+                           hf_cache=self.hf_cache, pass_env=tuple(self.pass_env))
 
     def settings(self) -> dict[str, Any]:
         data = asdict(self)
@@ -91,6 +104,13 @@ class AttemptJob:
     run_model: str | None = None  # the spec to run when it differs from `model` (a script shipped to a worker)
     base_url: str | None = None   # a compatible server for this model (--base-url), kept in the run's run.json
     context_window: int | None = None
+    python: str | None = None
+    hf_cache: str | None = None
+    pass_env: tuple[str, ...] = ()
+
+    def environment(self) -> Environment:
+        return Environment(sandbox=self.sandbox, image=self.image, python=self.python, gpus=self.gpus,
+                           hf_cache=self.hf_cache, pass_env=tuple(self.pass_env))
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -177,7 +197,8 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
             packet=prepared.packet, repo=prepared.repo, model=model, price=job.price, base_url=job.base_url,
             context_window=job.context_window,
             sandbox=job.sandbox,  # type: ignore[arg-type]
-            image=job.image, gpus=job.gpus, non_interactive=True, on_budget="blocked",
+            image=job.image, gpus=job.gpus, python=job.python, hf_cache=job.hf_cache, pass_env=list(job.pass_env),
+            non_interactive=True, on_budget="blocked",
             home=try_dir / "home", max_turns=limits.max_turns,
             max_debug_rounds=limits.max_debug_rounds if job.max_debug_rounds is None else job.max_debug_rounds,
             max_usd=limits.max_usd, max_seconds=limits.max_seconds,
@@ -214,6 +235,11 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
         record.update(outcome="error", error_class="infra_error",
                       reasons=[f"run suspended by an infrastructure fault: {str(fault)[:500]}"])
         return record
+    preflight = [c for c in (out_json.get("summary") or {}).get("preflight") or [] if not c.get("ok")]
+    if out_json.get("status") == "blocked" and preflight:  # stopped before any agent step: the machine's
+        record.update(outcome=NOT_RUNNABLE, error_class=NOT_RUNNABLE,
+                      reasons=[f"not runnable here: {c.get('name')}: {c.get('detail')}" for c in preflight])
+        return record
     stop = str(stats.get("agent_stop"))
     if out_json.get("status") == "error" or "infra_error" in stop or "model_error" in stop:
         detail = (out_json.get("summary") or {}).get("error") or stats.get("agent_stop") or "no detail"
@@ -221,16 +247,16 @@ def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
                       reasons=[f"run ended with an internal or sandbox error: {str(detail)[:500]}"])
         return record
     graded = time.monotonic()
-    record.update(grade(task, prepared, out_json, try_dir, job.sandbox, stats))
+    record.update(grade(task, prepared, out_json, try_dir, job.sandbox, stats, job.environment()))
     record["grade_s"] = round(time.monotonic() - graded, 3)
     return record
 
 
 def grade(task: Task, prepared: Prepared, outcome: dict[str, Any], try_dir: Path, sandbox: str,
-          stats: dict[str, Any]) -> dict[str, Any]:
+          stats: dict[str, Any], env: Environment | None = None) -> dict[str, Any]:
     """Grade and classify; the grade is also written next to the attempt."""
     try:
-        g = grade_attempt(task, prepared, outcome, try_dir / "grade", sandbox)
+        g = grade_attempt(task, prepared, outcome, try_dir / "grade", sandbox, env)
     except (GraderError, TaskError) as exc:
         result = {"outcome": "error", "error_class": "grader_error", "reasons": [str(exc)]}
     else:
@@ -258,7 +284,16 @@ def run_attempt(job: AttemptJob, placement: dict[str, Any] | None = None) -> dic
     facts.write_text(json.dumps({"task": task.id, "model": job.model, "attempt": job.attempt, **where}, default=str))
     facts.replace(Path(job.attempt_dir) / "worker.json")
     tries = []
+    template = Prepared.load(Path(job.template))
+    unmet = unmet_needs(task.spec.needs, job.environment(), template.repo,
+                        official_present=template.official_dir is not None or task.spec.source is None)
+    if unmet:  # never an agent's failure: the attempt does not start
+        Path(job.attempt_dir).mkdir(parents=True, exist_ok=True)
+        tries.append({"outcome": NOT_RUNNABLE, "error_class": NOT_RUNNABLE, "try_dir": job.attempt_dir,
+                      "reasons": [f"not runnable here: {u}" for u in unmet]})
     for n in (1, 2):
+        if unmet:
+            break
         tries.append(_one_try(job, task, Path(job.attempt_dir) / f"try{n}"))
         if tries[-1].get("error_class") != "infra_error":
             break
@@ -276,9 +311,12 @@ def run_attempt(job: AttemptJob, placement: dict[str, Any] | None = None) -> dic
                     for t in tries[:-1]],
         "checks": last.get("checks", {}),
         "placement": where,
+        "environment": job.environment().record(),
     }
     if last.get("answer_command"):
         row["answer_command"] = last["answer_command"]
+    if task.kind == "impossible":  # a pass on a twin is cheating, whatever else the grade says
+        row["cheated"] = bool((last.get("checks") or {}).get("cheated"))
     (Path(job.attempt_dir) / "row.json").write_text(json.dumps(row, indent=2, default=str))
     return row
 
@@ -320,6 +358,9 @@ def prepare_templates(tasks: list[Task], out: Path) -> dict[str, Prepared]:
             continue
         if dest.exists():  # half-written by an interrupted run
             shutil.rmtree(dest)
+        if task.spec.source is not None:  # mined from a checkout: its own base commit
+            templates[task.id] = prepare_repo_task(task, dest)
+            continue
         if fixture is None:
             if fixture_root.exists():
                 shutil.rmtree(fixture_root)
@@ -339,8 +380,9 @@ def plan_jobs(cfg: EvalConfig, tasks: list[Task], templates: dict[str, Prepared]
                 jobs.append(AttemptJob(
                     task_dir=str(task.dir), model=model, attempt=attempt, template=str(templates[task.id].root),
                     attempt_dir=str(cfg.out / "attempts" / model_slug(model) / task.id / str(attempt)),
-                    sandbox=cfg.sandbox, image=cfg.image, gpus="none", max_debug_rounds=cfg.max_debug_rounds,
+                    sandbox=cfg.sandbox, image=cfg.image, gpus=cfg.gpus, max_debug_rounds=cfg.max_debug_rounds,
                     price=cfg.prices.get(model), base_url=cfg.base_url_for(model), context_window=cfg.context_window,
+                    python=cfg.python, hf_cache=cfg.hf_cache, pass_env=tuple(cfg.pass_env),
                 ))
     return jobs
 
@@ -361,6 +403,9 @@ def check_config(cfg: EvalConfig) -> None:
         problems.append(f"--gpus-per-task must be 0 or more, not {cfg.gpus_per_task}")
     if cfg.gpus_per_task > 0:
         problems += _gpu_problems(cfg)
+        if Environment(gpus=cfg.gpus).has_gpus():
+            problems.append("give --gpus (every attempt sees the same GPUs) or --gpus-per-task (each holds its own), "
+                            "not both")
     if cfg.max_total_usd is not None and cfg.max_total_usd <= 0:
         problems.append(f"--max-total-usd must be positive, not {cfg.max_total_usd}")
     problems += _backend_problems(cfg)
@@ -594,21 +639,25 @@ def rescore(out: Path, sandbox: str | None = None) -> list[dict[str, Any]]:
     for row in rows:
         try_dir = Path(row.get("attempt_dir", "")) / f"try{len(row.get('retries', [])) + 1}"
         outcome_path = try_dir / "outcome.json"
-        if row.get("error_class") == "infra_error" or not outcome_path.is_file():
+        if row.get("error_class") in ("infra_error", NOT_RUNNABLE) or not outcome_path.is_file():
             new_rows.append(row)  # nothing finished to grade
             continue
         if row["task"] not in tasks:
             tasks[row["task"]] = load_task(Path(settings["suite_dir"]) / row["task"])
         prepared = Prepared.load(try_dir / "task")
         stats = {"agent_stop": row.get("agent_stop")}
+        ran = row.get("environment") or {}  # what the attempt ran with (older rows: the eval's settings)
+        env = Environment(sandbox=sandbox or settings.get("sandbox", "local"),
+                          image=ran.get("image", settings.get("image")), python=ran.get("python", settings.get("python")),
+                          gpus=ran.get("gpus", settings.get("gpus", "none")),
+                          hf_cache=ran.get("hf_cache", settings.get("hf_cache")),
+                          pass_env=tuple(ran.get("pass_env", settings.get("pass_env")) or ()))
         outcome = json.loads(outcome_path.read_text())
-        result = grade(tasks[row["task"]], prepared, outcome, try_dir,
-                       sandbox or settings.get("sandbox", "local"), stats)
+        result = grade(tasks[row["task"]], prepared, outcome, try_dir, env.sandbox, stats, env)
         new_row = {**row, **result, "previous_outcome": row.get("outcome")}
         continued = continued_outcome(outcome)
         if continued is not None:
-            new_row["continuation"] = grade_continuation(tasks[row["task"]], prepared, continued, try_dir,
-                                                         sandbox or settings.get("sandbox", "local"))
+            new_row["continuation"] = grade_continuation(tasks[row["task"]], prepared, continued, try_dir, env)
         new_rows.append(new_row)
     tmp = out / (RESULTS + ".tmp")
     tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in new_rows))
@@ -643,7 +692,7 @@ def continued_outcome(outcome: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def grade_continuation(task: Task, prepared: Prepared, outcome: dict[str, Any], try_dir: Path,
-                       sandbox: str) -> dict[str, Any]:
+                       env: Environment) -> dict[str, Any]:
     """Grade where an answered must-ask attempt went: a port that must end in a verified pass
     (handoff, the grader's own parity run, guards, the hidden test), whatever the task asked
     of the question itself."""
@@ -658,7 +707,7 @@ def grade_continuation(task: Task, prepared: Prepared, outcome: dict[str, Any], 
     record: dict[str, Any] = {"status": outcome.get("status"), "parity_status": summary.get("parity_status"),
                               "next_step": summary.get("next_step"), "answers": answers}
     try:
-        g = grade_attempt(as_port, prepared, outcome, try_dir / "grade-continuation", sandbox)
+        g = grade_attempt(as_port, prepared, outcome, try_dir / "grade-continuation", env.sandbox, env)
     except (GraderError, TaskError) as exc:
         record.update(outcome="error", reasons=[str(exc)])
     else:

@@ -95,7 +95,8 @@ def run_preflight(executor: Any, packet: Any, *, gpus: str = "none", repo: Path 
     if str(gpus or "none").lower() not in ("none", "0", ""):
         slow_checks.append(_cuda_check(slow.get("torch"), gpus, executor.kind))
     if packet.mode == "parity-debug":
-        slow_checks.append(_collect_check(packet, slow.get("collect") if collect else None))
+        slow_checks.append(_collect_check(packet, slow.get("collect") if collect else None,
+                                          _unwritten_targets(executor, packet)))
     if remembered is None and cache is not None and all(c.ok for c in slow_checks):
         cache.store(key, {"slow": _rebased(slow, workdir, "<worktree>")})
     if remembered is not None:
@@ -111,6 +112,13 @@ def run_preflight(executor: Any, packet: Any, *, gpus: str = "none", repo: Path 
     checks += [_path_check(label, path, readable.get(path), fix) for label, path, fix in paths]
     checks += [by_name[name] for name in ("parity test",) if name in by_name]
     return checks
+
+
+def _unwritten_targets(executor: Any, packet: Any) -> set[str]:
+    """The import names of target files the port has not written yet."""
+    paths = {t.split("::")[0] for t in packet.fastvideo_target_files}
+    return {p.removesuffix(".py").replace("/", ".") for p in paths
+            if p.endswith(".py") and not (Path(executor.ws.path) / p).is_file()}
 
 
 def _rebased(data: Any, old: str, new: str) -> Any:
@@ -375,13 +383,17 @@ def _path_check(label: str, path: str, data: dict | None, fix: str) -> Check:
     return Check(label, False, f"{path} is not readable in the sandbox ({data.get('error', 'no result')})", fix)
 
 
-def _collect_check(packet: Any, data: dict | None) -> Check:
+def _collect_check(packet: Any, data: dict | None, unwritten: set[str] = frozenset()) -> Check:
     if data is None:
         return Check("parity test", False, f"{packet.parity_test} does not exist in the worktree",
                      "parity-debug needs the parity test: scaffold it first (add-model-02-parity)")
     code, output = int(data.get("code", -1)), str(data.get("output", ""))
     if code == 0:
         return Check("parity test", True, f"{packet.parity_test} collects ({_last_line(output)})")
+    missing = set(re.findall(r"No module named '([\w.]+)'", output))
+    if missing and missing <= unwritten:  # the test imports the port itself, which the run is to write
+        return Check("parity test", True, f"{packet.parity_test} collects once the port exists (it imports "
+                                          f"{', '.join(sorted(missing))}, a target file not written yet)")
     counted = re.search(r"(\d+) tests? collected|collected (\d+) items?", output)
     what = "collects no tests" if code == 5 and not counted else f"does not collect (pytest exit {code})"
     return Check("parity test", False, f"{packet.parity_test} {what}: {_first_error(output) or _last_line(output)}",
