@@ -275,10 +275,11 @@ def test_ctrl_c_stops_running_attempts_and_leaves_whole_rows(ray_cluster, tmp_pa
     model = f"scripted:{_sleepy_script(tmp_path / 'sleepy.yaml', SANDBOX_SLEEP)}"
     on_ray = ["--backend", "ray", "--ray-address", ray_cluster, "--cpus-per-task", "0.5", "--memory-per-task", "0.25",
               "--worker-dir", str(scratch)] if backend == "ray" else []
+    earlier = set(_sandbox_sleeps())  # another test's, never this driver's
     proc = _driver(["--suite", "core", "--tasks", QUICK_TASK, "--model", model, "--attempts", "2", "--workers", "2",
                     "--sandbox", "local", "--max-debug-rounds", "0", "--out", str(out), *on_ray])
     try:
-        _wait_for(_sandbox_sleeps, 180, "the attempts' sandbox commands")
+        _wait_for(lambda: set(_sandbox_sleeps()) - earlier, 180, "the attempts' sandbox commands")
         workers = _running_workers(scratch)
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
@@ -289,7 +290,7 @@ def test_ctrl_c_stops_running_attempts_and_leaves_whole_rows(ray_cluster, tmp_pa
     assert read_results(out) == []  # nothing finished: no row, no torn line
     _wait_for(lambda: not any(_alive(w["pid"]) for w in workers), 30, "the cancelled workers to end")
     # The sandbox commands were stopped, not left running.
-    _wait_for(lambda: _sandbox_sleeps() == [], 30, "the sandbox commands to end")
+    _wait_for(lambda: not set(_sandbox_sleeps()) - earlier, 30, "the sandbox commands to end")
 
 
 SANDBOX_SLEEP = 67  # a duration no other test sleeps, to find the sandbox's process

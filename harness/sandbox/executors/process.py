@@ -41,6 +41,9 @@ from harness.sandbox.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
+WAKE_S = 0.25  # how long a wait may block before an exception raised into it is seen
+
+
 def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -63,7 +66,12 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[int, bool]:
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
-        ended = poller.poll(min(max(0, int(timeout_s * 1000)), 2**31 - 1))
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        ended = []
+        while not ended and (left := deadline - time.monotonic()) > 0:
+            # Woken at once by the process's end; the slices only let an exception another
+            # thread raises here (Ray's cancel does) in, which a blocked poll would hold back.
+            ended = poller.poll(int(min(left, WAKE_S) * 1000) + 1)
     finally:
         os.close(pidfd)
     if not ended:
