@@ -9,6 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from harness.agents.providers import spec_help
+from harness.sandbox.registry import sandbox_choices
 from harness.sandbox.executors.limits import (
     DEFAULT_MAX_FILE_MB,
     DEFAULT_MEMORY,
@@ -19,19 +21,13 @@ from harness.sandbox.executors.limits import (
 )
 
 
-class Sandbox(str, Enum):
-    docker = "docker"
-    bwrap = "bwrap"
-    local = "local"
-
-
 class OnBudget(str, Enum):
     ask = "ask"
     blocked = "blocked"
 
 
 # Sandbox options shared by `run` and `doctor` (and mirrored by `demo`).
-SandboxOpt = Annotated[Sandbox, typer.Option(help="Where commands and tests run.")]
+SandboxOpt = Annotated[str, typer.Option(help=f"Where commands and tests run: {sandbox_choices()}.")]
 ImageOpt = Annotated[Optional[str], typer.Option(help="Docker image for the sandbox (e.g. FastVideo's dev image).")]
 GpusOpt = Annotated[str, typer.Option(help="all | N | device=0,1 | none (bwrap: all or none).")]
 PythonOpt = Annotated[Optional[str], typer.Option("--python", help="bwrap/local: the project's python (default: the checkout's .venv, else the harness's own).")]
@@ -73,11 +69,11 @@ def register(app: typer.Typer) -> None:
 def run_command(
     packet: Annotated[Path, typer.Option("--packet", help="The component packet (component_context), YAML or JSON.")],
     repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout to port into (never written).")],
-    model: Annotated[Optional[str], typer.Option(help="anthropic:<m> | openai:<m> | scripted:<file> | human | replay:<file> (none given: human at a terminal, said so; an error otherwise)")] = None,
+    model: Annotated[Optional[str], typer.Option(help=f"{spec_help()} (none given: human at a terminal, said so; an error otherwise)")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     price: Annotated[Optional[str], typer.Option("--price", help="USD per million tokens 'in,out[,cache_read,cache_write]' for a model not in the price table.")] = None,
     context_window: Annotated[Optional[int], typer.Option("--context-window", help="The model's context window in tokens (any provider; e.g. a local server's limit).")] = None,
-    sandbox: Annotated[Optional[Sandbox], typer.Option(help="Where commands and tests run (none given: docker with --image, else bwrap when it works; said so).")] = None,
+    sandbox: Annotated[Optional[str], typer.Option(help=f"Where commands and tests run: {sandbox_choices()} (none given: docker with --image, else bwrap when it works; said so).")] = None,
     image: ImageOpt = None,
     gpus: GpusOpt = "none",
     python: PythonOpt = None,
@@ -106,7 +102,7 @@ def run_command(
 
     interactive = not non_interactive and _interactive()
     model = _chosen_model(model, interactive)
-    sandbox_kind = _chosen_sandbox(sandbox.value if sandbox else None, image)
+    sandbox_kind = _chosen_sandbox(sandbox, image)
     cfg = RunConfig(
         packet=packet, repo=repo, model=model, base_url=base_url, price=price, context_window=context_window,
         sandbox=sandbox_kind, image=image,
@@ -124,7 +120,7 @@ def run_command(
 def doctor_command(
     packet: Annotated[Path, typer.Option("--packet", help="The component packet (component_context), YAML or JSON.")],
     repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout (never written).")],
-    sandbox: SandboxOpt = Sandbox.docker,
+    sandbox: SandboxOpt = "docker",
     image: ImageOpt = None,
     gpus: GpusOpt = "none",
     python: PythonOpt = None,
@@ -144,7 +140,7 @@ def doctor_command(
     from harness.graph.doctor import run_doctor
     from harness.graph.runner import RunConfig
 
-    cfg = RunConfig(packet=packet, repo=repo, sandbox=sandbox.value, image=image, gpus=gpus, python=python,
+    cfg = RunConfig(packet=packet, repo=repo, sandbox=sandbox, image=image, gpus=gpus, python=python,
                     sandbox_user=sandbox_user, memory=memory, shm_size=shm_size, pids_limit=pids_limit,
                     hf_cache=str(hf_cache) if hf_cache else None, pass_env=list(pass_env or []), network=network)
     report = run_doctor(cfg)

@@ -20,7 +20,7 @@ from harness.sandbox.executors.limits import (
     DEFAULT_TEST_TIMEOUT_S,
 )
 
-SandboxKind = Literal["docker", "bwrap", "local"]
+SandboxKind = str  # a name in harness.sandbox.registry
 OnBudget = Literal["ask", "blocked"]
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -78,9 +78,14 @@ class RunConfig:
 
 def config_problems(cfg: RunConfig) -> list[str]:
     """Problems with the run options themselves (the packet is checked by validate_packet)."""
+    from harness.sandbox.registry import get_sandbox
+
     problems: list[str] = []
-    if cfg.sandbox not in ("docker", "bwrap", "local"):
-        problems.append(f"sandbox: must be docker, bwrap or local, not {cfg.sandbox!r}")
+    try:
+        kind = get_sandbox(cfg.sandbox)
+    except ValueError as err:
+        kind = None
+        problems.append(f"sandbox: {err}")
     if cfg.on_budget not in ("ask", "blocked"):
         problems.append(f"on_budget: must be ask or blocked, not {cfg.on_budget!r}")
     from harness.agents.models import MIN_CONTEXT_WINDOW
@@ -113,8 +118,9 @@ def config_problems(cfg: RunConfig) -> list[str]:
     except ValueError as err:
         problems.append(f"gpus: {err}")
     else:
-        if cfg.sandbox != "docker" and str(cfg.gpus) not in ("none", "all", "0"):
-            problems.append(f"gpus: {cfg.gpus} GPUs need the docker sandbox; {cfg.sandbox} sees the host's devices as they are")
+        if kind is not None and not kind.gpu_counts and str(cfg.gpus) not in ("none", "all", "0"):
+            problems.append(f"gpus: {cfg.gpus} GPUs need the {_kinds_where('gpu_counts', joined_by=' or ')} "
+                            f"sandbox; {cfg.sandbox} sees the host's devices as they are")
     if cfg.notify_url is not None and not cfg.notify_url.startswith(("http://", "https://")):
         problems.append(f"notify_url: must be an http:// or https:// URL, not {cfg.notify_url!r}")
     problems += sandbox_option_problems(cfg)
@@ -123,17 +129,28 @@ def config_problems(cfg: RunConfig) -> list[str]:
     return problems
 
 
+def _kinds_where(trait: str, value: bool = True, joined_by: str = " and ") -> str:
+    """The registered sandbox kinds with a trait, for a message: "bwrap and local"."""
+    from harness.sandbox.registry import get_sandbox, sandbox_names
+
+    return joined_by.join(n for n in sandbox_names() if getattr(get_sandbox(n), trait) == value)
+
+
 def sandbox_option_problems(cfg: RunConfig) -> list[str]:
-    """The sandbox options a person can get wrong: checked before any worktree or model call."""
+    """The sandbox options a person can get wrong: checked before any worktree or model call.
+    The sandbox's registry entry says which options apply (an unknown one: config_problems)."""
+    from harness.sandbox.registry import get_sandbox, sandbox_names
     from harness.contracts.secrets import ALLOWED_TOKEN_ENV_VARS
     from harness.sandbox.executors.docker import user_for
     from harness.sandbox.executors.limits import parse_size
     from harness.sandbox.interpreter import interpreter_problem
 
+    kind = get_sandbox(cfg.sandbox) if cfg.sandbox in sandbox_names() else None
     problems: list[str] = []
     if cfg.python:
-        if cfg.sandbox == "docker":
-            problems.append("python: --python is for bwrap and local; docker runs the image's own python")
+        if kind is not None and kind.runs_image_python:
+            problems.append(f"python: --python is for {_kinds_where('runs_image_python', False)}; "
+                            f"{cfg.sandbox} runs the image's own python")
         elif (problem := interpreter_problem(Path(cfg.python).expanduser())):
             problems.append(f"python: {problem}")
     try:
@@ -153,8 +170,9 @@ def sandbox_option_problems(cfg: RunConfig) -> list[str]:
         if name not in ALLOWED_TOKEN_ENV_VARS:
             problems.append(f"pass_env: {name} is not a token variable the harness passes "
                             f"(allowed: {', '.join(ALLOWED_TOKEN_ENV_VARS)})")
-    if cfg.network and cfg.sandbox == "local":
-        problems.append("network: the local sandbox has the host's network anyway; --network is for docker and bwrap")
+    if cfg.network and kind is not None and not kind.network_switch:
+        problems.append(f"network: the {cfg.sandbox} sandbox has the host's network anyway; --network is for "
+                        f"{_kinds_where('network_switch')}")
     return problems
 
 

@@ -571,10 +571,11 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any, agent_tes
 
 def _verdict_environment(res: RunResources) -> dict[str, Any]:
     from harness.sandbox.interpreter import choose_interpreter
+    from harness.sandbox.registry import get_sandbox
     from harness.verify.judged import environment_record
 
     cfg = res.cfg
-    python = None if cfg.sandbox == "docker" else str(choose_interpreter(Path(cfg.repo), cfg.python).path)
+    python = None if get_sandbox(cfg.sandbox).runs_image_python else str(choose_interpreter(Path(cfg.repo), cfg.python).path)
     return environment_record(cfg.sandbox, image=cfg.image, python=python)
 
 
