@@ -31,6 +31,7 @@ class Provider:
     key_env: str | None = None  # an API provider: the variable holding its key ...
     url_env: str | None = None  # ... and the one naming a compatible server
     models_path: str = "/models"  # the GET that shows a compatible server is there
+    needs_a_person: bool = False  # someone must answer at a terminal: never in an unattended eval
 
     @property
     def api(self) -> bool:
@@ -78,9 +79,10 @@ def get_provider(name: str) -> Provider:
         raise ValueError(f"unknown model provider {name!r}; registered: {', '.join(_PROVIDERS)}") from None
 
 
-def spec_help() -> str:
-    """The spec forms for a help text or a message: "anthropic:<model> | ... | human"."""
-    return " | ".join(p.usage for p in _PROVIDERS.values())
+def spec_help(unattended: bool = False) -> str:
+    """The spec forms for a help text or a message: "anthropic:<model> | ... | human"
+    (`unattended`: only those that need no person)."""
+    return " | ".join(p.usage for p in _PROVIDERS.values() if not (unattended and p.needs_a_person))
 
 
 def provider_of(spec: str) -> tuple[Provider, str] | None:
@@ -101,6 +103,7 @@ register_provider(Provider("openai", "openai:<model>", make="harness.agents.mode
                            key_env="OPENAI_API_KEY", url_env="OPENAI_BASE_URL"))
 register_provider(Provider("scripted", "scripted:<file>", make="harness.agents.models.scripted:from_spec",
                            argument="file"))
-register_provider(Provider("human", "human", make="harness.agents.models.human:from_spec", argument="none"))
+register_provider(Provider("human", "human", make="harness.agents.models.human:from_spec", argument="none",
+                           needs_a_person=True))
 register_provider(Provider("replay", "replay:<trajectory.jsonl>", make="harness.agents.models.replay:from_spec",
                            argument="file"))

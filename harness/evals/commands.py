@@ -55,7 +55,7 @@ def run(
     suite: Annotated[str, typer.Option(help="bundled suite name (core) or a directory of task dirs")] = "core",
     tasks: Annotated[Optional[str], typer.Option("--tasks", help="only tasks whose id matches this glob")] = None,
     model: Annotated[Optional[list[str]], typer.Option(
-        "--model", help=f"model spec (repeatable): a baseline (oracle, null, cheater) or {spec_help()}")] = None,
+        "--model", help=f"model spec (repeatable): a baseline (oracle, null, cheater) or {spec_help(unattended=True)}")] = None,
     attempts: Annotated[int, typer.Option(help="attempts per task and model")] = 1,
     workers: Annotated[int, typer.Option(
         help="attempts in flight at once (local: processes; ray: tasks submitted, placed as resources free up)")] = 1,

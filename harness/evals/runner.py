@@ -403,7 +403,7 @@ def check_config(cfg: EvalConfig) -> None:
     from harness.sandbox.registry import sandbox_names
 
     if cfg.sandbox not in sandbox_names():
-        problems.append(f"--sandbox: unknown sandbox {cfg.sandbox!r}; registered: {', '.join(sandbox_names())}")
+        problems.append(f"--sandbox must be one of {', '.join(sandbox_names())}, not {cfg.sandbox!r}")
     if cfg.gpus_per_task < 0:
         problems.append(f"--gpus-per-task must be 0 or more, not {cfg.gpus_per_task}")
     if cfg.gpus_per_task > 0:
@@ -451,8 +451,9 @@ def model_spec_problems(model: str, base_url: str | None = None) -> list[str]:
     found = provider_of(model)
     if model in BASELINES or (found and found[0].argument == "file"):
         return []
-    if found is None or found[0].argument == "none":
-        return [f"--model {model}: unknown model spec; expected one of {', '.join(BASELINES)} or {spec_help()}"]
+    if found is None or found[0].needs_a_person:
+        return [f"--model {model}: unknown model spec; expected one of {', '.join(BASELINES)} or "
+                f"{spec_help(unattended=True)}"]
     return [f"--model {p.removeprefix('model: ')}" for p in model_access_problems(model, base_url)]
 
 
