@@ -119,3 +119,19 @@ def test_harness_run_uses_a_registered_sandbox_and_provider(toys, tmp_path, monk
     refused = run("vm", "toy2")
     assert refused.exit_code == 2
     assert "sandbox: unknown sandbox 'vm'; registered: docker, bwrap, local, toy" in refused.output
+
+
+def test_harness_doctor_checks_a_registered_sandbox(toys, tmp_path, monkeypatch):
+    from harness.cli import app
+
+    ex = example(tmp_path)
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    base = ["doctor", "--packet", str(ex.packets["vae:parity-debug"]), "--repo", str(ex.repo)]
+    result = CliRunner().invoke(app, [*base, "--sandbox", "toy"])
+    assert result.exit_code == 0, result.output
+    assert "harness doctor (toy)" in result.output
+    assert COMMANDS, "the preflight ran nothing in the toy sandbox"
+
+    refused = CliRunner().invoke(app, [*base, "--sandbox", "vm"])
+    assert refused.exit_code == 2
+    assert "sandbox: unknown sandbox 'vm'; registered: docker, bwrap, local, toy" in refused.output
