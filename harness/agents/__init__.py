@@ -1,6 +1,7 @@
 """The agents: model providers, tools, the agent loop, trajectories and role prompts.
 
     models/       one interface over Anthropic, OpenAI(-compatible), scripted, human and replay
+    providers.py  the registry of model providers `--model PROVIDER:ARG` may name
     tools.py      what an agent can do in the workspace, with per-role tool sets
     lint.py       problems an edit introduced (pyflakes before vs after)
     context.py    the model's trimmed view of a long conversation

@@ -145,7 +145,7 @@ def environment_text(worktree: str, official: str | None, sandbox: Any = None) -
     if sandbox is not None:
         workdir = getattr(sandbox, "workdir", worktree)
         kind = getattr(sandbox, "kind", "sandbox")
-        network = "has network access" if kind == "local" or getattr(sandbox, "network", False) else "has no network"
+        network = "has network access" if _host_network(kind) or getattr(sandbox, "network", False) else "has no network"
         lines += [
             f"- `run` commands run in a {kind} sandbox with cwd {workdir} (the worktree), PYTHONPATH={workdir} "
             "(so `import fastvideo` is your code), $OFFICIAL_REF_DIR="
@@ -169,3 +169,10 @@ def system_for(role: str, skill_text: str = "", packet_text: str = "", environme
     if packet_text:
         blocks.append(SystemBlock(text="# The component packet\n\n" + packet_text))
     return blocks
+
+
+def _host_network(kind: str) -> bool:
+    """The sandbox kind has no network switch: commands have the host's network."""
+    from harness.sandbox.registry import get_sandbox, sandbox_names
+
+    return kind in sandbox_names() and not get_sandbox(kind).network_switch

@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from harness.graph.commands import GpusOpt, HfCacheOpt, ImageOpt, PassEnvOpt, PythonOpt
+from harness.agents.providers import spec_help
+from harness.sandbox.registry import sandbox_choices
 
 eval_app = typer.Typer(
     help="Run eval tasks x models x attempts through the real graph and sandbox, then score them.",
@@ -53,12 +55,12 @@ def run(
     suite: Annotated[str, typer.Option(help="bundled suite name (core) or a directory of task dirs")] = "core",
     tasks: Annotated[Optional[str], typer.Option("--tasks", help="only tasks whose id matches this glob")] = None,
     model: Annotated[Optional[list[str]], typer.Option(
-        "--model", help="model spec (repeatable): oracle, null, cheater, scripted:F, anthropic:M, openai:M")] = None,
+        "--model", help=f"model spec (repeatable): a baseline (oracle, null, cheater) or {spec_help(unattended=True)}")] = None,
     attempts: Annotated[int, typer.Option(help="attempts per task and model")] = 1,
     workers: Annotated[int, typer.Option(
         help="attempts in flight at once (local: processes; ray: tasks submitted, placed as resources free up)")] = 1,
     out: Annotated[Optional[Path], typer.Option(help="results directory (re-use it to resume)")] = None,
-    sandbox: Annotated[str, typer.Option(help="local | bwrap | docker")] = "docker",
+    sandbox: Annotated[str, typer.Option(help=sandbox_choices())] = "docker",
     image: ImageOpt = None,
     python: PythonOpt = None,
     gpus: Annotated[str, typer.Option(help="every attempt's GPUs, as harness run takes them: all | N | none "
@@ -222,7 +224,7 @@ def build_suite_command(
         "--official", help="an official reference folder the tests read, besides the git-ignored folders at the "
                            "checkout root (repeatable)")] = None,
     components: Annotated[Optional[str], typer.Option(help="only component modules matching this glob")] = None,
-    sandbox: Annotated[str, typer.Option(help="local | bwrap | docker (where the checks run)")] = "docker",
+    sandbox: Annotated[str, typer.Option(help=f"{sandbox_choices()} (where the checks run)")] = "docker",
     image: ImageOpt = None,
     python: PythonOpt = None,
     gpus: GpusOpt = "none",

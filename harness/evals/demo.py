@@ -21,6 +21,7 @@ import yaml
 
 from harness.evals.fixtures.bugs import BUGS_BY_ID, buggy_files
 from harness.evals.fixtures.gold import gold_files
+from harness.sandbox.registry import sandbox_choices
 
 DEMO_DIR = Path(__file__).resolve().parent / "fixtures" / "demo"
 SCRIPT = DEMO_DIR / "vae_parity_debug.yaml"
@@ -107,8 +108,10 @@ def bwrap_works() -> bool:
 def choose_sandbox(requested: str | None) -> tuple[str, str | None]:
     """(sandbox, notice): the requested one, else bwrap when it works, else local with a notice."""
     if requested:
-        if requested not in ("bwrap", "docker", "local"):
-            raise typer.BadParameter(f"--sandbox must be bwrap, docker or local, not {requested!r}")
+        from harness.sandbox.registry import sandbox_names
+
+        if requested not in sandbox_names():
+            raise typer.BadParameter(f"--sandbox must be one of {', '.join(sandbox_names())}, not {requested!r}")
         return requested, None
     if bwrap_works():
         return "bwrap", None
@@ -245,7 +248,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo", epilog="Example:  harness demo --ask   (or: harness demo --init ./tinyvid)")
     def demo(
         sandbox: Annotated[Optional[str], typer.Option(
-            "--sandbox", help="bwrap | docker | local (default: bwrap when it works, else local).")] = None,
+            "--sandbox", help=f"{sandbox_choices()} (default: bwrap when it works, else local).")] = None,
         ask: Annotated[bool, typer.Option("--ask", help="Show an escape hatch being raised and answered.")] = False,
         init: Annotated[Optional[Path], typer.Option(
             "--init", help="Only write the example repo and packets to DIR and print how to run on it.")] = None,

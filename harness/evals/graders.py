@@ -103,9 +103,11 @@ def _must_rerun(task: Task, claimed: str | None) -> bool:
 def reusable_verdict(run_verdict_record: dict[str, Any] | None, judged: dict[str, Any], sandbox: str) -> bool:
     """The run's own clean-room verdict stands for the grader's parity run when it passed and
     judged exactly what the grader would (harness.verify.judged): same tree, test and sandbox.
-    Never under the local sandbox, where the agent's code could have written the run's record."""
+    Never under a sandbox that does not isolate (local), where the agent's code could have written the run's record."""
     record = run_verdict_record or {}
-    return sandbox != "local" and record.get("status") == "non_skip_pass" and record.get("judged") == judged
+    from harness.sandbox.registry import get_sandbox
+
+    return get_sandbox(sandbox).isolated and record.get("status") == "non_skip_pass" and record.get("judged") == judged
 
 
 def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandbox: str,
@@ -190,9 +192,10 @@ def _sandbox_runs(task: Task, prepared: Prepared, branch: str, work: Path, sandb
 def _environment(sandbox: str, clone: Path, env: Any = None) -> dict[str, Any]:
     """The grader's verdict sandbox, as new_executor makes it (the eval's environment, if any)."""
     from harness.sandbox.interpreter import choose_interpreter
+    from harness.sandbox.registry import get_sandbox
     from harness.verify.judged import environment_record
 
-    python = None if sandbox == "docker" else str(choose_interpreter(clone, env.python if env else None).path)
+    python = None if get_sandbox(sandbox).runs_image_python else str(choose_interpreter(clone, env.python if env else None).path)
     return environment_record(sandbox, image=env.image if env else None, python=python)
 
 

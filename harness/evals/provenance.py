@@ -18,7 +18,6 @@ PACKAGES = (
     "fastvideo-harness", "pydantic", "typer", "rich", "PyYAML", "langgraph", "langgraph-checkpoint-sqlite",
     "openai", "anthropic", "GitPython", "docker", "torch", "numpy", "safetensors", "pytest", "ray",
 )
-FREE_PROVIDERS = ("scripted", "human", "replay")
 
 
 def harness_git_state() -> dict[str, Any]:
@@ -53,9 +52,12 @@ def model_price(model: str, overrides: dict[str, str] | None = None) -> dict[str
     Baselines and scripted/human/replay models cost nothing by construction; a provider model
     must have a price in the table (or one given) so a run is never silently counted as $0.
     """
+    from harness.agents.providers import provider_of
+
     override = (overrides or {}).get(model)
-    provider, _, name = model.partition(":")
-    if override is None and (model in BASELINES or provider in FREE_PROVIDERS):
+    _, _, name = model.partition(":")
+    found = provider_of(model)
+    if override is None and (model in BASELINES or (found is not None and not found[0].api)):
         return {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0}
     return price_for(name or model, override).model_dump()
 

@@ -29,7 +29,6 @@ from harness.evals.runner import AttemptJob, EvalConfig, ResultSink, infra_error
 from harness.evals.tasks import TaskError, suite_dir
 
 WORKER_PREFIX = "harness-attempt-"
-FILE_PROVIDERS = ("scripted", "replay")  # model specs that name a file, which must travel too
 PROBE_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
 CANCEL_GRACE_S = 15.0  # after Ctrl-C, how long attempts get to stop their sandboxes
@@ -313,9 +312,12 @@ class RayBackend:
             self.ray.cancel(ref, force=True)
 
     def _model_file(self, model: str) -> tuple[str | None, bytes | None]:
-        provider, _, rest = model.partition(":")
-        if provider in FILE_PROVIDERS and rest:
-            return Path(rest).name, Path(rest).read_bytes()
+        """A file provider's file (scripted, replay), which must travel with the attempt."""
+        from harness.agents.providers import provider_of
+
+        found = provider_of(model)
+        if found and found[0].argument == "file":
+            return Path(found[1]).name, Path(found[1]).read_bytes()
         return None, None
 
     def _collect(self, ref: Any, job: AttemptJob, deaths: list[dict[str, Any]], queue: deque, sink: ResultSink) -> None:

@@ -67,7 +67,10 @@ class EvalConfig:
     context_window: int | None = None
 
     def base_url_for(self, model: str) -> str | None:
-        if model.partition(":")[0] not in ("openai", "anthropic"):
+        from harness.agents.providers import provider_of
+
+        found = provider_of(model)
+        if found is None or not found[0].api:
             return None
         return self.base_urls.get(model) or self.base_urls.get("*")
     # The project's environment, as `harness run` takes it (see environment.py).
@@ -397,8 +400,10 @@ def check_config(cfg: EvalConfig) -> None:
         problems.append(f"--workers must be at least 1, not {cfg.workers}")
     if cfg.max_debug_rounds is not None and cfg.max_debug_rounds < 0:
         problems.append(f"--max-debug-rounds must be 0 or more, not {cfg.max_debug_rounds}")
-    if cfg.sandbox not in ("local", "bwrap", "docker"):
-        problems.append(f"--sandbox must be local, bwrap or docker, not {cfg.sandbox!r}")
+    from harness.sandbox.registry import sandbox_names
+
+    if cfg.sandbox not in sandbox_names():
+        problems.append(f"--sandbox must be one of {', '.join(sandbox_names())}, not {cfg.sandbox!r}")
     if cfg.gpus_per_task < 0:
         problems.append(f"--gpus-per-task must be 0 or more, not {cfg.gpus_per_task}")
     if cfg.gpus_per_task > 0:
@@ -411,11 +416,13 @@ def check_config(cfg: EvalConfig) -> None:
     problems += _backend_problems(cfg)
     if len(set(cfg.models)) != len(cfg.models):
         problems.append("a --model is given twice")
+    from harness.agents.providers import provider_of
+
     for model in cfg.models:
-        provider, _, rest = model.partition(":")
-        if provider in ("scripted", "replay") and not Path(rest).is_file():
-            problems.append(f"--model {model}: file {rest!r} not found")
-        elif provider in ("scripted", "replay") and rest:
+        found = provider_of(model)
+        if found and found[0].argument == "file" and not Path(found[1]).is_file():
+            problems.append(f"--model {model}: file {found[1]!r} not found")
+        elif found and found[0].argument == "file":
             from harness.graph.validation import model_file_problems
 
             problems += [f"--model {p.removeprefix('model: ')}" for p in model_file_problems(model)]
@@ -435,24 +442,28 @@ def check_config(cfg: EvalConfig) -> None:
 
 
 def model_spec_problems(model: str, base_url: str | None = None) -> list[str]:
-    """A baseline, or a run model spec whose provider is known and whose key is set (or whose
-    compatible server answers)."""
-    from harness.agents.models import SPEC_HELP
+    """A baseline, or a run model spec whose provider is registered and whose key is set (or
+    whose compatible server answers). `human` cannot play an unattended eval."""
+    from harness.agents.providers import provider_of, spec_help
     from harness.evals.baselines import BASELINES
     from harness.graph.inputs import model_access_problems
 
-    provider, _, rest = model.partition(":")
-    if model in BASELINES or (provider in ("scripted", "replay") and rest):
+    found = provider_of(model)
+    if model in BASELINES or (found and found[0].argument == "file"):
         return []
-    if provider not in ("anthropic", "openai") or not rest:
-        return [f"--model {model}: unknown model spec; expected one of {', '.join(BASELINES)} or {SPEC_HELP}"]
+    if found is None or found[0].needs_a_person:
+        return [f"--model {model}: unknown model spec; expected one of {', '.join(BASELINES)} or "
+                f"{spec_help(unattended=True)}"]
     return [f"--model {p.removeprefix('model: ')}" for p in model_access_problems(model, base_url)]
 
 
 def _gpu_problems(cfg: EvalConfig) -> list[str]:
     """GPU slots hand each attempt distinct device ids, which only the docker sandbox can pin."""
-    if cfg.sandbox != "docker":
-        return [f"--gpus-per-task needs --sandbox docker (the {cfg.sandbox} sandbox cannot pin devices)"]
+    from harness.sandbox.registry import get_sandbox, sandbox_names
+
+    if cfg.sandbox in sandbox_names() and not get_sandbox(cfg.sandbox).gpu_counts:
+        pinning = " or ".join(n for n in sandbox_names() if get_sandbox(n).gpu_counts)
+        return [f"--gpus-per-task needs --sandbox {pinning} (the {cfg.sandbox} sandbox cannot pin devices)"]
     return []
 
 

@@ -103,8 +103,10 @@ def _deps_missing(env: Environment, checkout: Path, tests: list[TestInfo]) -> di
     nothing of theirs is imported)."""
     from harness.sandbox.interpreter import choose_interpreter
 
+    from harness.sandbox.registry import get_sandbox
+
     names = sorted({d for t in tests for d in t.needs.deps})
-    if not names or env.sandbox == "docker":
+    if not names or get_sandbox(env.sandbox).runs_image_python:
         return {}  # docker: the image's interpreter; its preflight says
     python = choose_interpreter(checkout, env.python).path
     probe = ("import importlib.util, json, sys\n"

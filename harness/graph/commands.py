@@ -5,43 +5,43 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, get_args
 
 import typer
 
-from harness.sandbox.executors.limits import (
-    DEFAULT_MAX_FILE_MB,
-    DEFAULT_MEMORY,
-    DEFAULT_MODEL_TIMEOUT_S,
-    DEFAULT_PIDS,
-    DEFAULT_SHM_SIZE,
-    DEFAULT_TEST_TIMEOUT_S,
-)
+from harness.agents.providers import spec_help
+from harness.graph import config
+from harness.graph.config import run_default, run_help
+from harness.sandbox.registry import sandbox_choices
 
 
-class Sandbox(str, Enum):
-    docker = "docker"
-    bwrap = "bwrap"
-    local = "local"
+# The run's options, their defaults and help texts: all from RunConfig (harness.graph.config).
+OnBudget = Enum("OnBudget", {v: v for v in get_args(config.OnBudget)}, type=str)  # type: ignore[misc]
 
 
-class OnBudget(str, Enum):
-    ask = "ask"
-    blocked = "blocked"
+def _opt(name: str, *decls: str, help: str | None = None) -> Any:
+    """The typer option for RunConfig's `name`, with its help text (or `help`)."""
+    return typer.Option(*decls, help=help or run_help(name))
+
+
+def _sandbox_help(then: str = "") -> str:
+    return f"{run_help('sandbox').rstrip('.')}: {sandbox_choices()}{then}."
 
 
 # Sandbox options shared by `run` and `doctor` (and mirrored by `demo`).
-SandboxOpt = Annotated[Sandbox, typer.Option(help="Where commands and tests run.")]
-ImageOpt = Annotated[Optional[str], typer.Option(help="Docker image for the sandbox (e.g. FastVideo's dev image).")]
-GpusOpt = Annotated[str, typer.Option(help="all | N | device=0,1 | none (bwrap: all or none).")]
-PythonOpt = Annotated[Optional[str], typer.Option("--python", help="bwrap/local: the project's python (default: the checkout's .venv, else the harness's own).")]
-UserOpt = Annotated[str, typer.Option("--sandbox-user", help="docker: auto | root | UID[:GID] (auto checks the image's python first).")]
-MemoryOpt = Annotated[str, typer.Option("--memory", help="Memory limit (docker, bwrap), e.g. 8g, 64g.")]
-ShmOpt = Annotated[str, typer.Option("--shm-size", help="docker: /dev/shm size (torch DataLoader workers need more than 64m).")]
-PidsOpt = Annotated[int, typer.Option("--pids-limit", help="Process limit (docker, bwrap).")]
-HfCacheOpt = Annotated[Optional[Path], typer.Option("--hf-cache", help="A Hugging Face cache folder, mounted read-only (HF_HOME).")]
-PassEnvOpt = Annotated[Optional[list[str]], typer.Option("--pass-env", help="Pass a token variable by name to the parity test only: HF_TOKEN, HUGGINGFACE_HUB_TOKEN or HF_API_KEY.")]
-NetworkOpt = Annotated[bool, typer.Option("--network", help="Allow network in the sandbox (off by default; said in the run log).")]
+SandboxOpt = Annotated[str, _opt("sandbox", help=_sandbox_help())]
+ImageOpt = Annotated[Optional[str], _opt("image")]
+GpusOpt = Annotated[str, _opt("gpus")]
+PythonOpt = Annotated[Optional[str], _opt("python", "--python")]
+UserOpt = Annotated[str, _opt("sandbox_user", "--sandbox-user")]
+MemoryOpt = Annotated[str, _opt("memory", "--memory")]
+ShmOpt = Annotated[str, _opt("shm_size", "--shm-size")]
+PidsOpt = Annotated[int, _opt("pids_limit", "--pids-limit")]
+HfCacheOpt = Annotated[Optional[Path], _opt("hf_cache", "--hf-cache")]
+PassEnvOpt = Annotated[Optional[list[str]], _opt("pass_env", "--pass-env")]
+NetworkOpt = Annotated[bool, _opt("network", "--network")]
+PacketOpt = Annotated[Path, _opt("packet", "--packet")]
+RepoOpt = Annotated[Path, _opt("repo", "--repo")]
 
 
 EXAMPLES = {
@@ -71,42 +71,42 @@ def register(app: typer.Typer) -> None:
 
 
 def run_command(
-    packet: Annotated[Path, typer.Option("--packet", help="The component packet (component_context), YAML or JSON.")],
-    repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout to port into (never written).")],
-    model: Annotated[Optional[str], typer.Option(help="anthropic:<m> | openai:<m> | scripted:<file> | human | replay:<file> (none given: human at a terminal, said so; an error otherwise)")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
-    price: Annotated[Optional[str], typer.Option("--price", help="USD per million tokens 'in,out[,cache_read,cache_write]' for a model not in the price table.")] = None,
-    context_window: Annotated[Optional[int], typer.Option("--context-window", help="The model's context window in tokens (any provider; e.g. a local server's limit).")] = None,
-    sandbox: Annotated[Optional[Sandbox], typer.Option(help="Where commands and tests run (none given: docker with --image, else bwrap when it works; said so).")] = None,
-    image: ImageOpt = None,
-    gpus: GpusOpt = "none",
-    python: PythonOpt = None,
-    sandbox_user: UserOpt = "auto",
-    memory: MemoryOpt = DEFAULT_MEMORY,
-    shm_size: ShmOpt = DEFAULT_SHM_SIZE,
-    pids_limit: PidsOpt = DEFAULT_PIDS,
+    packet: PacketOpt,
+    repo: RepoOpt,
+    model: Annotated[Optional[str], _opt("model", help=f"{spec_help()} (none given: human at a terminal, said so; an error otherwise)")] = None,
+    base_url: Annotated[Optional[str], _opt("base_url", "--base-url")] = None,
+    price: Annotated[Optional[str], _opt("price", "--price")] = None,
+    context_window: Annotated[Optional[int], _opt("context_window", "--context-window")] = None,
+    sandbox: Annotated[Optional[str], _opt("sandbox", help=_sandbox_help(" (none given: docker with --image, else bwrap when it works; said so)"))] = None,
+    image: ImageOpt = run_default("image"),
+    gpus: GpusOpt = run_default("gpus"),
+    python: PythonOpt = run_default("python"),
+    sandbox_user: UserOpt = run_default("sandbox_user"),
+    memory: MemoryOpt = run_default("memory"),
+    shm_size: ShmOpt = run_default("shm_size"),
+    pids_limit: PidsOpt = run_default("pids_limit"),
     hf_cache: HfCacheOpt = None,
     pass_env: PassEnvOpt = None,
-    network: NetworkOpt = False,
-    max_turns: Annotated[int, typer.Option("--max-turns", help="Turn budget per agent.")] = 30,
-    max_debug_rounds: Annotated[int, typer.Option("--max-debug-rounds", help="Parity-debug rounds.")] = 4,
-    max_usd: Annotated[Optional[float], typer.Option("--max-usd", help="Money budget for the run.")] = None,
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="Time budget for the run.")] = None,
-    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; exit 3 on a question.")] = False,
-    on_budget: Annotated[OnBudget, typer.Option("--on-budget", help="When the budget is spent: ask a cost question, or stop blocked.")] = OnBudget.ask,
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time-family-component-random).")] = None,
-    notify: Annotated[Optional[str], typer.Option("--notify", help="Shell command run when the run pauses on a question or ends; the event JSON is on its stdin.")] = None,
-    notify_url: Annotated[Optional[str], typer.Option("--notify-url", help="URL the pause/end event JSON is POSTed to.")] = None,
-    max_file_mb: Annotated[float, typer.Option("--max-file-mb", help="Largest file a checkpoint commits (MB); bigger files are a blocking finding.")] = DEFAULT_MAX_FILE_MB,
-    model_timeout: Annotated[float, typer.Option("--model-timeout", help="Seconds one model request may take; a server that hangs is cut there.")] = DEFAULT_MODEL_TIMEOUT_S,
-    test_timeout: Annotated[float, typer.Option("--test-timeout", help="Seconds one parity test run may take.")] = DEFAULT_TEST_TIMEOUT_S,
+    network: NetworkOpt = run_default("network"),
+    max_turns: Annotated[int, _opt("max_turns", "--max-turns")] = run_default("max_turns"),
+    max_debug_rounds: Annotated[int, _opt("max_debug_rounds", "--max-debug-rounds")] = run_default("max_debug_rounds"),
+    max_usd: Annotated[Optional[float], _opt("max_usd", "--max-usd")] = run_default("max_usd"),
+    max_seconds: Annotated[Optional[float], _opt("max_seconds", "--max-seconds")] = run_default("max_seconds"),
+    non_interactive: Annotated[bool, _opt("non_interactive", "--non-interactive")] = run_default("non_interactive"),
+    on_budget: Annotated[OnBudget, _opt("on_budget", "--on-budget")] = OnBudget(run_default("on_budget")),
+    run_id: Annotated[Optional[str], _opt("run_id", "--run-id")] = run_default("run_id"),
+    notify: Annotated[Optional[str], _opt("notify", "--notify")] = run_default("notify"),
+    notify_url: Annotated[Optional[str], _opt("notify_url", "--notify-url")] = run_default("notify_url"),
+    max_file_mb: Annotated[float, _opt("max_file_mb", "--max-file-mb")] = run_default("max_file_mb"),
+    model_timeout: Annotated[float, _opt("model_timeout_s", "--model-timeout")] = run_default("model_timeout_s"),
+    test_timeout: Annotated[float, _opt("test_timeout_s", "--test-timeout")] = run_default("test_timeout_s"),
 ) -> None:
     """Port one component: plan, implement, run parity, debug, and end with a handoff."""
     from harness.graph.runner import RunConfig, start_run
 
     interactive = not non_interactive and _interactive()
     model = _chosen_model(model, interactive)
-    sandbox_kind = _chosen_sandbox(sandbox.value if sandbox else None, image)
+    sandbox_kind = _chosen_sandbox(sandbox, image)
     cfg = RunConfig(
         packet=packet, repo=repo, model=model, base_url=base_url, price=price, context_window=context_window,
         sandbox=sandbox_kind, image=image,
@@ -122,19 +122,19 @@ def run_command(
 
 
 def doctor_command(
-    packet: Annotated[Path, typer.Option("--packet", help="The component packet (component_context), YAML or JSON.")],
-    repo: Annotated[Path, typer.Option("--repo", help="The FastVideo checkout (never written).")],
-    sandbox: SandboxOpt = Sandbox.docker,
-    image: ImageOpt = None,
-    gpus: GpusOpt = "none",
-    python: PythonOpt = None,
-    sandbox_user: UserOpt = "auto",
-    memory: MemoryOpt = DEFAULT_MEMORY,
-    shm_size: ShmOpt = DEFAULT_SHM_SIZE,
-    pids_limit: PidsOpt = DEFAULT_PIDS,
+    packet: PacketOpt,
+    repo: Annotated[Path, _opt("repo", "--repo", help="The FastVideo checkout (never written).")],
+    sandbox: SandboxOpt = run_default("sandbox"),
+    image: ImageOpt = run_default("image"),
+    gpus: GpusOpt = run_default("gpus"),
+    python: PythonOpt = run_default("python"),
+    sandbox_user: UserOpt = run_default("sandbox_user"),
+    memory: MemoryOpt = run_default("memory"),
+    shm_size: ShmOpt = run_default("shm_size"),
+    pids_limit: PidsOpt = run_default("pids_limit"),
     hf_cache: HfCacheOpt = None,
     pass_env: PassEnvOpt = None,
-    network: NetworkOpt = False,
+    network: NetworkOpt = run_default("network"),
 ) -> None:
     """Check the sandbox a run would get (interpreter, imports, CUDA, reference, weights, the
     parity test) without calling a model; exit 0 when a run could start, 4 when it could not."""
@@ -144,7 +144,7 @@ def doctor_command(
     from harness.graph.doctor import run_doctor
     from harness.graph.runner import RunConfig
 
-    cfg = RunConfig(packet=packet, repo=repo, sandbox=sandbox.value, image=image, gpus=gpus, python=python,
+    cfg = RunConfig(packet=packet, repo=repo, sandbox=sandbox, image=image, gpus=gpus, python=python,
                     sandbox_user=sandbox_user, memory=memory, shm_size=shm_size, pids_limit=pids_limit,
                     hf_cache=str(hf_cache) if hf_cache else None, pass_env=list(pass_env or []), network=network)
     report = run_doctor(cfg)
@@ -169,7 +169,7 @@ def answer_command(
     run: Annotated[str, typer.Argument(help="The run id.")],
     option: Annotated[Optional[int], typer.Option("--option", help="The option number to choose.")] = None,
     text: Annotated[Optional[str], typer.Option("--text", help="A free-text answer.")] = None,
-    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; exit 3 on a question.")] = False,
+    non_interactive: Annotated[bool, _opt("non_interactive", "--non-interactive")] = False,
 ) -> None:
     """Answer a paused run's escape-hatch question and continue the run."""
     from harness.graph.runner import AnswerError, RunBusyError, RunError, answer_run
@@ -183,7 +183,7 @@ def answer_command(
 
 def resume_command(
     run: Annotated[str, typer.Argument(help="The run id.")],
-    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; exit 3 on a question.")] = False,
+    non_interactive: Annotated[bool, _opt("non_interactive", "--non-interactive")] = False,
 ) -> None:
     """Continue a crashed or killed run from its last checkpoint."""
     from harness.graph.runner import RunBusyError, RunError, resume_run

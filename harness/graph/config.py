@@ -6,10 +6,10 @@ import errno
 import os
 import re
 import secrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from harness.sandbox.executors.limits import (
     DEFAULT_MAX_FILE_MB,
@@ -20,44 +20,67 @@ from harness.sandbox.executors.limits import (
     DEFAULT_TEST_TIMEOUT_S,
 )
 
-SandboxKind = Literal["docker", "bwrap", "local"]
+SandboxKind = str  # a name in harness.sandbox.registry
 OnBudget = Literal["ask", "blocked"]
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
+def option(default: Any = None, help: str = "", *, required: bool = False, factory: Any = None,
+           at_least: float | None = None, positive: bool = False, unit: str = "") -> Any:
+    """A run option: its default, its help (the CLI's), and the bounds config_problems checks
+    (`at_least`, or `positive`; None is always allowed: "no limit")."""
+    meta = {"help": help, "at_least": at_least, "positive": positive, "unit": unit}
+    if required:
+        return field(metadata=meta)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class RunConfig:
-    packet: Path
-    repo: Path
-    model: str = "human"
-    base_url: str | None = None
-    price: str | None = None  # "in,out[,cache_read,cache_write]" USD per million tokens
-    context_window: int | None = None  # tokens; overrides the provider's assumption
-    sandbox: SandboxKind = "docker"
-    image: str | None = None
-    gpus: str = "none"
-    python: str | None = None  # bwrap/local: the project's interpreter (default: the checkout's .venv)
-    sandbox_user: str = "auto"  # docker: auto | root | UID[:GID]
-    memory: str = DEFAULT_MEMORY
-    shm_size: str = DEFAULT_SHM_SIZE
-    pids_limit: int = DEFAULT_PIDS
-    hf_cache: str | None = None  # a Hugging Face cache mounted read-only (HF_HOME)
-    pass_env: list[str] = field(default_factory=list)  # token variable names, values never stored
-    network: bool = False
-    max_turns: int = 30  # per agent
-    max_debug_rounds: int = 4
-    max_usd: float | None = None
-    max_seconds: float | None = None
-    non_interactive: bool = False
-    on_budget: OnBudget = "ask"
-    home: Path | None = None
-    run_id: str | None = None
-    notify: str | None = None       # shell command given each pause/end event as JSON on stdin
-    notify_url: str | None = None   # URL each pause/end event is POSTed to as JSON
-    max_file_mb: float = DEFAULT_MAX_FILE_MB  # the largest file a checkpoint commits
-    model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S  # one model request at most
-    test_timeout_s: float = DEFAULT_TEST_TIMEOUT_S  # one parity test run at most
+    """Every run option, once: the defaults, help texts and bounds that `harness run`,
+    `harness doctor`, the eval and the LangGraph server's `config` input all take from here."""
+
+    packet: Path = option(help="The component packet (component_context), YAML or JSON.", required=True)
+    repo: Path = option(help="The FastVideo checkout to port into (never written).", required=True)
+    model: str = option("human", "The model that plays the agents.")
+    base_url: str | None = option(None, "OpenAI-compatible server URL.")
+    price: str | None = option(None, "USD per million tokens 'in,out[,cache_read,cache_write]' for a model not in "
+                                     "the price table.")
+    context_window: int | None = option(None, "The model's context window in tokens (any provider; e.g. a local "
+                                              "server's limit).")
+    sandbox: SandboxKind = option("docker", "Where commands and tests run.")
+    image: str | None = option(None, "Docker image for the sandbox (e.g. FastVideo's dev image).")
+    gpus: str = option("none", "all | N | device=0,1 | none (bwrap: all or none).")
+    python: str | None = option(None, "bwrap/local: the project's python (default: the checkout's .venv, else the "
+                                      "harness's own).")
+    sandbox_user: str = option("auto", "docker: auto | root | UID[:GID] (auto checks the image's python first).")
+    memory: str = option(DEFAULT_MEMORY, "Memory limit (docker, bwrap), e.g. 8g, 64g.")
+    shm_size: str = option(DEFAULT_SHM_SIZE, "docker: /dev/shm size (torch DataLoader workers need more than 64m).")
+    pids_limit: int = option(DEFAULT_PIDS, "Process limit (docker, bwrap).")
+    hf_cache: str | None = option(None, "A Hugging Face cache folder, mounted read-only (HF_HOME).")
+    pass_env: list[str] = option(help="Pass a token variable by name to the parity test only: HF_TOKEN, "
+                                      "HUGGINGFACE_HUB_TOKEN or HF_API_KEY.", factory=list)  # values never stored
+    network: bool = option(False, "Allow network in the sandbox (off by default; said in the run log).")
+    max_turns: int = option(30, "Turn budget per agent.", at_least=1)
+    max_debug_rounds: int = option(4, "Parity-debug rounds.", at_least=0)
+    max_usd: float | None = option(None, "Money budget for the run.", positive=True)
+    max_seconds: float | None = option(None, "Time budget for the run.", positive=True)
+    non_interactive: bool = option(False, "Never prompt; exit 3 on a question.")
+    on_budget: OnBudget = option("ask", "When the budget is spent: ask a cost question, or stop blocked.")
+    home: Path | None = option(None, "The harness home (default: $HARNESS_HOME, else ./.harness).")
+    run_id: str | None = option(None, "Name the run (default: time-family-component-random).")
+    notify: str | None = option(None, "Shell command run when the run pauses on a question or ends; the event JSON "
+                                      "is on its stdin.")
+    notify_url: str | None = option(None, "URL the pause/end event JSON is POSTed to.")
+    max_file_mb: float = option(DEFAULT_MAX_FILE_MB, "Largest file a checkpoint commits (MB); bigger files are a "
+                                                     "blocking finding.", positive=True)
+    model_timeout_s: float = option(DEFAULT_MODEL_TIMEOUT_S, "Seconds one model request may take; a server that "
+                                                             "hangs is cut there.", positive=True, unit="seconds")
+    test_timeout_s: float = option(DEFAULT_TEST_TIMEOUT_S, "Seconds one parity test run may take.", positive=True,
+                                   unit="seconds")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,30 +99,57 @@ class RunConfig:
         return cls(**values)
 
 
+_FIELDS = {f.name: f for f in fields(RunConfig)}
+
+
+def run_default(name: str) -> Any:
+    """RunConfig's default for an option: the one value the CLI, the server and the graph use."""
+    f = _FIELDS[name]
+    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+
+
+def run_help(name: str) -> str:
+    """RunConfig's help text for an option (the CLI's --help)."""
+    return str(_FIELDS[name].metadata["help"])
+
+
+def configured(config: dict[str, Any], name: str) -> Any:
+    """An option from the run state's JSON copy of RunConfig (its default when absent)."""
+    return config.get(name, run_default(name))
+
+
+def bound_problems(cfg: RunConfig) -> list[str]:
+    """The options outside the bounds their RunConfig fields declare."""
+    problems = []
+    for f in fields(RunConfig):
+        value, least, unit = getattr(cfg, f.name), f.metadata.get("at_least"), f.metadata.get("unit")
+        if value is None:
+            continue
+        if least is not None and not value >= least:
+            problems.append(f"{f.name}: must be {'0 or more' if least == 0 else f'at least {least}'}, not {value}")
+        elif f.metadata.get("positive") and not value > 0:
+            what = f"a positive number of {unit}" if unit else "positive"
+            problems.append(f"{f.name}: must be {what}, not {value}")
+    return problems
+
+
 def config_problems(cfg: RunConfig) -> list[str]:
     """Problems with the run options themselves (the packet is checked by validate_packet)."""
+    from harness.sandbox.registry import get_sandbox
+
     problems: list[str] = []
-    if cfg.sandbox not in ("docker", "bwrap", "local"):
-        problems.append(f"sandbox: must be docker, bwrap or local, not {cfg.sandbox!r}")
-    if cfg.on_budget not in ("ask", "blocked"):
-        problems.append(f"on_budget: must be ask or blocked, not {cfg.on_budget!r}")
+    try:
+        kind = get_sandbox(cfg.sandbox)
+    except ValueError as err:
+        kind = None
+        problems.append(f"sandbox: {err}")
+    if cfg.on_budget not in get_args(OnBudget):
+        problems.append(f"on_budget: must be {' or '.join(get_args(OnBudget))}, not {cfg.on_budget!r}")
     from harness.agents.models import MIN_CONTEXT_WINDOW
 
     if cfg.context_window is not None and cfg.context_window < MIN_CONTEXT_WINDOW:
         problems.append(f"context_window: must be at least {MIN_CONTEXT_WINDOW} tokens, not {cfg.context_window}")
-    if cfg.max_turns < 1:
-        problems.append(f"max_turns: must be at least 1, not {cfg.max_turns}")
-    if cfg.max_debug_rounds < 0:
-        problems.append(f"max_debug_rounds: must be 0 or more, not {cfg.max_debug_rounds}")
-    if cfg.max_usd is not None and cfg.max_usd <= 0:
-        problems.append(f"max_usd: must be positive, not {cfg.max_usd}")
-    if cfg.max_seconds is not None and cfg.max_seconds <= 0:
-        problems.append(f"max_seconds: must be positive, not {cfg.max_seconds}")
-    if cfg.max_file_mb <= 0:
-        problems.append(f"max_file_mb: must be positive, not {cfg.max_file_mb}")
-    for name in ("model_timeout_s", "test_timeout_s"):
-        if not getattr(cfg, name) > 0:
-            problems.append(f"{name}: must be a positive number of seconds, not {getattr(cfg, name)}")
+    problems += bound_problems(cfg)
     from harness.agents.models.retry import RetryPolicy
 
     try:
@@ -113,8 +163,9 @@ def config_problems(cfg: RunConfig) -> list[str]:
     except ValueError as err:
         problems.append(f"gpus: {err}")
     else:
-        if cfg.sandbox != "docker" and str(cfg.gpus) not in ("none", "all", "0"):
-            problems.append(f"gpus: {cfg.gpus} GPUs need the docker sandbox; {cfg.sandbox} sees the host's devices as they are")
+        if kind is not None and not kind.gpu_counts and str(cfg.gpus) not in ("none", "all", "0"):
+            problems.append(f"gpus: {cfg.gpus} GPUs need the {_kinds_where('gpu_counts', joined_by=' or ')} "
+                            f"sandbox; {cfg.sandbox} sees the host's devices as they are")
     if cfg.notify_url is not None and not cfg.notify_url.startswith(("http://", "https://")):
         problems.append(f"notify_url: must be an http:// or https:// URL, not {cfg.notify_url!r}")
     problems += sandbox_option_problems(cfg)
@@ -123,17 +174,28 @@ def config_problems(cfg: RunConfig) -> list[str]:
     return problems
 
 
+def _kinds_where(trait: str, value: bool = True, joined_by: str = " and ") -> str:
+    """The registered sandbox kinds with a trait, for a message: "bwrap and local"."""
+    from harness.sandbox.registry import get_sandbox, sandbox_names
+
+    return joined_by.join(n for n in sandbox_names() if getattr(get_sandbox(n), trait) == value)
+
+
 def sandbox_option_problems(cfg: RunConfig) -> list[str]:
-    """The sandbox options a person can get wrong: checked before any worktree or model call."""
+    """The sandbox options a person can get wrong: checked before any worktree or model call.
+    The sandbox's registry entry says which options apply (an unknown one: config_problems)."""
+    from harness.sandbox.registry import get_sandbox, sandbox_names
     from harness.contracts.secrets import ALLOWED_TOKEN_ENV_VARS
     from harness.sandbox.executors.docker import user_for
     from harness.sandbox.executors.limits import parse_size
     from harness.sandbox.interpreter import interpreter_problem
 
+    kind = get_sandbox(cfg.sandbox) if cfg.sandbox in sandbox_names() else None
     problems: list[str] = []
     if cfg.python:
-        if cfg.sandbox == "docker":
-            problems.append("python: --python is for bwrap and local; docker runs the image's own python")
+        if kind is not None and kind.runs_image_python:
+            problems.append(f"python: --python is for {_kinds_where('runs_image_python', False)}; "
+                            f"{cfg.sandbox} runs the image's own python")
         elif (problem := interpreter_problem(Path(cfg.python).expanduser())):
             problems.append(f"python: {problem}")
     try:
@@ -153,8 +215,9 @@ def sandbox_option_problems(cfg: RunConfig) -> list[str]:
         if name not in ALLOWED_TOKEN_ENV_VARS:
             problems.append(f"pass_env: {name} is not a token variable the harness passes "
                             f"(allowed: {', '.join(ALLOWED_TOKEN_ENV_VARS)})")
-    if cfg.network and cfg.sandbox == "local":
-        problems.append("network: the local sandbox has the host's network anyway; --network is for docker and bwrap")
+    if cfg.network and kind is not None and not kind.network_switch:
+        problems.append(f"network: the {cfg.sandbox} sandbox has the host's network anyway; --network is for "
+                        f"{_kinds_where('network_switch')}")
     return problems
 
 

@@ -18,7 +18,7 @@ from langgraph.types import interrupt
 from harness.agents.trajectory import Trajectory
 from harness.graph import routing, tasks
 from harness.graph.answers import AnswerError, answer_for_agent, coerce_answer, human_interrupt
-from harness.graph.config import RunConfig
+from harness.graph.config import RunConfig, configured
 from harness.graph.faults import RunFault
 from harness.graph.resources import RunResources, resources_for
 from harness.graph.state import RunState
@@ -369,7 +369,7 @@ def _budget_decision(state: RunState, answer: dict[str, Any]) -> Update:
     return {
         "budget_decision": "extend",
         "budget_extensions": int(state.get("budget_extensions") or 0) + 1,
-        "extra_debug_rounds": int(state.get("extra_debug_rounds") or 0) + max(1, int(cfg.get("max_debug_rounds", 4))),
+        "extra_debug_rounds": int(state.get("extra_debug_rounds") or 0) + max(1, int(configured(cfg, "max_debug_rounds"))),
         "budget_spent": None,
         "hatch_answer": None,
         "asked_by": "budget",
@@ -507,7 +507,7 @@ def _budget_hatch_fields(state: RunState, ws: Any) -> dict[str, Any]:
     parity = state.get("last_parity") or {}
     rounds = int(state.get("debug_rounds") or 0)
     why = state.get("budget_spent") or f"all {rounds} debug rounds are used"
-    more = max(1, int(cfg.get("max_debug_rounds", 4)))
+    more = max(1, int(configured(cfg, "max_debug_rounds")))
     return {
         "needs_user_input": "yes",
         "decision_type": "cost",
@@ -571,10 +571,11 @@ def _run_verdict_test(state: RunState, res: RunResources, packet: Any, agent_tes
 
 def _verdict_environment(res: RunResources) -> dict[str, Any]:
     from harness.sandbox.interpreter import choose_interpreter
+    from harness.sandbox.registry import get_sandbox
     from harness.verify.judged import environment_record
 
     cfg = res.cfg
-    python = None if cfg.sandbox == "docker" else str(choose_interpreter(Path(cfg.repo), cfg.python).path)
+    python = None if get_sandbox(cfg.sandbox).runs_image_python else str(choose_interpreter(Path(cfg.repo), cfg.python).path)
     return environment_record(cfg.sandbox, image=cfg.image, python=python)
 
 

@@ -121,8 +121,10 @@ class RunResources:
         role; in a new process it is put back at the place the state recorded."""
         if self._model is None:
             from harness.agents.models import make_model
+            from harness.agents.providers import provider_of
 
-            api = self.cfg.model.partition(":")[0] in ("anthropic", "openai")
+            found = provider_of(self.cfg.model)
+            api = found is not None and found[0].api
             self._model = make_model(self.cfg.model, base_url=self.cfg.base_url, price=self.cfg.price,
                                      context_window=self.cfg.context_window,
                                      **({"timeout_s": self.cfg.model_timeout_s} if api else {}))
@@ -208,12 +210,8 @@ def executor_options(cfg: RunConfig) -> dict[str, Any]:
                              hf_cache=str(Path(cfg.hf_cache).expanduser().resolve()) if cfg.hf_cache else None,
                              network=cfg.network),
     }
-    if cfg.sandbox == "docker":
-        options.update(sandbox_user=cfg.sandbox_user, shm_size=cfg.shm_size)
-        if cfg.image:
-            options["image"] = cfg.image
-    else:
-        options["python"] = cfg.python
+    # Every kind's factory takes these and uses what applies to it (the registry's traits).
+    options.update(image=cfg.image, python=cfg.python, sandbox_user=cfg.sandbox_user, shm_size=cfg.shm_size)
     return options
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.graph.config import configured
 from harness.graph.state import RunState
 
 END = "__end__"
@@ -43,7 +44,7 @@ def blocking_findings(state: RunState) -> list[dict[str, Any]]:
 
 def rounds_allowed(state: RunState) -> int:
     cfg = state.get("config") or {}
-    return int(cfg.get("max_debug_rounds", 4)) + int(state.get("extra_debug_rounds") or 0)
+    return int(configured(cfg, "max_debug_rounds")) + int(state.get("extra_debug_rounds") or 0)
 
 
 def budget_left(state: RunState) -> bool:

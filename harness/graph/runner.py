@@ -443,9 +443,11 @@ def absolute_config(cfg: RunConfig) -> RunConfig:
     data["packet"] = str(Path(cfg.packet).expanduser().resolve())
     data["repo"] = str(Path(cfg.repo).expanduser().resolve())
     data["home"] = str(harness_home(cfg.home))
-    kind, sep, rest = cfg.model.partition(":")
-    if kind in ("scripted", "replay") and rest:  # a resumed run may start from another directory
-        data["model"] = f"{kind}:{Path(rest).expanduser().resolve()}"
+    from harness.agents.providers import provider_of
+
+    found = provider_of(cfg.model)
+    if found and found[0].argument == "file":  # a resumed run may start from another directory
+        data["model"] = f"{found[0].name}:{Path(found[1]).expanduser().resolve()}"
     return RunConfig.from_json(data)
 
 

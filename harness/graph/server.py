@@ -1,6 +1,7 @@
 """The graph as LangGraph's own server (`langgraph dev`, see langgraph.json) runs it.
 
-A client starts a run with the input `{"config": {...RunConfig fields...}}`; the first node,
+A client starts a run with the input `{"config": {...RunConfig fields...}}` (a field left out
+takes RunConfig's default, as `harness run` does); the first node,
 `open_run`, checks every input the way `harness run` does and only then makes the run's
 directory. Runs started this way live in `$HARNESS_HOME`, else in `~/.fastvideo-harness`:
 never in the served folder, whose file watcher would reload the server on every write.

@@ -31,32 +31,33 @@ def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:
 
 
 def model_problems(spec: str, price: str | None = None) -> list[str]:
-    """The model spec names a known provider, a priced API model (never a silent $0),
-    and a scripted/replay file that exists and reads as one (the whole file is checked here,
-    not at the first model call, after a worktree and branch were made)."""
-    from harness.agents.models import SPEC_HELP
+    """The model spec names a registered provider, a priced API model (never a silent $0),
+    and a file that exists and reads as one for a file provider (scripted, replay: the whole
+    file is checked here, not at the first model call, after a worktree and branch were made)."""
     from harness.agents.models.pricing import UnknownPriceError, price_for
+    from harness.agents.providers import provider_of, spec_help
 
-    kind, _, rest = spec.partition(":")
-    if spec == "human":
-        return []
     if not spec:
-        return [f"model: no --model given: name the model that plays the agents ({SPEC_HELP})"]
-    if kind in ("anthropic", "openai") and rest:
+        return [f"model: no --model given: name the model that plays the agents ({spec_help()})"]
+    found = provider_of(spec)
+    if found is None:
+        return [f"model: unknown model spec {spec!r}; expected {spec_help()}"]
+    provider, arg = found
+    if provider.api:
         try:
-            price_for(rest, price)
+            price_for(arg, price)
         except (UnknownPriceError, ValueError) as err:
             return [f"model: {err}"]
         return []
-    if kind in ("scripted", "replay") and rest:
-        if not Path(rest).is_file():
-            return [f"model: {kind} file {rest} does not exist"]
+    if provider.argument == "file":
+        if not Path(arg).is_file():
+            return [f"model: {provider.name} file {arg} does not exist"]
         return model_file_problems(spec, price)
-    return [f"model: unknown model spec {spec!r}; expected {SPEC_HELP}"]
+    return []
 
 
 def model_file_problems(spec: str, price: str | None = None) -> list[str]:
-    """A scripted or replay file that does not load, as one problem (eval specs too)."""
+    """A file provider's file (scripted, replay) that does not load, as one problem (eval specs too)."""
     from harness.agents.models import ModelError, make_model
 
     try:

@@ -369,9 +369,9 @@ def _cuda_check(torch: dict | None, gpus: str, kind: str) -> Check:
     torch = torch or {}
     if torch.get("cuda") and torch.get("devices", 0) > 0:
         return Check("cuda", True, f"{torch['devices']} device(s) (--gpus {gpus})")
-    how = {"docker": "install the NVIDIA container toolkit and check `docker run --gpus all <image> nvidia-smi`",
-           "bwrap": "the host needs the NVIDIA driver (/dev/nvidia*) and a CUDA build of torch",
-           "local": "the host needs the NVIDIA driver and a CUDA build of torch"}.get(kind, "")
+    from harness.sandbox.registry import get_sandbox, sandbox_names
+
+    how = get_sandbox(kind).cuda_fix if kind in sandbox_names() else ""
     why = torch.get("error") or "torch sees no CUDA device"
     return Check("cuda", False, f"--gpus {gpus} asked for CUDA, but {why}", f"{how}; or run without --gpus")
 

@@ -1,6 +1,6 @@
 """Model providers behind one interface: `Model.complete(role, system, messages, tools)`.
 
-`make_model(spec)` picks a provider by its spec string:
+`make_model(spec)` picks a provider by its spec string (harness.agents.providers):
   anthropic:<model>        Anthropic Messages API (tool use, prompt caching)
   openai:<model>           OpenAI Chat Completions, or any compatible server (base_url / OPENAI_BASE_URL)
   scripted:<file>          turns from a YAML/JSON file (see harness.agents.models.scripted)
@@ -31,11 +31,8 @@ from harness.agents.models.retry import RetryPolicy
 __all__ = [
     "AssistantMessage", "AssistantTurn", "Message", "Model", "ModelError", "SystemBlock", "ToolCall",
     "ToolResultMessage", "ToolSpec", "Usage", "UserMessage", "Price", "UnknownPriceError", "cost_usd",
-    "parse_price", "price_for", "RetryPolicy", "make_model", "SPEC_HELP",
+    "parse_price", "price_for", "RetryPolicy", "make_model",
 ]
-
-SPEC_HELP = "anthropic:<model> | openai:<model> | scripted:<file> | human | replay:<trajectory.jsonl>"
-
 
 MIN_CONTEXT_WINDOW = 4096  # below this not even the system prompt and one tool result fit
 
@@ -59,25 +56,11 @@ def make_model(spec: str, base_url: str | None = None, *, price: Price | str | N
 
 
 def _make(spec: str, base_url: str | None, price: Price | str | None, **kwargs: Any) -> Model:
-    kind, _, rest = spec.partition(":")
-    if kind == "anthropic" and rest:
-        from harness.agents.models.anthropic_model import AnthropicModel
+    from harness.agents.providers import provider_of, spec_help
 
-        return AnthropicModel(rest, base_url=base_url, price=price, **kwargs)
-    if kind == "openai" and rest:
-        from harness.agents.models.openai_model import OpenAIModel
+    found = provider_of(spec)
+    if found is None:
+        raise ValueError(f"unknown model spec {spec!r}; expected {spec_help()}")
+    provider, arg = found
+    return provider.factory()(arg, base_url=base_url, price=price, **kwargs)
 
-        return OpenAIModel(rest, base_url=base_url, price=price, **kwargs)
-    if kind == "scripted" and rest:
-        from harness.agents.models.scripted import ScriptedModel
-
-        return ScriptedModel.from_file(rest, price=price)
-    if kind == "replay" and rest:
-        from harness.agents.models.replay import ReplayModel
-
-        return ReplayModel.from_file(rest)
-    if spec == "human":
-        from harness.agents.models.human import HumanModel
-
-        return HumanModel(**kwargs)
-    raise ValueError(f"unknown model spec {spec!r}; expected {SPEC_HELP}")

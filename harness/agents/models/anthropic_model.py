@@ -161,3 +161,9 @@ class AnthropicModel(Model):
 
     def cost_usd(self, usage: Usage) -> float:
         return cost_usd(self.name, usage, self.price)
+
+
+def from_spec(arg: str, *, base_url: str | None = None, price: Price | str | None = None,
+              **kwargs: Any) -> AnthropicModel:
+    """The registry's factory for `anthropic:<model>`."""
+    return AnthropicModel(arg, base_url=base_url, price=price, **kwargs)

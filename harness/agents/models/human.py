@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO
+from typing import IO, Any
 
 from harness.agents.models.base import (
     AssistantMessage,
@@ -103,3 +103,8 @@ def _clip(text: str) -> str:
     if len(text) <= SHOW_CHARS:
         return text
     return text[: SHOW_CHARS // 2] + f"\n[... {len(text) - SHOW_CHARS} chars not shown ...]\n" + text[-SHOW_CHARS // 2 :]
+
+
+def from_spec(arg: str = "", *, base_url: str | None = None, price: object = None, **kwargs: Any) -> HumanModel:
+    """The registry's factory for `human` (`stdin`/`stdout` may be given)."""
+    return HumanModel(**kwargs)

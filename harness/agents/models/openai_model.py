@@ -163,3 +163,9 @@ class OpenAIModel(Model):
 
     def cost_usd(self, usage: Usage) -> float:
         return cost_usd(self.name, usage, self.price)
+
+
+def from_spec(arg: str, *, base_url: str | None = None, price: Price | str | None = None,
+              **kwargs: Any) -> OpenAIModel:
+    """The registry's factory for `openai:<model>`."""
+    return OpenAIModel(arg, base_url=base_url, price=price, **kwargs)

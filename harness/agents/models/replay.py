@@ -26,3 +26,8 @@ class ReplayModel(TurnQueueModel):
         if not turns:
             raise ModelError(f"replay: {p} holds no model turns", provider="replay")
         return cls(turns, name=f"replay:{p}")
+
+
+def from_spec(arg: str, *, base_url: str | None = None, price: object = None, **kwargs: object) -> ReplayModel:
+    """The registry's factory for `replay:<trajectory.jsonl>` (recorded turns cost nothing again)."""
+    return ReplayModel.from_file(arg)

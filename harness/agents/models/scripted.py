@@ -167,3 +167,9 @@ class ScriptedModel(TurnQueueModel):
         except RecursionError:
             raise ScriptError(f"{p}: nested too deeply to be a script") from None
         return cls.from_dict(data or {}, name=f"scripted:{p}", price=price)
+
+
+def from_spec(arg: str, *, base_url: str | None = None, price: Price | str | None = None,
+              **kwargs: Any) -> ScriptedModel:
+    """The registry's factory for `scripted:<file>` (no server, no SDK options)."""
+    return ScriptedModel.from_file(arg, price=price)

@@ -1,4 +1,4 @@
-"""Executors run shell commands in the run's workspace: `docker`, `bwrap` or `local`.
+"""Executors run shell commands in the run's workspace, one per sandbox kind (harness.sandbox.registry).
 
     ex = make_executor("docker", ws, image=..., gpus="none", network=False, run_id=...)
     ex.start(); ex.run("pytest ...", timeout_s=600) -> CommandResult; ex.stop(); ex.close()
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from harness.sandbox.executors.base import (
     CommandResult,
@@ -23,8 +23,7 @@ from harness.sandbox.executors.limits import DEFAULT_MEMORY, DEFAULT_PIDS, Sandb
 if TYPE_CHECKING:  # the CLI imports the limits without GitPython
     from harness.sandbox.workspace import Workspace
 
-ExecutorKind = Literal["docker", "bwrap", "local"]
-KINDS = ("docker", "bwrap", "local")
+ExecutorKind = str  # a name in harness.sandbox.registry
 
 
 def make_executor(
@@ -48,34 +47,22 @@ def make_executor(
     docker takes GPU counts and ids, bwrap `all` (the host's NVIDIA device nodes); local is
     not isolated at all, so it has no network switch.
     """
+    from harness.sandbox.registry import get_sandbox, sandbox_names
+
+    try:
+        spec = get_sandbox(kind)
+    except ValueError:
+        raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(sandbox_names())}") from None
     access = access or TestAccess(network=network)
     if access.network != network:
         access = replace(access, network=network)
-    if kind == "docker":
-        from harness.sandbox.executors.docker import DockerExecutor
-
-        return DockerExecutor(ws, image=image, gpus=gpus, network=network, run_id=run_id,
-                              memory=memory, pids_limit=pids_limit, access=access, **options)  # type: ignore[arg-type]
-    if kind not in KINDS:
-        raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(KINDS)}")
-    for docker_only in ("sandbox_user", "shm_size", "user"):
-        options.pop(docker_only, None)
     gpu_text = str(gpus or "none").lower()
-    if gpu_text not in ("none", "0", "", "all"):
-        raise ValueError(f"--gpus {gpus!r} needs the docker executor; {kind} takes all or none")
-    from harness.sandbox.executors.process import BwrapExecutor, LocalExecutor
-    from harness.sandbox.interpreter import choose_interpreter
-
-    interpreter = choose_interpreter(ws.repo, python)
-    if kind == "bwrap":
-        limits = options.pop("limits", None) or SandboxLimits()
-        limits = SandboxLimits(pids=pids_limit, memory=memory, file_size=limits.file_size,  # type: ignore[union-attr]
-                               tmp_size=limits.tmp_size)  # type: ignore[union-attr]
-        return BwrapExecutor(ws, limits=limits, python=interpreter, access=access, gpus=gpu_text == "all",
-                             **options)  # type: ignore[arg-type]
-    options.pop("limits", None)  # local is not isolated: nothing to limit
-    return LocalExecutor(ws, python=interpreter, access=access, **options)  # type: ignore[arg-type]
+    if not spec.gpu_counts and gpu_text not in ("none", "0", "", "all"):
+        pinning = " or ".join(n for n in sandbox_names() if get_sandbox(n).gpu_counts)
+        raise ValueError(f"--gpus {gpus!r} needs the {pinning} executor; {kind} takes all or none")
+    return spec.factory()(ws, image=image, gpus=gpus, network=network, run_id=run_id, memory=memory,
+                          pids_limit=pids_limit, python=python, access=access, **options)
 
 
 __all__ = ["make_executor", "Executor", "CommandResult", "InfrastructureError", "ExecutorKind",
-           "KINDS", "sandbox_env", "is_secret_name", "SandboxLimits", "TestAccess"]
+           "sandbox_env", "is_secret_name", "SandboxLimits", "TestAccess"]

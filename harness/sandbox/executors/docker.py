@@ -411,6 +411,35 @@ class DockerExecutor(Executor):
             pass
 
 
+def make_docker_executor(ws: Workspace, *, python: object = None, **options: Any) -> DockerExecutor:
+    """The registry's factory: the image's own python runs the tests, so `python` is unused."""
+    return DockerExecutor(ws, **options)
+
+
+def docker_host_problems(image: str | None, repo: Path | None = None, python: str | None = None) -> list[str]:
+    """The engine answers a ping and the image is on this machine (nothing is pulled)."""
+    import docker
+    import docker.errors
+
+    try:
+        client: Any = docker.from_env()
+        client.ping()
+    except Exception as err:  # the SDK raises several unrelated types for an absent engine
+        return [f"sandbox: cannot reach the Docker engine ({err}); start dockerd, set DOCKER_HOST, "
+                "or choose --sandbox bwrap"]
+    tag = image or DEFAULT_IMAGE
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        hint = "scripts/build-sandbox-image.sh builds it" if tag == DEFAULT_IMAGE else f"docker pull {tag}"
+        return [f"sandbox: docker image {tag!r} is not on this machine; {hint}, or pass --image"]
+    except docker.errors.APIError as err:
+        return [f"sandbox: cannot look up docker image {tag!r}: {err}"]
+    finally:
+        client.close()
+    return []
+
+
 def _default_user(path: Path) -> str:
     """uid:gid owning the worktree, so files written inside stay the user's; never root."""
     uid, gid = owner_of(path)

@@ -28,6 +28,8 @@ from harness.sandbox.executors.base import (
 from harness.sandbox.interpreter import Interpreter, choose_interpreter, interpreter_dirs
 from harness.sandbox.executors.launcher import Launcher, LauncherPool
 from harness.sandbox.executors.limits import (
+    DEFAULT_MEMORY,
+    DEFAULT_PIDS,
     DEFAULT_SHM_SIZE,
     SANDBOX_UID,
     CommandCgroup,
@@ -428,3 +430,35 @@ def _credential_paths_inside(bound: tuple[str, ...], hf_cache: str | None, home_
     if hf_token:
         candidates.append(Path(hf_token))
     return tuple(path for path in candidates if any(path.is_relative_to(b) for b in bound))
+
+
+# ----- the registry's factories and host checks (harness.sandbox.registry) ----------------
+
+
+def make_local_executor(ws: Workspace, *, python: str | os.PathLike[str] | None = None,
+                        access: TestAccess | None = None, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+                        **_unused: object) -> LocalExecutor:
+    """Not isolated at all: no limits, no network switch, the host's devices."""
+    return LocalExecutor(ws, max_output_bytes=max_output_bytes, python=choose_interpreter(ws.repo, python),
+                         access=access)
+
+
+def make_bwrap_executor(ws: Workspace, *, python: str | os.PathLike[str] | None = None,
+                        access: TestAccess | None = None, gpus: str | int | None = "none",
+                        memory: str = DEFAULT_MEMORY, pids_limit: int = DEFAULT_PIDS,
+                        limits: SandboxLimits | None = None, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+                        **_unused: object) -> BwrapExecutor:
+    """bwrap takes the resource limits and `gpus=all` (the host's NVIDIA device nodes)."""
+    base = limits or SandboxLimits()
+    return BwrapExecutor(ws, max_output_bytes=max_output_bytes,
+                         limits=SandboxLimits(pids=pids_limit, memory=memory, file_size=base.file_size,
+                                              tmp_size=base.tmp_size),
+                         python=choose_interpreter(ws.repo, python), access=access,
+                         gpus=str(gpus or "none").lower() == "all")
+
+
+def bwrap_host_problems(image: str | None = None, repo: Path | None = None, python: str | None = None) -> list[str]:
+    if shutil.which("bwrap") is None:
+        return ["sandbox: bwrap is not installed; install bubblewrap (apt-get install bubblewrap) "
+                "or choose --sandbox docker"]
+    return []
