@@ -3,7 +3,8 @@ scaling when turns wait on a model, the grading share; and the baselines on the 
 
     python benchmarks/evals.py pool      [--tasks GLOB] [--sandbox S] [--workers 1 2] [--attempts 1]
     python benchmarks/evals.py backends  [--tasks GLOB] [--sandbox S] [--workers 2]
-    python benchmarks/evals.py scale     [--backend local ray] [--delay 2] [--turns 4] [--workers 1 2 4]
+    python benchmarks/evals.py scale     [--backend local ray spawn] [--delay 2] [--turns 4] [--workers 1 2 4]
+                                         [--rounds 3]
     python benchmarks/evals.py baselines [--tasks GLOB] [--sandbox bwrap] [--workers 2]
 
 `pool` runs the oracle with the local pool at each worker count and prints the time split:
@@ -11,12 +12,15 @@ runs against grading (`--tasks '*'` is the whole core suite). `backends` runs th
 eval through the local pool and through a Ray instance started on this machine. `scale` is
 bound by model latency: an OpenAI-compatible loopback server answers every call after a fixed
 delay (the agent lists a folder `--turns` times, then raises the must-ask task's question, so
-no test runs), each worker count gets twice as many attempts as workers (every worker busy),
-attempts per minute are printed for each count and backend with the ratio to one worker, and
-Ray's start-up is timed on its own, before the evals that then use it. `baselines` runs the oracle
-and the null agent on every task of the core suite (the tests run one task of each kind) and exits
-1 if the oracle misses a pass or the null agent gets one. Each eval starts from an empty results
-directory (preparing tasks included); the preflight cache is filled once first.
+no test runs), each worker count gets `--rounds` attempts per worker (every worker busy all
+along), attempts per minute are printed for each count and backend with the ratio to one
+worker, and the start-ups are timed on their own, before the evals that then use them: Ray's
+local instance, and the local pool's server that preloads what attempts import. `spawn` is the
+local pool as it was before that server (a fresh interpreter per attempt), for comparison.
+`baselines` runs the oracle and the null agent on every task of the core suite (the tests run
+one task of each kind) and exits 1 if the oracle misses a pass or the null agent gets one. Each
+eval starts from an empty results directory (preparing tasks included); the preflight cache is
+filled once first.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +44,29 @@ from harness.evals.tasks import SUITES_DIR  # noqa: E402
 QUICK_TASK = "ask-vae-motion-head"
 
 
-def timed_eval(out: Path, **settings) -> tuple[float, list[dict]]:
-    start = time.monotonic()
-    run_eval(EvalConfig(suite="core", out=out, **settings))
-    return time.monotonic() - start, read_results(out)
+def timed_eval(out: Path, spawn: bool = False, **settings) -> tuple[float, list[dict]]:
+    """One eval from an empty results directory; `spawn`: the local pool starts each attempt
+    in a fresh interpreter, as before its preloading server."""
+    from harness.evals import local_pool
+
+    preloaded = local_pool.attempt_context
+    if spawn:
+        local_pool.attempt_context = lambda models=(): get_context("spawn")
+    try:
+        start = time.monotonic()
+        run_eval(EvalConfig(suite="core", out=out, **settings))
+        return time.monotonic() - start, read_results(out)
+    finally:
+        local_pool.attempt_context = preloaded
+
+
+def _first_local_process(model: str) -> None:
+    """Start the local pool's server and one process from it: what the first attempt waits for."""
+    from harness.evals.local_pool import attempt_context
+
+    process = attempt_context([model]).Process(target=os.getpid)
+    process.start()
+    process.join()
 
 
 def _passed(rows: list[dict]) -> str:
@@ -108,11 +132,19 @@ def bench_scale(args, root: Path) -> None:
                           XDG_CACHE_HOME=str(root / "cache"))
         settings = dict(models=[model], prices={model: "0,0"}, tasks_glob=QUICK_TASK, sandbox=args.sandbox,
                         max_debug_rounds=0)
+        start = time.monotonic()
+        _first_local_process(model)  # before any eval starts it
+        local_start = time.monotonic() - start
         timed_eval(root / "warm-up", attempts=1, workers=1, **settings)  # fills the preflight cache
         print(f"model latency {args.delay:g} s a call, {args.turns + 1} calls an attempt, {args.sandbox} sandbox, "
               f"{QUICK_TASK}", flush=True)
         for backend in args.backend:
             extra: dict[str, Any] = {}
+            if backend == "local":
+                print(f"local: start-up of the server that forks attempts (its imports, once per eval) "
+                      f"{local_start:6.1f} s (not in the rates below)", flush=True)
+            if backend == "spawn":
+                extra = {"spawn": True}
             if backend == "ray":
                 import ray
 
@@ -123,7 +155,7 @@ def bench_scale(args, root: Path) -> None:
                 extra = {"backend": "ray", "cpus_per_task": 0.25, "memory_per_task_gb": 0.25}
             rates, steady = {}, {}
             for workers in args.workers:
-                attempts = 2 * workers
+                attempts = args.rounds * workers
                 wall, rows = timed_eval(root / f"scale-{backend}-{workers}", attempts=attempts, workers=workers,
                                         **settings, **extra)
                 rates[workers] = len(rows) / wall * 60
@@ -170,7 +202,9 @@ def main() -> None:
     parser.add_argument("--sandbox", default="bwrap", choices=["local", "bwrap", "docker"])
     parser.add_argument("--workers", type=int, nargs="+", default=None)
     parser.add_argument("--attempts", type=int, default=1, help="pool: attempts per task")
-    parser.add_argument("--backend", nargs="+", default=["local", "ray"], choices=["local", "ray"], help="for scale")
+    parser.add_argument("--backend", nargs="+", default=["local", "ray"], choices=["local", "ray", "spawn"],
+                        help="scale: spawn is the local pool with a fresh interpreter per attempt (as before)")
+    parser.add_argument("--rounds", type=int, default=3, help="scale: attempts per worker")
     parser.add_argument("--delay", type=float, default=2.0, help="scale: seconds the model takes per call")
     parser.add_argument("--turns", type=int, default=4, help="scale: folder listings before the question")
     args = parser.parse_args()
