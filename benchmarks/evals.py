@@ -5,6 +5,7 @@ scaling when turns wait on a model, the grading share; and the baselines on the 
     python benchmarks/evals.py backends  [--tasks GLOB] [--sandbox S] [--workers 2]
     python benchmarks/evals.py scale     [--backend local ray spawn] [--delay 2] [--turns 4] [--workers 1 2 4]
                                          [--rounds 3]
+    python benchmarks/evals.py grading   [--tasks GLOB] [--sandbox bwrap] [--workers 2]
     python benchmarks/evals.py baselines [--tasks GLOB] [--sandbox bwrap] [--workers 2]
 
 `pool` runs the oracle with the local pool at each worker count and prints the time split:
@@ -17,6 +18,9 @@ along), attempts per minute are printed for each count and backend with the rati
 worker, and the start-ups are timed on their own, before the evals that then use them: Ray's
 local instance, and the local pool's server that preloads what attempts import. `spawn` is the
 local pool as it was before that server (a fresh interpreter per attempt), for comparison.
+`grading` runs the oracle on the core suite (every task by default) and prints grading's share
+of the attempts' time by task kind and in all (goal: at most 15 %), with what the grading did:
+parity verdicts reused from the run, parity tests run again, hidden tests run.
 `baselines` runs the oracle and the null agent on every task of the core suite (the tests run
 one task of each kind) and exits 1 if the oracle misses a pass or the null agent gets one. Each
 eval starts from an empty results directory (preparing tasks included); the preflight cache is
@@ -177,6 +181,30 @@ def bench_scale(args, root: Path) -> None:
                 ray.shutdown()
 
 
+GRADING_GOAL = 0.15
+
+
+def bench_grading(args, root: Path) -> None:
+    wall, rows = timed_eval(root / "grading", models=["oracle"], tasks_glob=args.tasks, workers=args.workers[0],
+                            sandbox=args.sandbox)
+    print(f"oracle, {args.sandbox} sandbox, --workers {args.workers[0]}: {wall:7.1f} s, {_passed(rows)}")
+    kinds = sorted({r["kind"] for r in rows})
+    for label, mine in [(kind, [r for r in rows if r["kind"] == kind]) for kind in kinds] + [("all", rows)]:
+        runs = sum(float(r.get("wall_s") or 0) for r in mine)
+        grading = sum(float(r.get("grade_s") or 0) for r in mine)
+        checks = [r.get("checks") or {} for r in mine]
+        reused = sum(c.get("parity_reused") is True for c in checks)
+        rerun = sum(c.get("parity_reused") is False for c in checks)
+        hidden = sum("hidden_test" in c for c in checks)
+        print(f"{label:11s} {len(mine):3d} attempts: runs {runs:7.1f} s, grading {grading:6.1f} s = "
+              f"{grading / max(runs + grading, 1e-9):6.1%} of their time; parity verdicts reused {reused}, "
+              f"run again {rerun}; hidden tests run {hidden}", flush=True)
+    runs = sum(float(r.get("wall_s") or 0) for r in rows)
+    grading = sum(float(r.get("grade_s") or 0) for r in rows)
+    share = grading / max(runs + grading, 1e-9)
+    print(f"grading share {share:.1%} (goal <= {GRADING_GOAL:.0%})")
+
+
 def bench_baselines(args, root: Path) -> None:
     wall, rows = timed_eval(root / "baselines", models=["oracle", "null"], tasks_glob=args.tasks,
                             workers=args.workers[0], sandbox=args.sandbox, max_debug_rounds=0)
@@ -196,9 +224,10 @@ def bench_baselines(args, root: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pool", "backends", "scale", "baselines"], nargs="?", default="pool")
+    parser.add_argument("what", choices=["pool", "backends", "scale", "grading", "baselines"], nargs="?",
+                        default="pool")
     parser.add_argument("--tasks", default=None, help="only tasks matching this glob ('*': the core suite; "
-                        "default: one quick task, every task for baselines)")
+                        "default: one quick task, every task for grading and baselines)")
     parser.add_argument("--sandbox", default="bwrap", choices=["local", "bwrap", "docker"])
     parser.add_argument("--workers", type=int, nargs="+", default=None)
     parser.add_argument("--attempts", type=int, default=1, help="pool: attempts per task")
@@ -208,11 +237,12 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=2.0, help="scale: seconds the model takes per call")
     parser.add_argument("--turns", type=int, default=4, help="scale: folder listings before the question")
     args = parser.parse_args()
-    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "scale": [1, 2, 4], "baselines": [2]}[args.what]
-    if args.what != "baselines":
+    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "scale": [1, 2, 4], "grading": [2],
+                                    "baselines": [2]}[args.what]
+    if args.what not in ("baselines", "grading"):
         args.tasks = args.tasks or QUICK_TASK
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
-        {"pool": bench_pool, "backends": bench_backends, "scale": bench_scale,
+        {"pool": bench_pool, "backends": bench_backends, "scale": bench_scale, "grading": bench_grading,
          "baselines": bench_baselines}[args.what](args, Path(tmp))
 
 
