@@ -41,7 +41,6 @@ PRELOAD = ("__main__", "harness.evals.runner", "harness.graph.runner", "harness.
            "harness.agents.loop", "langgraph.checkpoint.sqlite", "harness.sandbox.workspace",
            "harness.sandbox.executors.process", "harness.sandbox.executors.docker", "harness.sandbox.preflight",
            "harness.verify.verdict", "harness.verify.guards", "harness.contracts")
-SDK_OF_PROVIDER = {"openai": "openai", "anthropic": "anthropic"}  # imported only when the eval uses it
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -55,8 +54,11 @@ def attempt_context(models: list[str] = ()) -> Any:
     """The multiprocessing context attempts start in: a forkserver that preloads PRELOAD and the
     SDKs of `models`' providers, started now (its imports overlap what the driver does next).
     The server is one per driver process: the first call decides what it preloads."""
+    from harness.agents.providers import provider_of
+
     ctx = get_context("forkserver")
-    sdks = sorted({SDK_OF_PROVIDER[p] for p in (m.partition(":")[0] for m in models) if p in SDK_OF_PROVIDER})
+    providers = [found[0] for found in map(provider_of, models) if found is not None]  # baselines have none
+    sdks = sorted({p.sdk for p in providers if p.sdk})
     ctx.set_forkserver_preload([*PRELOAD, *sdks])
     forkserver.ensure_running()
     return ctx
