@@ -3,7 +3,9 @@ scaling when turns wait on a model, the grading share; and the baselines on the 
 
     python benchmarks/evals.py pool      [--tasks GLOB] [--sandbox S] [--workers 1 2] [--attempts 1]
     python benchmarks/evals.py backends  [--tasks GLOB] [--sandbox S] [--workers 2]
-    python benchmarks/evals.py scale     [--backend local ray] [--delay 2] [--turns 4] [--workers 1 2 4]
+    python benchmarks/evals.py scale     [--backend local ray spawn] [--delay 2] [--turns 4] [--workers 1 2 4]
+                                         [--rounds 3]
+    python benchmarks/evals.py grading   [--tasks GLOB] [--sandbox bwrap] [--workers 2]
     python benchmarks/evals.py baselines [--tasks GLOB] [--sandbox bwrap] [--workers 2]
 
 `pool` runs the oracle with the local pool at each worker count and prints the time split:
@@ -11,12 +13,18 @@ runs against grading (`--tasks '*'` is the whole core suite). `backends` runs th
 eval through the local pool and through a Ray instance started on this machine. `scale` is
 bound by model latency: an OpenAI-compatible loopback server answers every call after a fixed
 delay (the agent lists a folder `--turns` times, then raises the must-ask task's question, so
-no test runs), each worker count gets twice as many attempts as workers (every worker busy),
-attempts per minute are printed for each count and backend with the ratio to one worker, and
-Ray's start-up is timed on its own, before the evals that then use it. `baselines` runs the oracle
-and the null agent on every task of the core suite (the tests run one task of each kind) and exits
-1 if the oracle misses a pass or the null agent gets one. Each eval starts from an empty results
-directory (preparing tasks included); the preflight cache is filled once first.
+no test runs), each worker count gets `--rounds` attempts per worker (every worker busy all
+along), attempts per minute are printed for each count and backend with the ratio to one
+worker, and the start-ups are timed on their own, before the evals that then use them: Ray's
+local instance, and the local pool's server that preloads what attempts import. `spawn` is the
+local pool as it was before that server (a fresh interpreter per attempt), for comparison.
+`grading` runs the oracle on the core suite (every task by default) and prints grading's share
+of the attempts' time by task kind and in all (goal: at most 15 %), with what the grading did:
+parity verdicts reused from the run, parity tests run again, hidden tests run.
+`baselines` runs the oracle and the null agent on every task of the core suite (the tests run
+one task of each kind) and exits 1 if the oracle misses a pass or the null agent gets one. Each
+eval starts from an empty results directory (preparing tasks included); the preflight cache is
+filled once first.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import os
 import sys
 import tempfile
 import time
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +48,29 @@ from harness.evals.tasks import SUITES_DIR  # noqa: E402
 QUICK_TASK = "ask-vae-motion-head"
 
 
-def timed_eval(out: Path, **settings) -> tuple[float, list[dict]]:
-    start = time.monotonic()
-    run_eval(EvalConfig(suite="core", out=out, **settings))
-    return time.monotonic() - start, read_results(out)
+def timed_eval(out: Path, spawn: bool = False, **settings) -> tuple[float, list[dict]]:
+    """One eval from an empty results directory; `spawn`: the local pool starts each attempt
+    in a fresh interpreter, as before its preloading server."""
+    from harness.evals import local_pool
+
+    preloaded = local_pool.attempt_context
+    if spawn:
+        local_pool.attempt_context = lambda models=(): get_context("spawn")
+    try:
+        start = time.monotonic()
+        run_eval(EvalConfig(suite="core", out=out, **settings))
+        return time.monotonic() - start, read_results(out)
+    finally:
+        local_pool.attempt_context = preloaded
+
+
+def _first_local_process(model: str) -> None:
+    """Start the local pool's server and one process from it: what the first attempt waits for."""
+    from harness.evals.local_pool import attempt_context
+
+    process = attempt_context([model]).Process(target=os.getpid)
+    process.start()
+    process.join()
 
 
 def _passed(rows: list[dict]) -> str:
@@ -108,11 +136,19 @@ def bench_scale(args, root: Path) -> None:
                           XDG_CACHE_HOME=str(root / "cache"))
         settings = dict(models=[model], prices={model: "0,0"}, tasks_glob=QUICK_TASK, sandbox=args.sandbox,
                         max_debug_rounds=0)
+        start = time.monotonic()
+        _first_local_process(model)  # before any eval starts it
+        local_start = time.monotonic() - start
         timed_eval(root / "warm-up", attempts=1, workers=1, **settings)  # fills the preflight cache
         print(f"model latency {args.delay:g} s a call, {args.turns + 1} calls an attempt, {args.sandbox} sandbox, "
               f"{QUICK_TASK}", flush=True)
         for backend in args.backend:
             extra: dict[str, Any] = {}
+            if backend == "local":
+                print(f"local: start-up of the server that forks attempts (its imports, once per eval) "
+                      f"{local_start:6.1f} s (not in the rates below)", flush=True)
+            if backend == "spawn":
+                extra = {"spawn": True}
             if backend == "ray":
                 import ray
 
@@ -123,7 +159,7 @@ def bench_scale(args, root: Path) -> None:
                 extra = {"backend": "ray", "cpus_per_task": 0.25, "memory_per_task_gb": 0.25}
             rates, steady = {}, {}
             for workers in args.workers:
-                attempts = 2 * workers
+                attempts = args.rounds * workers
                 wall, rows = timed_eval(root / f"scale-{backend}-{workers}", attempts=attempts, workers=workers,
                                         **settings, **extra)
                 rates[workers] = len(rows) / wall * 60
@@ -145,6 +181,30 @@ def bench_scale(args, root: Path) -> None:
                 ray.shutdown()
 
 
+GRADING_GOAL = 0.15
+
+
+def bench_grading(args, root: Path) -> None:
+    wall, rows = timed_eval(root / "grading", models=["oracle"], tasks_glob=args.tasks, workers=args.workers[0],
+                            sandbox=args.sandbox)
+    print(f"oracle, {args.sandbox} sandbox, --workers {args.workers[0]}: {wall:7.1f} s, {_passed(rows)}")
+    kinds = sorted({r["kind"] for r in rows})
+    for label, mine in [(kind, [r for r in rows if r["kind"] == kind]) for kind in kinds] + [("all", rows)]:
+        runs = sum(float(r.get("wall_s") or 0) for r in mine)
+        grading = sum(float(r.get("grade_s") or 0) for r in mine)
+        checks = [r.get("checks") or {} for r in mine]
+        reused = sum(c.get("parity_reused") is True for c in checks)
+        rerun = sum(c.get("parity_reused") is False for c in checks)
+        hidden = sum("hidden_test" in c for c in checks)
+        print(f"{label:11s} {len(mine):3d} attempts: runs {runs:7.1f} s, grading {grading:6.1f} s = "
+              f"{grading / max(runs + grading, 1e-9):6.1%} of their time; parity verdicts reused {reused}, "
+              f"run again {rerun}; hidden tests run {hidden}", flush=True)
+    runs = sum(float(r.get("wall_s") or 0) for r in rows)
+    grading = sum(float(r.get("grade_s") or 0) for r in rows)
+    share = grading / max(runs + grading, 1e-9)
+    print(f"grading share {share:.1%} (goal <= {GRADING_GOAL:.0%})")
+
+
 def bench_baselines(args, root: Path) -> None:
     wall, rows = timed_eval(root / "baselines", models=["oracle", "null"], tasks_glob=args.tasks,
                             workers=args.workers[0], sandbox=args.sandbox, max_debug_rounds=0)
@@ -164,21 +224,25 @@ def bench_baselines(args, root: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pool", "backends", "scale", "baselines"], nargs="?", default="pool")
+    parser.add_argument("what", choices=["pool", "backends", "scale", "grading", "baselines"], nargs="?",
+                        default="pool")
     parser.add_argument("--tasks", default=None, help="only tasks matching this glob ('*': the core suite; "
-                        "default: one quick task, every task for baselines)")
+                        "default: one quick task, every task for grading and baselines)")
     parser.add_argument("--sandbox", default="bwrap", choices=["local", "bwrap", "docker"])
     parser.add_argument("--workers", type=int, nargs="+", default=None)
     parser.add_argument("--attempts", type=int, default=1, help="pool: attempts per task")
-    parser.add_argument("--backend", nargs="+", default=["local", "ray"], choices=["local", "ray"], help="for scale")
+    parser.add_argument("--backend", nargs="+", default=["local", "ray"], choices=["local", "ray", "spawn"],
+                        help="scale: spawn is the local pool with a fresh interpreter per attempt (as before)")
+    parser.add_argument("--rounds", type=int, default=3, help="scale: attempts per worker")
     parser.add_argument("--delay", type=float, default=2.0, help="scale: seconds the model takes per call")
     parser.add_argument("--turns", type=int, default=4, help="scale: folder listings before the question")
     args = parser.parse_args()
-    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "scale": [1, 2, 4], "baselines": [2]}[args.what]
-    if args.what != "baselines":
+    args.workers = args.workers or {"pool": [1, 2], "backends": [2], "scale": [1, 2, 4], "grading": [2],
+                                    "baselines": [2]}[args.what]
+    if args.what not in ("baselines", "grading"):
         args.tasks = args.tasks or QUICK_TASK
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
-        {"pool": bench_pool, "backends": bench_backends, "scale": bench_scale,
+        {"pool": bench_pool, "backends": bench_backends, "scale": bench_scale, "grading": bench_grading,
          "baselines": bench_baselines}[args.what](args, Path(tmp))
 
 

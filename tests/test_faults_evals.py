@@ -1,7 +1,9 @@
 """One dead eval worker costs one attempt, not the eval: a real `harness eval` with two local
 workers, one worker process killed mid-attempt. The other attempts finish, the eval exits 0,
 the killed attempt is an `infra_error` row, and a rerun into the same --out runs it again and
-replaces its row (the oracle then scores 100 %), never re-running a finished attempt."""
+replaces its row (the oracle then scores 100 %), never re-running a finished attempt. A dead
+driver leaves nothing running: its workers stop mid-attempt, and the server they were forked
+from ends with them."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from harness.evals.runner import EvalEvents, ResultSink, done_keys, read_results
+from tests.fakes import openai_server
+from tests.fakes.server import FakeServer, Reply
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +41,24 @@ def _worker_of(out: Path, attempt: int) -> dict | None:
     return None
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, parent pid, ... ([] once it is gone)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return []
+
+
+def _alive(pid: int) -> bool:
+    stat = _stat(pid)
+    return bool(stat) and stat[0] != "Z"
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _alive(pid)
 
 
 def test_a_killed_local_worker_costs_one_attempt_and_a_rerun_retries_it(tmp_path):
@@ -99,3 +115,35 @@ def test_a_rerun_retries_infrastructure_errors_only_and_replaces_their_rows(tmp_
     assert [(r["attempt"], r["outcome"]) for r in after] == [(1, "fail"), (2, "fail"), (0, "pass")]
     assert after[-1]["earlier_runs"][0]["reasons"] == ["worker died"]
     assert sink.spend == 1.25  # the failed run's spend still counts toward --max-total-usd
+
+
+def test_a_killed_driver_stops_its_workers_and_leaves_no_process(tmp_path):
+    """The model takes a minute to answer, so the attempts are mid-run when the driver is killed
+    (SIGKILL: none of its handlers run)."""
+    slow = openai_server.completion(tool_calls=[("list_dir", {"path": "."})])
+    slow.delay_s = 60.0
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    out = tmp_path / "out"
+    with FakeServer(slow) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "eval", "--suite", "core", "--tasks", QUICK_TASK, "--model",
+             "openai:gpt-4.1", "--base-url", f"{server.url}/v1", "--attempts", "2", "--workers", "2", "--sandbox",
+             "local", "--max-debug-rounds", "0", "--no-progress", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        deadline = time.monotonic() + 300
+        workers: list[dict] = []
+        while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
+            workers = [w for w in (_worker_of(out, a) for a in (0, 1)) if w is not None]
+            time.sleep(0.05)
+        assert len(workers) == 2, proc.communicate()[0]
+        while len(server.requests) < 2 and time.monotonic() < deadline:  # both wait on the model
+            time.sleep(0.05)
+        servers = {_stat(w["pid"])[1] for w in workers}  # what each worker was forked from
+        proc.kill()
+        proc.communicate(timeout=60)
+        for worker in workers:
+            assert _gone_within(worker["pid"], 30), f"worker {worker['pid']} outlived its driver"
+        for pid in servers:
+            assert _gone_within(int(pid), 30), f"the process {pid} that forked the workers outlived them"
+    assert not read_results(out)  # no attempt finished: they were stopped, not run to their end
+    assert not list(out.glob("attempts/*/*/*/row.json"))

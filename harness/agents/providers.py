@@ -32,6 +32,7 @@ class Provider:
     url_env: str | None = None  # ... and the one naming a compatible server
     models_path: str = "/models"  # the GET that shows a compatible server is there
     needs_a_person: bool = False  # someone must answer at a terminal: never in an unattended eval
+    sdk: str | None = None  # the module its factory imports when a model is made (the eval's local pool preloads it)
 
     @property
     def api(self) -> bool:
@@ -98,9 +99,10 @@ def provider_of(spec: str) -> tuple[Provider, str] | None:
 
 # The built-in providers: one line each.
 register_provider(Provider("anthropic", "anthropic:<model>", make="harness.agents.models.anthropic_model:from_spec",
-                           key_env="ANTHROPIC_API_KEY", url_env="ANTHROPIC_BASE_URL", models_path="/v1/models"))
+                           key_env="ANTHROPIC_API_KEY", url_env="ANTHROPIC_BASE_URL", models_path="/v1/models",
+                           sdk="anthropic"))
 register_provider(Provider("openai", "openai:<model>", make="harness.agents.models.openai_model:from_spec",
-                           key_env="OPENAI_API_KEY", url_env="OPENAI_BASE_URL"))
+                           key_env="OPENAI_API_KEY", url_env="OPENAI_BASE_URL", sdk="openai"))
 register_provider(Provider("scripted", "scripted:<file>", make="harness.agents.models.scripted:from_spec",
                            argument="file"))
 register_provider(Provider("human", "human", make="harness.agents.models.human:from_spec", argument="none",

@@ -1,5 +1,12 @@
-"""The local backend: each attempt in its own spawned process on this machine, at most
-`--workers` at once, GPU ids from GpuSlots.
+"""The local backend: each attempt in its own process on this machine, at most `--workers` at
+once, GPU ids from GpuSlots.
+
+Each attempt's process is forked from a server process (multiprocessing's forkserver) that
+imported what every attempt needs once (the graph, LangGraph, the sandboxes, the verdict, the
+model SDKs the eval uses): a new process per attempt, without paying those imports per attempt
+(seconds, more than a whole attempt's own work when it waits on a model). The server is started
+with the pool, while the tasks are prepared; it holds no eval state (it forks before any
+attempt is known), and each worker takes the driver's current environment and working directory.
 
 Attempts are isolated. A worker process that dies (killed, out of memory) costs its own
 attempt only: that attempt is recorded as an `infra_error` row (a rerun into the same --out
@@ -11,6 +18,7 @@ the `local` sandbox, which isolates nothing, runs a command it started to its en
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import platform
 import signal
@@ -19,7 +27,8 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
+from multiprocessing import forkserver, get_context
+from multiprocessing.connection import wait
 from typing import Any
 
 from harness.evals.runner import AttemptJob, EvalConfig, ResultSink, infra_error_row, run_attempt
@@ -27,6 +36,11 @@ from harness.evals.scheduler import GpuSlots, gpus_arg
 
 CANCEL_GRACE_S = 15.0  # after Ctrl-C, how long attempts get to stop their sandboxes
 PR_SET_PDEATHSIG = 1
+# Imported once in the server that forks each attempt's process (what a run imports lazily).
+PRELOAD = ("__main__", "harness.evals.runner", "harness.graph.runner", "harness.graph.build", "harness.graph.nodes",
+           "harness.agents.loop", "langgraph.checkpoint.sqlite", "harness.sandbox.workspace",
+           "harness.sandbox.executors.process", "harness.sandbox.executors.docker", "harness.sandbox.preflight",
+           "harness.verify.verdict", "harness.verify.guards", "harness.contracts")
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -36,13 +50,30 @@ def _prctl(option: int, value: int) -> bool:
         return False
 
 
-def attempt_worker(job: AttemptJob, placement: dict[str, Any], conn: Any) -> None:
+def attempt_context(models: list[str] = ()) -> Any:
+    """The multiprocessing context attempts start in: a forkserver that preloads PRELOAD and the
+    SDKs of `models`' providers, started now (its imports overlap what the driver does next).
+    The server is one per driver process: the first call decides what it preloads."""
+    from harness.agents.providers import provider_of
+
+    ctx = get_context("forkserver")
+    providers = [found[0] for found in map(provider_of, models) if found is not None]  # baselines have none
+    sdks = sorted({p.sdk for p in providers if p.sdk})
+    ctx.set_forkserver_preload([*PRELOAD, *sdks])
+    forkserver.ensure_running()
+    return ctx
+
+
+def attempt_worker(job: AttemptJob, placement: dict[str, Any], conn: Any, environ: dict[str, str]) -> None:
     """One worker process: its own session (so what it leaves can be killed as a group), stopped
     like Ctrl-C when the driver dies or sends SIGTERM; the row goes back through `conn`."""
     from harness.graph.signals import terminate_as_interrupt
 
     os.setsid()
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the server it was forked from died
+    _stop_when_driver_dies()
+    os.environ.clear()  # the driver's environment now, not the server's when it started
+    os.environ.update(environ)
     try:
         with terminate_as_interrupt():
             row = run_attempt(job, placement)
@@ -56,6 +87,18 @@ def attempt_worker(job: AttemptJob, placement: dict[str, Any], conn: Any) -> Non
         conn.close()
 
 
+def _stop_when_driver_dies() -> None:
+    """SIGTERM this worker (read as Ctrl-C: its sandbox stops) once the driver is gone: the
+    driver holds the other end of the parent sentinel, so it reads as end of file."""
+    sentinel = multiprocessing.parent_process().sentinel
+
+    def watch() -> None:
+        wait([sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
+
+
 @dataclass
 class _Running:
     job: AttemptJob
@@ -66,23 +109,24 @@ class _Running:
 
 
 class LocalPool:
-    """At most `--workers` attempts run at once, each in its own spawned process."""
+    """At most `--workers` attempts run at once, each in its own process."""
 
     def __init__(self, cfg: EvalConfig) -> None:
         self.cfg = cfg
         self.slots = GpuSlots(cfg.gpus_per_task, cfg.max_gpu_tasks)  # bad GPU settings fail here
+        self.ctx = attempt_context(cfg.models)
         self.interrupted = False
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         return {"name": "local", "workers": self.cfg.workers, "host": socket.gethostname(),
-                "platform": platform.platform(), "isolation": "one process per attempt",
+                "platform": platform.platform(),
+                "isolation": "one process per attempt, forked from a server that preloaded the harness",
                 "gpu_slots": {"gpus_per_task": self.cfg.gpus_per_task, "max_gpu_tasks": self.cfg.max_gpu_tasks}}
 
     def run(self, jobs: list[AttemptJob], sink: ResultSink) -> int:
         """Run `jobs` until done or the spend cap stops new ones; returns how many started."""
-        ctx = get_context("spawn")  # no state inherited from this (threaded) process
         free = threading.Semaphore(self.cfg.workers)
         started = 0
         try:
@@ -95,7 +139,7 @@ class LocalPool:
                 if ids:
                     job = replace(job, gpus=gpus_arg(ids))
                 sink.started(job)
-                self._start(ctx, job, ids, sink, free)
+                self._start(job, ids, sink, free)
                 started += 1
             for run in list(self._running.values()):
                 if run.thread is not None:
@@ -107,10 +151,11 @@ class LocalPool:
             raise
         return started
 
-    def _start(self, ctx: Any, job: AttemptJob, ids: tuple[int, ...], sink: ResultSink, free: Any) -> None:
+    def _start(self, job: AttemptJob, ids: tuple[int, ...], sink: ResultSink, free: Any) -> None:
         placement = {"backend": "local", "gpu_ids": list(ids)}
-        receive, send = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=attempt_worker, args=(job, placement, send), name=f"attempt-{job.attempt}")
+        receive, send = self.ctx.Pipe(duplex=False)
+        process = self.ctx.Process(target=attempt_worker, args=(job, placement, send, dict(os.environ)),
+                                   name=f"attempt-{job.attempt}")
         process.start()
         send.close()  # only the worker holds the sending end: its death reads as end of file here
         run = _Running(job, ids, process, receive)
