@@ -97,6 +97,9 @@ class MiniVAE(nn.Module):
     def default_dtype(self):
         return torch.get_default_dtype()
 
+    def deterministic(self):
+        return [torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()]
+
     def env(self, name):
         return os.environ.get(name)
 
@@ -191,6 +194,13 @@ def test_ambient_state_reaches_the_port():
     finally:
         torch.set_default_dtype(torch.float32)
     assert port.default_dtype() == torch.float32
+    assert port.deterministic() == [False, False]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        assert port.deterministic() == [True, True]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert port.deterministic() == [False, False]
     os.environ["MINI_FLAG"] = "on"
     assert port.env("MINI_FLAG") == "on"
     del os.environ["MINI_FLAG"]

@@ -290,7 +290,12 @@ class Server:
                 torch.set_default_device(None if glob["device"] == "cpu" else glob["device"])
         det = glob.get("det")
         if isinstance(det, list) and len(det) == 2:
-            torch.use_deterministic_algorithms(bool(det[0]), warn_only=bool(det[1]))
+            mode, warn_only = bool(det[0]), bool(det[1])
+            # Only on a change: the call imports torch._inductor and torch._dynamo (seconds, on
+            # the first request, while the trusted process waits).
+            if (mode, warn_only) != (torch.are_deterministic_algorithms_enabled(),
+                                     torch.is_deterministic_algorithms_warn_only_enabled()):
+                torch.use_deterministic_algorithms(mode, warn_only=warn_only)
         if isinstance(glob.get("mmp"), str):
             torch.set_float32_matmul_precision(glob["mmp"])
         cudnn = glob.get("cudnn")
