@@ -22,6 +22,7 @@ import builtins
 import collections
 import contextlib
 import ctypes
+import gc
 import importlib
 import importlib.util
 import json
@@ -106,6 +107,7 @@ def _official_importable(names: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     config = json.loads(argv[1])
     _hide_test_machinery()
+    gc.freeze()  # torch's and the server's objects: the collections while the port runs skip them
     sock = _connect(config["socket"], float(config.get("connect_timeout_s", 300)))
     refused = _official_importable(list(config.get("official_modules") or []))
     hello = {"hello": 1, "pid": os.getpid(), "python": sys.version.split()[0], "torch": torch.__version__}
