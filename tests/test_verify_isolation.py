@@ -97,6 +97,9 @@ class MiniVAE(nn.Module):
     def default_dtype(self):
         return torch.get_default_dtype()
 
+    def deterministic(self):
+        return [torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()]
+
     def env(self, name):
         return os.environ.get(name)
 
@@ -191,6 +194,13 @@ def test_ambient_state_reaches_the_port():
     finally:
         torch.set_default_dtype(torch.float32)
     assert port.default_dtype() == torch.float32
+    assert port.deterministic() == [False, False]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        assert port.deterministic() == [True, True]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert port.deterministic() == [False, False]
     os.environ["MINI_FLAG"] = "on"
     assert port.env("MINI_FLAG") == "on"
     del os.environ["MINI_FLAG"]
@@ -384,3 +394,34 @@ def test_a_port_process_that_cannot_start_blocks_at_once(tmp_path, monkeypatch):
     v = verdict(tmp_path, limit_test("assert port.scaling == 0.5"))
     assert v.run.status == "blocked" and "before it connected" in v.run.blocker, v.run.summary_line()
     assert time.monotonic() - started < verdict_module.PORT_CONNECT_S
+
+
+def test_a_port_sandbox_that_fails_to_start_is_an_infrastructure_fault(tmp_path):
+    """The port's sandbox starts beside the trusted process: when it cannot start, the
+    verdict raises the sandbox's own error (a resumable stop), after the trusted process
+    was told and both sandboxes were closed."""
+    from harness.sandbox.executors.base import InfrastructureError
+
+    repo, official = _repo(tmp_path, limit_test("assert port.scaling == 0.5"))
+    ws = Workspace.create(repo, f"iso-{uuid.uuid4().hex[:6]}", official_ref_dir=official, root=tmp_path / "home")
+    (ws.path / MODEL).write_text(PORT)
+    ws.checkpoint("the agent's port")
+    made = []
+
+    def new_executor(tree):
+        ex = make_executor("local", tree, run_id=tree.run_id)
+        if tree.run_id.endswith("-port"):
+            def fail() -> None:
+                raise InfrastructureError("the engine is gone")
+            ex.start = fail
+        closed = ex.close
+
+        def close() -> None:
+            made.append(tree.run_id)
+            closed()
+        ex.close = close
+        return ex
+
+    with pytest.raises(InfrastructureError, match="the engine is gone"):
+        run_verdict(ws, PACKET, new_executor, tmp_path / "logs", commit=ws.head())
+    assert len(made) == 2 and any(name.endswith("-port") for name in made)

@@ -123,11 +123,13 @@ class _Report:
     failures: list[str] = field(default_factory=list)
 
 
-def pytest_command(parity_test: str, report_path: str, python: str = "python", extra_args: str = "") -> str:
+def pytest_command(parity_test: str, report_path: str, python: str = "python", extra_args: str = "",
+                   module: str = "pytest") -> str:
     """The pytest invocation: the contract's `pytest <parity_test> -v -s` plus a junit report
-    (`python` may carry interpreter flags, `extra_args` more pytest options)."""
+    (`python` may carry interpreter flags, `extra_args` more pytest options, `module` names a
+    module run as `python -m pytest` would be)."""
     extra = f" {extra_args}" if extra_args else ""
-    return (f"{python} -m pytest {shlex.quote(parity_test)} -v -s -p no:cacheprovider{extra} "
+    return (f"{python} -m {module} {shlex.quote(parity_test)} -v -s -p no:cacheprovider{extra} "
             f"--junitxml={shlex.quote(report_path)} -o junit_family=xunit2")
 
 
@@ -139,7 +141,8 @@ def _check_test_path(parity_test: str) -> str:
 
 
 def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, timeout_s: float = DEFAULT_TEST_TIMEOUT_S, *,
-                    python: str = "python", extra_args: str = "", env: dict[str, str] | None = None) -> ParityRun:
+                    python: str = "python", extra_args: str = "", env: dict[str, str] | None = None,
+                    module: str = "pytest") -> ParityRun:
     """Run the parity test through `executor`, save the log in `log_dir`, and judge the result."""
     parity_test = _check_test_path(parity_test)
     token = uuid.uuid4().hex
@@ -147,7 +150,7 @@ def run_parity_test(executor: Executor, parity_test: str, log_dir: str | Path, t
     # after a marker only this run knows, and cut out of the output again.
     report_path = f"/tmp/fastvideo-harness-junit-{token}.xml"
     marker = f"=====FASTVIDEO-HARNESS-JUNIT-{token}====="
-    command = pytest_command(parity_test, report_path, python, extra_args)
+    command = pytest_command(parity_test, report_path, python, extra_args, module)
     script = (f"{command}; rc=$?; echo; echo {marker}; cat {report_path} 2>/dev/null; "
               f"rm -f {report_path}; exit $rc")
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

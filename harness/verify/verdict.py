@@ -44,7 +44,7 @@ from harness.sandbox.executors.base import CommandResult, Mount
 from harness.sandbox.executors.limits import DEFAULT_TEST_TIMEOUT_S
 from harness.verify.allowed import allowed_paths, changed_entries, is_bytecode
 from harness.verify.isolation import FOLDER as ISOLATION_FOLDER
-from harness.verify.isolation import PLUGIN_MODULE, PORT_FILES, SERVER_MODULE, TRUSTED_FILES
+from harness.verify.isolation import PLUGIN_MODULE, PORT_FILES, PYTEST_MODULE, SERVER_MODULE, TRUSTED_FILES
 
 ExecutorFactory = Callable[[Any], Any]
 MAX_TRANSFER_BYTES = 64 << 30  # one message from the port process; the sandbox's memory limit bites first
@@ -459,33 +459,45 @@ def run_verdict(
         seconds["total_s"] = round(time.monotonic() - started, 3)
         return Verdict(run, source, problems, seconds, evidence)
     finally:
-        for ex in executors:
-            try:
-                ex.close()
-            except Exception:  # already gone
-                pass
+        _side_by_side(executors, _close_quietly)
         if watch is not None:
             watch.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_in_background(tmp)
 
 
-def _start_all(executors: list[Any]) -> None:
-    """Start the sandboxes side by side (a docker container takes a moment each)."""
+def _side_by_side(executors: list[Any], action: Callable[[Any], None]) -> None:
+    """`action(ex)` for every sandbox at once (a docker container takes a moment to start and
+    to remove); the first error is raised here, in the caller's thread."""
     errors: list[BaseException] = []
 
-    def start(ex: Any) -> None:
+    def act(ex: Any) -> None:
         try:
-            ex.start()
-        except BaseException as exc:  # re-raised below, in the caller's thread
+            action(ex)
+        except BaseException as exc:  # re-raised below
             errors.append(exc)
 
-    threads = [threading.Thread(target=start, args=(ex,), daemon=True) for ex in executors]
+    threads = [threading.Thread(target=act, args=(ex,), daemon=True) for ex in executors]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
+
+
+def _close_quietly(ex: Any) -> None:
+    try:
+        ex.close()
+    except Exception:  # already gone
+        pass
+
+
+def _remove_in_background(tmp: Path) -> None:
+    """The verdict's folder, removed once its sandboxes are gone, without holding up the result:
+    on a filesystem that discards freed blocks, each file written a few seconds earlier takes
+    milliseconds to unlink (a tree is thousands). Not a daemon: the interpreter waits for it."""
+    threading.Thread(target=shutil.rmtree, args=(tmp,), kwargs={"ignore_errors": True},
+                     name="verdict-cleanup").start()
 
 
 def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path, run_id: str,
@@ -522,11 +534,8 @@ def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path
                        "accept_timeout_s": PORT_CONNECT_S}}
     (trusted_support / "config.json").write_text(json.dumps(config))
     os.chmod(trusted_support / "config.json", 0o644)
-    t0 = time.monotonic()
-    _start_all([trusted, port])
-    seconds["sandbox_start_s"] = round(time.monotonic() - t0, 3)
-
     port_result: list[CommandResult] = []
+    port_start_error: list[BaseException] = []
     port_command = (f"python -P -B {shlex.quote(str(port_support / (SERVER_MODULE + '.py')))} "
                     f"{shlex.quote(json.dumps(port_config))}")
     port_env = {"PYTHONPATH": f"{port_support}:{port.workdir}", "PYTHONDONTWRITEBYTECODE": "1",
@@ -534,12 +543,27 @@ def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path
 
     def serve() -> None:
         try:
-            port_result.append(port.run_test(port_command, timeout_s=timeout_s + PORT_CONNECT_S, env=port_env))
-        except Exception as exc:  # the sandbox itself failed: reported with the run
-            port_result.append(CommandResult(-1, "", f"the port sandbox failed: {exc}", 0.0, False))
-        _tell_trusted_the_port_is_gone(socket_path, port_result[0], trusted_done)
+            port.start()
+        except BaseException as exc:  # raised in the caller's thread once the trusted process ended
+            port_start_error.append(exc)
+            port_result.append(CommandResult(-1, "", f"the port sandbox failed to start: {exc}", 0.0, False))
+        finally:
+            port_started.set()
+        if not port_result and not trusted_done.is_set():
+            try:
+                port_result.append(port.run_test(port_command, timeout_s=timeout_s + PORT_CONNECT_S, env=port_env))
+            except Exception as exc:  # the sandbox itself failed: reported with the run
+                port_result.append(CommandResult(-1, "", f"the port sandbox failed: {exc}", 0.0, False))
+        if port_result:
+            _tell_trusted_the_port_is_gone(socket_path, port_result[0], trusted_done)
 
-    trusted_done = threading.Event()
+    # The trusted sandbox is on the critical path: it starts alone (two containers started at
+    # once each take longer), and the port's starts beside the test's own start-up, which
+    # reaches the port only when the test first imports it.
+    trusted_done, port_started = threading.Event(), threading.Event()
+    t0 = time.monotonic()
+    trusted.start()
+    seconds["sandbox_start_s"] = round(time.monotonic() - t0, 3)
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     env = {"PYTHONPATH": f"{trusted_support}:{trusted.workdir}"
@@ -550,7 +574,7 @@ def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path
     try:
         run = run_parity_test(trusted, test, log_dir, timeout_s=timeout_s, python="python -P -B",
                               extra_args=f"-p {PLUGIN_MODULE} --basetemp={shlex.quote(str(shared / 'pytest'))}",
-                              env=env)
+                              env=env, module=PYTEST_MODULE)
     except KeyboardInterrupt as stop:  # the cut-off log keeps what the port process printed too
         port.abort()
         server.join(_PORT_GRACE_S)
@@ -559,10 +583,13 @@ def _run_isolated(trusted_tree: Path, port_tree: Path, official: Any, repo: Path
         raise
     finally:
         trusted_done.set()
+        port_started.wait()  # a container being created now would outlive its close
         server.join(_PORT_GRACE_S)
         if server.is_alive():
             port.abort()
             server.join(_PORT_GRACE_S)
+    if port_start_error:
+        raise port_start_error[0]
     seconds["test_s"] = round(time.monotonic() - t0, 3)
     result = port_result[0] if port_result else None
     run, problems = judge_records(run, read_records(out / "records.jsonl"), result)

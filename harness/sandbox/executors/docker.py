@@ -192,9 +192,20 @@ class DockerExecutor(Executor):
             raise InfrastructureError(f"cannot start the sandbox container {self.name}: {exc}") from exc
         _LIVE[self.name] = self
         _install_exit_cleanup()
-        self._check_tools()
-        if self.sandbox_user == "auto":
-            self._choose_user()
+        self._probe_image()
+
+    def _probe_image(self) -> None:
+        """Check the image's tools and choose the user, once per image and user in this process:
+        an image id names fixed contents, so the answer cannot change (two `docker exec`s saved
+        on every later container, the verdict's two among them). Only a passing image is kept."""
+        key = (str(self._container.attrs.get("Image") or self.image), self.user, self.sandbox_user)
+        known = _PROBED.get(key)
+        if known is None:
+            self._check_tools()
+            if self.sandbox_user == "auto":
+                self._choose_user()
+            known = _PROBED[key] = (self.user, self.notice)
+        self.user, self.notice = known
 
     def _choose_user(self) -> None:
         """`--sandbox-user auto`: the unprivileged user, unless the image's python only runs as
@@ -465,6 +476,7 @@ def user_for(sandbox_user: str, path: Path) -> str:
 # ----- cleanup of this process's containers on exit and Ctrl-C ------------------------
 
 _LIVE: dict[str, DockerExecutor] = {}
+_PROBED: dict[tuple[str, str, str], tuple[str, str]] = {}  # (image id, user, --sandbox-user) -> (user, notice)
 _cleanup_installed = False
 
 

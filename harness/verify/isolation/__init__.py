@@ -10,13 +10,16 @@ the harness package:
 - `harness_port_server`: the port process: imports the port, serves requests on its objects;
 - `harness_port_client`: the trusted side's channel, proxies and import finder;
 - `harness_verdict_plugin`: the pytest plugin of the trusted process (records, seeding,
-  comparisons, fail-closed limits).
+  comparisons, fail-closed limits);
+- `harness_pytest`: how the trusted process runs pytest (`python -m pytest`, without the
+  interpreter's teardown at the end).
 """
 
 from pathlib import Path
 
 FOLDER = Path(__file__).parent
-TRUSTED_FILES = ("harness_wire.py", "harness_port_client.py", "harness_verdict_plugin.py")
+TRUSTED_FILES = ("harness_wire.py", "harness_port_client.py", "harness_verdict_plugin.py", "harness_pytest.py")
 PORT_FILES = ("harness_wire.py", "harness_port_server.py")
 PLUGIN_MODULE = "harness_verdict_plugin"
 SERVER_MODULE = "harness_port_server"
+PYTEST_MODULE = "harness_pytest"

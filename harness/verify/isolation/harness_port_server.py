@@ -21,6 +21,8 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
+import ctypes
+import gc
 import importlib
 import importlib.util
 import json
@@ -105,6 +107,7 @@ def _official_importable(names: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     config = json.loads(argv[1])
     _hide_test_machinery()
+    gc.freeze()  # torch's and the server's objects: the collections while the port runs skip them
     sock = _connect(config["socket"], float(config.get("connect_timeout_s", 300)))
     refused = _official_importable(list(config.get("official_modules") or []))
     hello = {"hello": 1, "pid": os.getpid(), "python": sys.version.split()[0], "torch": torch.__version__}
@@ -290,7 +293,12 @@ class Server:
                 torch.set_default_device(None if glob["device"] == "cpu" else glob["device"])
         det = glob.get("det")
         if isinstance(det, list) and len(det) == 2:
-            torch.use_deterministic_algorithms(bool(det[0]), warn_only=bool(det[1]))
+            mode, warn_only = bool(det[0]), bool(det[1])
+            # Only on a change: the call imports torch._inductor and torch._dynamo (seconds, on
+            # the first request, while the trusted process waits).
+            if (mode, warn_only) != (torch.are_deterministic_algorithms_enabled(),
+                                     torch.is_deterministic_algorithms_warn_only_enabled()):
+                torch.use_deterministic_algorithms(mode, warn_only=warn_only)
         if isinstance(glob.get("mmp"), str):
             torch.set_float32_matmul_precision(glob["mmp"])
         cudnn = glob.get("cudnn")
@@ -439,5 +447,14 @@ def _resolve(module: str, qualname: str | None) -> object:
     return obj
 
 
+def _end(code: int) -> None:
+    """End at once, output flushed: with torch imported, the interpreter's teardown takes a
+    second or more of CPU while the verdict waits; nothing of the port's may run after this."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctypes.CDLL(None).fflush(None)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    _end(main(sys.argv))
