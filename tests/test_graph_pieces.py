@@ -17,7 +17,7 @@ from harness.graph.build import build_graph, recursion_limit
 from harness.graph.faults import RunFault, fault_reason
 from harness.graph.config import RunConfig, config_problems, run_dir
 from harness.graph.live import LiveView, TrajectoryTail, print_summary
-from harness.graph.nodes import budget_spent_reason
+from harness.graph.nodes.budget import budget_spent_reason
 from harness.graph.runner import node_table
 from harness.graph.validation import model_problems
 from harness.sandbox.executors import InfrastructureError
