@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.graph import routing
-from harness.graph.answers import AnswerError, coerce_answer, validate_answer
+from harness.runs.answers import AnswerError, coerce_answer, validate_answer
 from harness.graph.state import merge_dicts
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.graph.config import configured
+from harness.run_config.config import configured
 from harness.graph.state import RunState
 
 END = "__end__"

@@ -10,7 +10,7 @@ from typing import Any
 from harness.agents.loop import Budget
 from harness.contracts import EscapeHatch
 from harness.graph import routing
-from harness.graph.config import configured
+from harness.run_config.config import configured
 from harness.graph.nodes.common import Update
 from harness.graph.state import RunState
 

@@ -11,7 +11,7 @@ from harness.agents.memory import RunMemory
 from harness.contracts import ComponentSkillHandoff, ConversionRetryRequest
 from harness.graph.nodes.budget import budget_blocker
 from harness.graph.nodes.common import Update, accepted, jsonable, packet_of, parity_from_dict, timed
-from harness.graph.resources import RunResources
+from harness.runs.resources import RunResources
 from harness.graph.state import RunState
 from harness.verify.evidence import (
     build_handoff,

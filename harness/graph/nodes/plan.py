@@ -8,7 +8,7 @@ from harness.agents.memory import RunMemory
 from harness.graph.nodes import tasks
 from harness.graph.nodes.agent_runner import run_agent_node
 from harness.graph.nodes.common import Update, instructions, timed
-from harness.graph.resources import RunResources
+from harness.runs.resources import RunResources
 from harness.graph.state import RunState
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from harness.graph.nodes.budget import budget_check
 from harness.graph.nodes.common import Update, accepted, jsonable, packet_of, parity_dict, timed
 from harness.graph.parity_reuse import reuse_reason
-from harness.graph.resources import RunResources
+from harness.runs.resources import RunResources
 from harness.graph.state import RunState
 from harness.sandbox.interpreter import choose_interpreter
 from harness.sandbox.registry import get_sandbox

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from harness.graph.nodes.common import Update, timed
-from harness.graph.resources import RunResources
+from harness.runs.resources import RunResources
 from harness.graph.state import RunState
-from harness.graph.validation import validate_run_input
+from harness.run_config.validation import validate_run_input
 
 
 @timed("validate_packet")
