@@ -15,11 +15,11 @@ from rich.console import Console
 from harness.agents.models import ModelError
 from harness.graph.build import build_graph, recursion_limit
 from harness.graph.faults import RunFault, fault_reason
-from harness.run_config.config import RunConfig, config_problems, run_dir
-from harness.runs.live import LiveView, TrajectoryTail, print_summary
 from harness.graph.nodes.budget import budget_spent_reason
-from harness.runs.runner import node_table
+from harness.run_config.config import RunConfig, config_problems, run_dir
 from harness.run_config.validation import model_problems
+from harness.runs.live import LiveView, TrajectoryTail, print_summary
+from harness.runs.runner import node_table
 from harness.sandbox.executors import InfrastructureError
 
 

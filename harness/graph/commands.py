@@ -352,8 +352,8 @@ def _with_view(call: Any, live: bool = True) -> Any:
     as Ctrl-C does (recorded `interrupted`, resumable)."""
     from rich.live import Live
 
-    from harness.runs.live import LiveView
     from harness.graph.signals import terminate_as_interrupt
+    from harness.runs.live import LiveView
 
     console = wide_console()
     with terminate_as_interrupt():
@@ -450,8 +450,8 @@ def _show_question(console: Any, outcome: Any) -> None:
     from rich.markup import escape
     from rich.panel import Panel
 
-    from harness.runs.answers import option_labels
     from harness.printable import printable_data
+    from harness.runs.answers import option_labels
 
     q = {k: escape(str(v)) if isinstance(v, str) else v for k, v in printable_data(outcome.summary.get("question") or {}).items()}
     lines = [f"[bold]{q.get('question', '')}[/bold]", ""]

@@ -58,8 +58,8 @@ def open_run(state: RunState, runtime: Runtime) -> dict[str, Any]:
     if state.get("run_id"):  # started by the harness's own runner, which did all this
         return {}
     from harness.run_config.config import RunConfig, new_run_id
-    from harness.runs.runner import SERVER_DRIVER, absolute_config, create_run_dir
     from harness.run_config.validation import validate_run_input
+    from harness.runs.runner import SERVER_DRIVER, absolute_config, create_run_dir
 
     data = dict(state.get("config") or {})
     sent = [name for name in SERVER_SETTINGS if name in data]

@@ -22,14 +22,14 @@ from harness.agents.prompts import environment_text
 from harness.agents.tools import ToolContext
 from harness.agents.trajectory import Trajectory
 from harness.contracts.secrets import Redactor
-from harness.runs.answers import answer_for_agent
 from harness.graph.faults import RunFault
 from harness.graph.hatch_policy import review_escape_hatch
 from harness.graph.nodes import tasks
 from harness.graph.nodes.budget import agent_budget
 from harness.graph.nodes.common import Update, instructions, jsonable, packet_of, parity_dict, parity_from_dict
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
+from harness.runs.answers import answer_for_agent
+from harness.runs.resources import RunResources
 from harness.sandbox.executors import InfrastructureError
 from harness.sandbox.pytest_runner import run_parity_test
 from harness.skills import skill_for

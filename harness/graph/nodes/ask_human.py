@@ -6,11 +6,11 @@ from __future__ import annotations
 from langgraph.types import interrupt
 
 from harness.contracts import EscapeHatch
-from harness.runs.answers import AnswerError, coerce_answer, human_interrupt
 from harness.graph.nodes.budget import budget_decision
 from harness.graph.nodes.common import Update, packet_of, timed
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
+from harness.runs.answers import AnswerError, coerce_answer, human_interrupt
+from harness.runs.resources import RunResources
 from harness.verify.evidence import record_escape_hatch, resolve_escape_hatch
 
 

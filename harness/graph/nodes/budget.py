@@ -10,9 +10,9 @@ from typing import Any
 from harness.agents.loop import Budget
 from harness.contracts import EscapeHatch
 from harness.graph import routing
-from harness.run_config.config import configured
 from harness.graph.nodes.common import Update
 from harness.graph.state import RunState
+from harness.run_config.config import configured
 
 
 def spent(state: RunState) -> tuple[float, float]:

@@ -12,9 +12,9 @@ from typing import Any, Callable
 from langgraph.runtime import Runtime
 
 from harness.contracts import ComponentContext
+from harness.graph.state import RunState
 from harness.run_config.config import RunConfig
 from harness.runs.resources import RunResources, resources_for
-from harness.graph.state import RunState
 from harness.sandbox.pytest_runner import ParityRun
 from harness.verify.conversion_state import config_key_map
 from harness.verify.guards import check_guards

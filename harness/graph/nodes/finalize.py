@@ -11,8 +11,8 @@ from harness.agents.memory import RunMemory
 from harness.contracts import ComponentSkillHandoff, ConversionRetryRequest
 from harness.graph.nodes.budget import budget_blocker
 from harness.graph.nodes.common import Update, accepted, jsonable, packet_of, parity_from_dict, timed
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
+from harness.runs.resources import RunResources
 from harness.verify.evidence import (
     build_handoff,
     clean_text,

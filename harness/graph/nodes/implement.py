@@ -6,8 +6,8 @@ from harness.agents.worklog import carried_text
 from harness.graph.nodes import tasks
 from harness.graph.nodes.agent_runner import run_agent_node
 from harness.graph.nodes.common import Update, config_map, guard_findings, timed
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
+from harness.runs.resources import RunResources
 
 
 @timed("implement")

@@ -8,8 +8,8 @@ from harness.agents.memory import RunMemory
 from harness.graph.nodes import tasks
 from harness.graph.nodes.agent_runner import run_agent_node
 from harness.graph.nodes.common import Update, instructions, timed
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
+from harness.runs.resources import RunResources
 
 
 @timed("plan")

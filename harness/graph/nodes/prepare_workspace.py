@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.graph.nodes.common import Update, official_ref_dir, packet_of, timed
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
+from harness.runs.resources import RunResources
 from harness.sandbox.preflight import blocker_text, failures, run_preflight
 from harness.sandbox.preflight_cache import PreflightCache
 from harness.skills import skill_for

@@ -10,8 +10,8 @@ from typing import Any
 from harness.graph.nodes.budget import budget_check
 from harness.graph.nodes.common import Update, accepted, jsonable, packet_of, parity_dict, timed
 from harness.graph.parity_reuse import reuse_reason
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
+from harness.runs.resources import RunResources
 from harness.sandbox.interpreter import choose_interpreter
 from harness.sandbox.registry import get_sandbox
 from harness.verify.evidence import classify_conversion_failure, prototype_evidence

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from harness.graph.nodes.common import Update, timed
-from harness.runs.resources import RunResources
 from harness.graph.state import RunState
 from harness.run_config.validation import validate_run_input
+from harness.runs.resources import RunResources
 
 
 @timed("validate_packet")
