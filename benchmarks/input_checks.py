@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from harness.evals.fixtures import write_example_repo
-from harness.graph.config import RunConfig
-from harness.graph.inputs import input_problems
-from harness.graph.validation import validate_run_input
+from harness.run_config.config import RunConfig
+from harness.run_config.inputs import input_problems
+from harness.run_config.validation import validate_run_input
 
 
 def median_ms(call, repeat: int) -> float:

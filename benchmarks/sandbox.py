@@ -165,7 +165,7 @@ def bench_step(ws: Workspace, label: str, repeat: int, think_s: float) -> list[t
     """The no-op `run` step as the agent loop makes it, against plain bwrap on the same tree."""
     from harness.agents.models.base import ToolCall
     from harness.agents.tools import ToolContext, execute, tools_for_role
-    from harness.graph.nodes import CheckpointingTrajectory
+    from harness.graph.nodes.agent_runner import CheckpointingTrajectory
 
     plain = plain_bwrap_argv(ws.path)
     ex = make_executor("bwrap", ws)

@@ -407,7 +407,7 @@ def test_symlink_in_an_allowed_path_blocks_the_verdict(example, tmp_path, kind):
 # ----- whole runs: the same cheats through `harness run` (the graph, scripted agents) -------------
 
 def _whole_run(example, tmp_path: Path, sandbox: str, files: dict[str, str]):
-    from harness.graph.runner import RunConfig, start_run
+    from harness.runs.runner import RunConfig, start_run
     from tests.test_run_helpers import plan_turns, write_script
 
     writes = [{"name": "write_file", "args": {"path": rel, "content": text}} for rel, text in sorted(files.items())]

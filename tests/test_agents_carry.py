@@ -199,7 +199,7 @@ RED_CONCERN = "parity still red after round 1: decode_latents drift"
 
 def test_answers_concerns_and_a_cut_fix_reach_later_roles_and_the_handoff(tmp_path):
     from harness.agents.trajectory import read_events
-    from harness.graph.runner import RunConfig, answer_run, start_run
+    from harness.runs.runner import RunConfig, answer_run, start_run
     from tests.test_run_helpers import example, write_gold_turns, write_script
 
     ex = example(tmp_path)

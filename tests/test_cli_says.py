@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.graph.config import RunConfig
-from harness.graph.runner import SERVER_DRIVER, create_run_dir
+from harness.run_config.config import RunConfig
+from harness.runs.runner import SERVER_DRIVER, create_run_dir
 from tests.sandbox_fixtures import bwrap_ok  # noqa: F401  (fixture)
 from tests.test_run_helpers import (
     BAD_UNSCALE,

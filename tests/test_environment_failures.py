@@ -139,8 +139,8 @@ def test_run_stopped_by_the_environment_ends_blocked_without_debugging(tmp_path:
     import json
     import subprocess
 
-    from harness.graph.config import RunConfig
-    from harness.graph.runner import start_run
+    from harness.run_config.config import RunConfig
+    from harness.runs.runner import start_run
     from tests.test_run_helpers import example, load_handoff, plan_turns, port_status, write_gold_turns, write_script
 
     ex = example(tmp_path)

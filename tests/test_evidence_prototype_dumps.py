@@ -10,7 +10,7 @@ import pytest
 
 from harness.contracts import ComponentContext
 from harness.evals.fixtures.gold import gold_files
-from harness.graph.runner import RunConfig, start_run
+from harness.runs.runner import RunConfig, start_run
 from harness.sandbox.executors import make_executor
 from harness.sandbox.workspace import Workspace
 from harness.verify.evidence_prototype import compare_dump, prototype_evidence

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.config import MIN_FREE_BYTES, home_problems
+from harness.run_config.config import MIN_FREE_BYTES, home_problems
 from tests.test_run_helpers import example, harness_cli, plan_turns, write_script
 
 HARNESS = str(Path(sys.executable).parent / "harness")

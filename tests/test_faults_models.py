@@ -14,7 +14,7 @@ from harness.agents.models import ModelError, RetryPolicy, make_model
 from harness.agents.models.base import UserMessage
 from harness.agents.prompts import system_for
 from harness.agents.tools import tools_for_role
-from harness.graph.config import RunConfig, config_problems
+from harness.run_config.config import RunConfig, config_problems
 from tests.fakes import anthropic_server as A
 from tests.fakes import openai_server as O
 from tests.fakes.server import Faults, Reply

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.graph.answers import AnswerError, coerce_answer, human_interrupt
+from harness.runs.answers import AnswerError, coerce_answer, human_interrupt
 
 HATCH = {
     "needs_user_input": "yes", "decision_type": "scope", "blocked_until_answered": "yes",

@@ -15,11 +15,11 @@ from rich.console import Console
 from harness.agents.models import ModelError
 from harness.graph.build import build_graph, recursion_limit
 from harness.graph.faults import RunFault, fault_reason
-from harness.graph.config import RunConfig, config_problems, run_dir
-from harness.graph.live import LiveView, TrajectoryTail, print_summary
-from harness.graph.nodes import budget_spent_reason
-from harness.graph.runner import node_table
-from harness.graph.validation import model_problems
+from harness.graph.nodes.budget import budget_spent_reason
+from harness.run_config.config import RunConfig, config_problems, run_dir
+from harness.run_config.validation import model_problems
+from harness.runs.live import LiveView, TrajectoryTail, print_summary
+from harness.runs.runner import node_table
 from harness.sandbox.executors import InfrastructureError
 
 
@@ -129,7 +129,7 @@ def test_summary_printout_names_where_things_are(tmp_path):
 
 
 def test_gpu_option_uses_the_docker_executors_parser():
-    from harness.graph.config import RunConfig, config_problems
+    from harness.run_config.config import RunConfig, config_problems
 
     def gpu_problems(gpus: str, sandbox: str = "docker") -> list[str]:
         cfg = RunConfig(packet=Path("p"), repo=Path("r"), sandbox=sandbox, gpus=gpus)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.graph import routing
-from harness.graph.answers import AnswerError, coerce_answer, validate_answer
 from harness.graph.state import merge_dicts
+from harness.runs.answers import AnswerError, coerce_answer, validate_answer
 
 
 def state(**kw):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.runner import RunConfig, answer_run, start_run
+from harness.runs.runner import RunConfig, answer_run, start_run
 from tests.test_run_cli import SCOPE_HATCH
 from tests.test_run_helpers import (
     BAD_UNSCALE,

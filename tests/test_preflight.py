@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.config import RunConfig, sandbox_option_problems
 from harness.graph.doctor import run_doctor
+from harness.run_config.config import RunConfig, sandbox_option_problems
 from tests.sandbox_fixtures import bwrap_ok, make_repo  # noqa: F401  (fixture)
 
 FAMILY = "demo"

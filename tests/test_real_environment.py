@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.config import RunConfig
-from harness.graph.runner import start_run
+from harness.run_config.config import RunConfig
+from harness.runs.runner import start_run
 from tests.sandbox_fixtures import bwrap_ok, docker_client, fastvideo_like_image, sandbox_image  # noqa: F401  (fixtures)
 from tests.test_run_helpers import example, load_handoff, plan_turns, write_gold_turns, write_script
 

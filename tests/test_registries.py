@@ -13,8 +13,8 @@ from harness.agents import providers
 from harness.agents.models import make_model
 from harness.agents.models.scripted import ScriptedModel
 from harness.agents.providers import Provider, register_provider
-from harness.graph.config import RunConfig, config_problems
-from harness.graph.validation import model_problems, validate_run_input
+from harness.run_config.config import RunConfig, config_problems
+from harness.run_config.validation import model_problems, validate_run_input
 from harness.sandbox import registry
 from harness.sandbox.executors import make_executor
 from harness.sandbox.executors.process import LocalExecutor, make_local_executor

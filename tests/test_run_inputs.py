@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph.inputs import endpoint_problems, model_access_problems
+from harness.run_config.inputs import endpoint_problems, model_access_problems
 
 # The fixtures module is also a pytest plugin (below); have pytest rewrite it on this import.
 pytest.register_assert_rewrite("tests.sandbox_fixtures")
@@ -175,7 +175,7 @@ def test_the_harness_python_without_pytest_is_refused_only_when_it_runs_the_test
     import importlib.util
     import sys
 
-    from harness.graph.inputs import sandbox_problems
+    from harness.run_config.inputs import sandbox_problems
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a))

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from harness.agents.trajectory import read_events
-from harness.graph.runner import RunConfig, start_run
+from harness.runs.runner import RunConfig, start_run
 from tests.test_run_helpers import (
     BAD_UNSCALE,
     GOOD_UNSCALE,

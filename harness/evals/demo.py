@@ -144,7 +144,7 @@ def _show_question(console: Any, hatch: Any) -> None:
 
 
 def _report(console: Any, outcome: Any) -> None:
-    from harness.graph.live import print_summary
+    from harness.runs.live import print_summary
 
     print_summary(console, outcome.summary)
     handoff = outcome.handoff
@@ -172,8 +172,8 @@ def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: 
              gpus: str = "none", image: str | None = None) -> int:
     """Run the demo; returns the run's exit code (0 when the port ends with a validated handoff)."""
     from harness.evals.fixtures import write_example_repo
-    from harness.graph.config import harness_home
-    from harness.graph.runner import RunConfig, answer_run, start_run
+    from harness.run_config.config import harness_home
+    from harness.runs.runner import RunConfig, answer_run, start_run
 
     kind, notice = choose_sandbox(sandbox)
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="harness-demo-"))
@@ -210,7 +210,7 @@ def run_demo(console: Any, sandbox: str | None, ask: bool, keep: bool, workdir: 
             and outcome.handoff.parity_status == "non_skip_pass"
         # Kept by default so the branch, handoff and PORT_STATUS.md printed above can be read.
         if ok and not keep and workdir is None:
-            from harness.graph.cleanup import clean_run
+            from harness.runs.cleanup import clean_run
 
             clean_run(outcome.run_id)  # its worktree points into the folder removed next
             shutil.rmtree(tmp, ignore_errors=True)

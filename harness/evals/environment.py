@@ -23,14 +23,14 @@ class Environment:
 
     def run_config(self, packet: Path, repo: Path, gpus: str | None = None, **fields: Any):
         """A RunConfig with these settings (the one place they become a run's)."""
-        from harness.graph.config import RunConfig
+        from harness.run_config.config import RunConfig
 
         return RunConfig(packet=Path(packet), repo=Path(repo), sandbox=self.sandbox,  # type: ignore[arg-type]
                          image=self.image, gpus=gpus or self.gpus, python=self.python, hf_cache=self.hf_cache,
                          pass_env=list(self.pass_env), **fields)
 
     def executor_options(self, packet: Path, repo: Path, gpus: str | None = None) -> dict[str, Any]:
-        from harness.graph.resources import executor_options
+        from harness.runs.resources import executor_options
 
         return executor_options(self.run_config(packet, repo, gpus))
 
@@ -39,8 +39,8 @@ class Environment:
 
     def problems(self, repo: Path | None = None) -> list[str]:
         """What is wrong with the settings on this machine, before the first attempt."""
-        from harness.graph.config import config_problems
-        from harness.graph.inputs import sandbox_problems
+        from harness.run_config.config import config_problems
+        from harness.run_config.inputs import sandbox_problems
 
         cfg = self.run_config(Path("packet.json"), Path(repo or "."))
         problems = [p for p in config_problems(cfg) if not p.startswith(("run_id", "notify"))]

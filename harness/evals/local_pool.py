@@ -37,7 +37,7 @@ from harness.evals.scheduler import GpuSlots, gpus_arg
 CANCEL_GRACE_S = 15.0  # after Ctrl-C, how long attempts get to stop their sandboxes
 PR_SET_PDEATHSIG = 1
 # Imported once in the server that forks each attempt's process (what a run imports lazily).
-PRELOAD = ("__main__", "harness.evals.runner", "harness.graph.runner", "harness.graph.build", "harness.graph.nodes",
+PRELOAD = ("__main__", "harness.evals.runner", "harness.runs.runner", "harness.graph.build",
            "harness.agents.loop", "langgraph.checkpoint.sqlite", "harness.sandbox.workspace",
            "harness.sandbox.executors.process", "harness.sandbox.executors.docker", "harness.sandbox.preflight",
            "harness.verify.verdict", "harness.verify.guards", "harness.contracts")

@@ -111,7 +111,7 @@ def worker_facts(sandbox: str, image: str | None, python: str | None = None) -> 
     import subprocess
 
     from harness.evals.provenance import package_versions
-    from harness.graph.inputs import sandbox_problems
+    from harness.run_config.inputs import sandbox_problems
 
     try:
         smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],

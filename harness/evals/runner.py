@@ -185,8 +185,8 @@ def _is_limit(stats: dict[str, Any]) -> bool:
 
 
 def _one_try(job: AttemptJob, task: Task, try_dir: Path) -> dict[str, Any]:
-    from harness.graph.config import RunConfig
-    from harness.graph.runner import start_run
+    from harness.run_config.config import RunConfig
+    from harness.runs.runner import start_run
 
     record: dict[str, Any] = {"try_dir": str(try_dir)}
     started = time.monotonic()
@@ -423,7 +423,7 @@ def check_config(cfg: EvalConfig) -> None:
         if found and found[0].argument == "file" and not Path(found[1]).is_file():
             problems.append(f"--model {model}: file {found[1]!r} not found")
         elif found and found[0].argument == "file":
-            from harness.graph.validation import model_file_problems
+            from harness.run_config.validation import model_file_problems
 
             problems += [f"--model {p.removeprefix('model: ')}" for p in model_file_problems(model)]
         problems += model_spec_problems(model, cfg.base_url_for(model))
@@ -446,7 +446,7 @@ def model_spec_problems(model: str, base_url: str | None = None) -> list[str]:
     whose compatible server answers). `human` cannot play an unattended eval."""
     from harness.agents.providers import provider_of, spec_help
     from harness.evals.baselines import BASELINES
-    from harness.graph.inputs import model_access_problems
+    from harness.run_config.inputs import model_access_problems
 
     found = provider_of(model)
     if model in BASELINES or (found and found[0].argument == "file"):

@@ -18,7 +18,15 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from harness.graph import nodes, routing, server
+from harness.graph import routing, server
+from harness.graph.nodes.ask_human import ask_human
+from harness.graph.nodes.debug import debug
+from harness.graph.nodes.finalize import finalize
+from harness.graph.nodes.implement import implement
+from harness.graph.nodes.plan import plan
+from harness.graph.nodes.prepare_workspace import prepare_workspace
+from harness.graph.nodes.run_parity import run_parity
+from harness.graph.nodes.validate_packet import validate_packet
 from harness.graph.state import RunState
 
 
@@ -34,14 +42,14 @@ def build_graph(checkpointer: Any = None, *, server_entry: bool = False) -> Any:
     (the harness's runner makes the run directory itself)."""
     g = StateGraph(RunState, context_schema=server.RunContext)
 
-    g.add_node("validate_packet", nodes.validate_packet)
-    g.add_node("prepare_workspace", nodes.prepare_workspace)
-    g.add_node("plan", nodes.plan)
-    g.add_node("implement", nodes.implement)
-    g.add_node("run_parity", nodes.run_parity)
-    g.add_node("debug", nodes.debug)
-    g.add_node("ask_human", nodes.ask_human)
-    g.add_node("finalize", nodes.finalize)
+    g.add_node("validate_packet", validate_packet)
+    g.add_node("prepare_workspace", prepare_workspace)
+    g.add_node("plan", plan)
+    g.add_node("implement", implement)
+    g.add_node("run_parity", run_parity)
+    g.add_node("debug", debug)
+    g.add_node("ask_human", ask_human)
+    g.add_node("finalize", finalize)
 
     if server_entry:
         g.add_node("open_run", server.open_run)

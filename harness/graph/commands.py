@@ -10,12 +10,12 @@ from typing import Annotated, Any, Optional, get_args
 import typer
 
 from harness.agents.providers import spec_help
-from harness.graph import config
-from harness.graph.config import run_default, run_help
+from harness.run_config import config
+from harness.run_config.config import run_default, run_help
 from harness.sandbox.registry import sandbox_choices
 
 
-# The run's options, their defaults and help texts: all from RunConfig (harness.graph.config).
+# The run's options, their defaults and help texts: all from RunConfig (harness.run_config.config).
 OnBudget = Enum("OnBudget", {v: v for v in get_args(config.OnBudget)}, type=str)  # type: ignore[misc]
 
 
@@ -102,7 +102,7 @@ def run_command(
     test_timeout: Annotated[float, _opt("test_timeout_s", "--test-timeout")] = run_default("test_timeout_s"),
 ) -> None:
     """Port one component: plan, implement, run parity, debug, and end with a handoff."""
-    from harness.graph.runner import RunConfig, start_run
+    from harness.runs.runner import RunConfig, start_run
 
     interactive = not non_interactive and _interactive()
     model = _chosen_model(model, interactive)
@@ -142,7 +142,7 @@ def doctor_command(
     from rich.table import Table
 
     from harness.graph.doctor import run_doctor
-    from harness.graph.runner import RunConfig
+    from harness.runs.runner import RunConfig
 
     cfg = RunConfig(packet=packet, repo=repo, sandbox=sandbox, image=image, gpus=gpus, python=python,
                     sandbox_user=sandbox_user, memory=memory, shm_size=shm_size, pids_limit=pids_limit,
@@ -172,7 +172,7 @@ def answer_command(
     non_interactive: Annotated[bool, _opt("non_interactive", "--non-interactive")] = False,
 ) -> None:
     """Answer a paused run's escape-hatch question and continue the run."""
-    from harness.graph.runner import AnswerError, RunBusyError, RunError, answer_run
+    from harness.runs.runner import AnswerError, RunBusyError, RunError, answer_run
 
     try:
         outcome = _with_view(lambda events: answer_run(run, option=option, text=text, events=events))
@@ -186,7 +186,7 @@ def resume_command(
     non_interactive: Annotated[bool, _opt("non_interactive", "--non-interactive")] = False,
 ) -> None:
     """Continue a crashed or killed run from its last checkpoint."""
-    from harness.graph.runner import RunBusyError, RunError, resume_run
+    from harness.runs.runner import RunBusyError, RunError, resume_run
 
     try:
         outcome = _with_view(lambda events: resume_run(run, events=events))
@@ -203,7 +203,7 @@ def runs_command(
 
     from rich.table import Table
 
-    from harness.graph.runner import list_runs
+    from harness.runs.runner import list_runs
 
     from rich.text import Text
 
@@ -239,7 +239,7 @@ def clean_command(
     force: Annotated[bool, typer.Option("--force", help="Also clean a run paused on a question.")] = False,
 ) -> None:
     """Remove runs' worktrees and harness/<id> branches; the run records stay for `show`."""
-    from harness.graph.cleanup import CleanError, clean_run, finished_runs
+    from harness.runs.cleanup import CleanError, clean_run, finished_runs
 
     ids = list(runs or []) + (finished_runs() if finished else [])
     if not ids:
@@ -265,8 +265,8 @@ def show_command(
     from rich.syntax import Syntax
 
     from harness.agents.trajectory import render_trajectory
-    from harness.graph.live import print_summary
-    from harness.graph.runner import RunError, run_details
+    from harness.runs.live import print_summary
+    from harness.runs.runner import RunError, run_details
 
     from harness.printable import printable
 
@@ -352,8 +352,8 @@ def _with_view(call: Any, live: bool = True) -> Any:
     as Ctrl-C does (recorded `interrupted`, resumable)."""
     from rich.live import Live
 
-    from harness.graph.live import LiveView
     from harness.graph.signals import terminate_as_interrupt
+    from harness.runs.live import LiveView
 
     console = wide_console()
     with terminate_as_interrupt():
@@ -392,8 +392,8 @@ def _plain_events(console: Any) -> Any:
 def _finish(outcome: Any, *, interactive: bool, live: bool = True) -> None:
     """Print the outcome; ask the question at the terminal when there is one and we may."""
 
-    from harness.graph.live import print_summary
-    from harness.graph.runner import AnswerError, answer_run
+    from harness.runs.live import print_summary
+    from harness.runs.runner import AnswerError, answer_run
 
     console = wide_console()
     while outcome.status == "paused" and interactive:
@@ -437,7 +437,7 @@ def _exact_answer_command(outcome: Any) -> str:
     question = outcome.summary.get("question") or {}
     options = question.get("options") or []
     if options:
-        from harness.graph.answers import option_labels
+        from harness.runs.answers import option_labels
 
         labels = option_labels(question)
         recommended = str(question.get("recommended_option", "")).lower()
@@ -450,8 +450,8 @@ def _show_question(console: Any, outcome: Any) -> None:
     from rich.markup import escape
     from rich.panel import Panel
 
-    from harness.graph.answers import option_labels
     from harness.printable import printable_data
+    from harness.runs.answers import option_labels
 
     q = {k: escape(str(v)) if isinstance(v, str) else v for k, v in printable_data(outcome.summary.get("question") or {}).items()}
     lines = [f"[bold]{q.get('question', '')}[/bold]", ""]

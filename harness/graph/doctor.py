@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.graph.config import RunConfig, config_problems
+from harness.run_config.config import RunConfig, config_problems
 from harness.sandbox.preflight import Check, failures, run_preflight
 
 
@@ -26,16 +26,16 @@ class DoctorReport:
 def run_doctor(cfg: RunConfig) -> DoctorReport:
     """Validate the input as a run would, then run the preflight in a new sandbox on a
     temporary worktree that is removed afterwards (the checkout keeps no branch)."""
-    from harness.graph.validation import validate_run_input
+    from harness.run_config.validation import validate_run_input
 
     cfg.model = "human"  # doctor never calls a model
     packet, problems = validate_run_input(cfg)
     problems = [p for p in problems if not p.startswith("mode:")] if packet is not None else problems
     if problems or packet is None:
         return DoctorReport(problems=problems or list(config_problems(cfg)))
-    # Loaded only once the input is good (the graph's nodes bring LangGraph with them).
-    from harness.graph.nodes import _official_ref_dir
-    from harness.graph.resources import executor_options
+    # Loaded only once the input is good (the sandboxes and the graph's helpers are not needed before).
+    from harness.graph.nodes.common import official_ref_dir
+    from harness.runs.resources import executor_options
     from harness.sandbox.executors import InfrastructureError, make_executor
     from harness.sandbox.workspace import Workspace
     home = Path(tempfile.mkdtemp(prefix="fastvideo-harness-doctor-"))
@@ -44,7 +44,7 @@ def run_doctor(cfg: RunConfig) -> DoctorReport:
     executor = None
     report = DoctorReport()
     try:
-        ws = Workspace.create(cfg.repo, run_id, official_ref_dir=_official_ref_dir(packet, Path(cfg.repo)), root=home)
+        ws = Workspace.create(cfg.repo, run_id, official_ref_dir=official_ref_dir(packet, Path(cfg.repo)), root=home)
         executor = make_executor(cfg.sandbox, ws, run_id=run_id, **executor_options(cfg))
         executor.start()
         report.notices += [line for line in (getattr(getattr(executor, "python", None), "notice", ""),

@@ -15,7 +15,7 @@ import subprocess
 from typing import Any
 
 from harness.agents.trajectory import Redactor
-from harness.graph.answers import option_labels
+from harness.runs.answers import option_labels
 
 COMMAND_TIMEOUT_S = 30.0
 POST_TIMEOUT_S = 10.0

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.graph.config import configured
 from harness.graph.state import RunState
+from harness.run_config.config import configured
 
 END = "__end__"
 AGENT_NODES = ("plan", "implement", "debug")

@@ -57,9 +57,9 @@ def open_run(state: RunState, runtime: Runtime) -> dict[str, Any]:
     """Check the inputs and make the run directory; nothing is created for bad input."""
     if state.get("run_id"):  # started by the harness's own runner, which did all this
         return {}
-    from harness.graph.config import RunConfig, new_run_id
-    from harness.graph.runner import SERVER_DRIVER, absolute_config, create_run_dir
-    from harness.graph.validation import validate_run_input
+    from harness.run_config.config import RunConfig, new_run_id
+    from harness.run_config.validation import validate_run_input
+    from harness.runs.runner import SERVER_DRIVER, absolute_config, create_run_dir
 
     data = dict(state.get("config") or {})
     sent = [name for name in SERVER_SETTINGS if name in data]

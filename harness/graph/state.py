@@ -1,7 +1,7 @@
 """The graph's state: plain JSON values only, so the SQLite checkpointer can store every step.
 
 Live objects (the workspace, the executor, the model) are never kept here; nodes rebuild them
-from `config` through `harness.graph.resources`.
+from `config` through `harness.runs.resources`.
 """
 
 from __future__ import annotations

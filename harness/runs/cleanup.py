@@ -14,7 +14,7 @@ from pathlib import Path
 import git
 
 from harness.graph.checkpoint import RunBusyError, run_lock
-from harness.graph.config import harness_home, run_dir as run_dir_for, runs_dir
+from harness.run_config.config import harness_home, run_dir as run_dir_for, runs_dir
 
 # Runs that ended with a handoff; `clean --finished` removes these.
 FINISHED = ("completed", "blocked")

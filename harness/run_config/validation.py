@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.graph.config import RunConfig, config_problems, harness_home, home_problems
-from harness.graph.inputs import input_problems
+from harness.run_config.config import RunConfig, config_problems, harness_home, home_problems
+from harness.run_config.inputs import input_problems
 
 
 def validate_run_input(cfg: RunConfig) -> tuple[Any, list[str]]:

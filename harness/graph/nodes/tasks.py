@@ -12,6 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from harness.agents.concerns import render_open
+from harness.agents.memory import RunMemory
+from harness.agents.prompts import system_for
+from harness.agents.tools import parity_report
+from harness.contracts import ComponentContext
+from harness.graph.nodes.common import parity_from_dict
 from harness.graph.state import RunState
 
 ROLE_FOR_NODE = {"plan": "planner", "implement": "implementer", "debug": "debugger"}
@@ -20,16 +26,12 @@ ROLE_FOR_NODE = {"plan": "planner", "implement": "implementer", "debug": "debugg
 def system_prompt(role: str, skill: Any, packet: dict[str, Any], environment: str = "", *,
                   parity_test_exists: bool = True) -> Any:
     """Role prompt, where things are, skill text and packet: the stable (cacheable) part of every call."""
-    from harness.agents.prompts import system_for
-
     return system_for(role, skill.text_for_agents(parity_test_exists=parity_test_exists), packet_text(packet),
                       environment)
 
 
 def packet_text(packet: dict[str, Any]) -> str:
     """The packet in the contract's own text form (the skill's component_context.md describes it)."""
-    from harness.contracts import ComponentContext
-
     try:
         return ComponentContext.model_validate(packet).to_text()
     except ValueError:  # an older state's packet that no longer validates: shown as JSON
@@ -37,8 +39,6 @@ def packet_text(packet: dict[str, Any]) -> str:
 
 
 def _memory_block(state: RunState) -> str:
-    from harness.agents.memory import RunMemory
-
     text = RunMemory.from_state(dict(state)).render()
     return f"What the earlier roles reported (their own words; the harness checks them):\n{text}" if text else ""
 
@@ -58,8 +58,6 @@ def decisions_block(state: RunState) -> str:
 
 
 def _concerns_block(state: RunState) -> str:
-    from harness.agents.concerns import render_open
-
     return render_open(list(state.get("concerns") or []), dict(state.get("resolved_concerns") or {}))
 
 
@@ -120,9 +118,6 @@ def reuse_note(state: RunState) -> str:
 
 
 def debug_task(state: RunState, drift_checklist: tuple[str, ...] | list[str], *, config_map: str = "") -> str:
-    from harness.agents.tools import parity_report
-    from harness.graph.nodes import parity_from_dict
-
     packet = state.get("packet") or {}
     parity = state.get("last_parity") or {}
     run = parity_from_dict(parity)

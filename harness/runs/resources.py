@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.graph.config import RunConfig, harness_home, run_dir as run_dir_for
+from harness.run_config.config import RunConfig, harness_home, run_dir as run_dir_for
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -52,7 +52,7 @@ class RunResources:
         self._executor: Any = None
         self._executor_started = False
         self._model: Any = None
-        # Seconds spent in the model and in tests by the node now running (see nodes.timed).
+        # Seconds spent in the model and in tests by the node now running (see harness.graph.nodes.common.timed).
         self.model_s = 0.0
         self.test_s = 0.0
         self.log = _run_logger(run_id, self.run_dir)

@@ -18,12 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.graph.answers import AnswerError, validate_answer
 from harness.graph.checkpoint import CHECKPOINT_DB, RunBusyError, open_checkpointer, run_lock, thread_config
-from harness.graph.config import RunConfig, harness_home, home_problems, new_run_id, run_dir as run_dir_for, runs_dir
 from harness.graph.faults import SUSPENDED_EXIT_CODE, fault_reason, resume_command
-from harness.graph.resources import EventSink, RunResources
-from harness.graph.validation import validate_run_input
+from harness.run_config.config import RunConfig, harness_home, home_problems, new_run_id, run_dir as run_dir_for, runs_dir
+from harness.run_config.validation import validate_run_input
+from harness.runs.answers import AnswerError, validate_answer
+from harness.runs.resources import EventSink, RunResources
 
 SERVER_DRIVER = "langgraph-server"  # run.json's driver for runs LangGraph's server started
 
@@ -388,7 +388,7 @@ def _summary(res: RunResources, values: dict, outcome: RunOutcome, error: str | 
 
 
 def answer_command(run_id: str, hatch: dict[str, Any]) -> str:
-    from harness.graph.answers import option_labels
+    from harness.runs.answers import option_labels
 
     n = len(option_labels(hatch))
     return f"harness answer {run_id} --option N  (N = 1..{n})" if n else f'harness answer {run_id} --text "..."'
