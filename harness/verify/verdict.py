@@ -452,7 +452,9 @@ def run_verdict(
         if moved:
             problems.append("the worktree changed while the verdict ran (a process is still writing): "
                             + ", ".join(moved[:5]))
-        if problems and run.status == "non_skip_pass":
+        # A pass is never trusted with a problem; and a tree that moved under the test gives a
+        # result of no tree at all (a skip read from a half-written file), so it is red too.
+        if problems and (run.status == "non_skip_pass" or (moved and run.status not in ("debug_red", "blocked"))):
             run = run.model_copy(update={"status": "debug_red", "blocker": None,
                                          "first_failure": "verdict not trusted: " + "; ".join(problems[:8])})
         _append_log(run.log_path, problems, port_result, run.comparison_lines if evidence == "isolated" else [])
