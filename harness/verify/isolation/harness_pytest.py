@@ -24,7 +24,7 @@ import pytest
 
 if __name__ == "__main__":
     gc.freeze()
-    code = int(pytest.console_main())
+    code = int(pytest.main())  # the arguments are sys.argv[1:], as `python -m pytest` takes them
     sys.stdout.flush()
     sys.stderr.flush()
     ctypes.CDLL(None).fflush(None)
