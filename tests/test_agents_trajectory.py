@@ -52,7 +52,7 @@ def test_redaction_takes_whole_tokens_only_and_never_alters_harness_paths():
     names = ("ask-vae-two-definitions", "task-sk-abcdefghijklmnop", "disk-0123456789abcdefgh",
              "sk-vae-two-definitions-crop", "sk-0123456789abcdef0123", "hf_weights_path")
     for name in names:  # task ids and paths that merely contain a key prefix are ordinary text
-        assert r.text(f"/work/{name}/tests/x.py") == f"/work/{name}/tests/x.py"
+        assert r.text(f"/srv/{name}/tests/x.py") == f"/srv/{name}/tests/x.py"
     assert r.text(f"key={key}.") == "key=[REDACTED:OPENAI_API_KEY]."
     assert r.text(f"a x{key}b") == "a x[REDACTED:OPENAI_API_KEY]b"  # a generated value, even glued to text
     plain = Redactor(env={"DEPLOY_TOKEN": "vae-two-definitions"})  # not generated: whole tokens only
