@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 import re
 
+from harness.verify.guard_parity_test import dotted_name
+
 # Comparison functions whose second argument is the expected (official) value.
 _COMPARISONS = {"assert_close", "assert_allclose", "allclose", "assert_array_almost_equal", "assert_almost_equal"}
 _EXPECTED_KEYWORDS = ("expected", "desired", "other")
@@ -27,22 +29,12 @@ class VariantError(ValueError):
     """The test cannot be turned into this variant (the message says why)."""
 
 
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
 def _mentions_cuda(node: ast.AST) -> bool:
-    return any(_dotted(n).startswith("torch.cuda") for n in ast.walk(node) if isinstance(n, ast.Attribute))
+    return any(dotted_name(n).startswith("torch.cuda") for n in ast.walk(node) if isinstance(n, ast.Attribute))
 
 
 def _is_skip_call(node: ast.AST) -> bool:
-    return isinstance(node, ast.Call) and _dotted(node.func) in ("pytest.skip", "skip")
+    return isinstance(node, ast.Call) and dotted_name(node.func) in ("pytest.skip", "skip")
 
 
 def _cuda_skip_conditions(tree: ast.AST) -> list[ast.expr]:
@@ -50,7 +42,7 @@ def _cuda_skip_conditions(tree: ast.AST) -> list[ast.expr]:
     `if <cond>: pytest.skip(...)`."""
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _dotted(node.func).endswith("mark.skipif") and node.args:
+        if isinstance(node, ast.Call) and dotted_name(node.func).endswith("mark.skipif") and node.args:
             if _mentions_cuda(node.args[0]):
                 out.append(node.args[0])
         elif isinstance(node, ast.If) and _mentions_cuda(node.test):
@@ -72,7 +64,7 @@ def cuda_uses(source: str) -> list[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and _CUDA_DEVICE.match(node.value):
             uses.append((node.lineno, f"device {node.value!r}"))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            name = _dotted(node.func)
+            name = dotted_name(node.func)
             if node.func.attr == "cuda" and not name.startswith("torch."):
                 uses.append((node.lineno, ".cuda()"))
             elif name.startswith("torch.cuda.") and name.split(".")[-1] not in _CPU_SAFE_CUDA:
@@ -127,7 +119,7 @@ def cpu_variant(test_source: str) -> str:
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and _CUDA_DEVICE.match(node.value):
             edits.replace(node, '"cpu"')
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "cuda"
-              and not _dotted(node.func).startswith("torch.") and not node.args and not node.keywords):
+              and not dotted_name(node.func).startswith("torch.") and not node.args and not node.keywords):
             edits.replace(node, f"{edits.text(node.func.value)}.cpu()")
     variant = edits.apply()
     left = cuda_uses(variant)
@@ -153,7 +145,7 @@ def comparison_calls(source: str) -> list[ast.Call]:
     calls = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
-            name = _dotted(node.func)
+            name = dotted_name(node.func)
             last = name.rsplit(".", 1)[-1]
             if (last in _COMPARISONS or name == "torch.equal") and _expected_argument(node) is not None:
                 calls.append(node)

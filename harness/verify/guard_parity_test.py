@@ -31,7 +31,7 @@ def _call_name(node: ast.AST) -> str:
     return ""
 
 
-def _dotted(node: ast.AST) -> str:
+def dotted_name(node: ast.AST) -> str:
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
@@ -65,7 +65,7 @@ def _tolerance_key(name: str) -> str | None:
 
 def _is_skip_marker(node: ast.AST) -> str | None:
     """A decorator / pytestmark value that always skips (or xfails) the test."""
-    dotted = _dotted(node.func if isinstance(node, ast.Call) else node)
+    dotted = dotted_name(node.func if isinstance(node, ast.Call) else node)
     last = dotted.rsplit(".", 1)[-1]
     if last in ("skip", "xfail") and ("mark" in dotted or "unittest" in dotted or dotted == last):
         return f"@{dotted}"
@@ -209,7 +209,7 @@ def _unconditional_statements(body: list[ast.stmt]) -> list[ast.stmt]:
 
 def _is_skip_call(stmt: ast.stmt) -> bool:
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-        dotted = _dotted(stmt.value.func)
+        dotted = dotted_name(stmt.value.func)
         return dotted in ("pytest.skip", "skip", "pytest.xfail", "unittest.skip") or dotted.endswith(".skipTest")
     if isinstance(stmt, ast.Raise) and stmt.exc is not None:
         return _call_name(stmt.exc) in ("Skipped", "SkipTest")
